@@ -1,0 +1,34 @@
+# make run: serve the site with the WeChat sandbox on http://127.0.0.1:8000
+# make test: the whole test suite against a real MariaDB and the sandbox over HTTP
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= settings.toml
+
+.PHONY: run test venv db browser lint clean
+
+run: db
+	$(PY) server.py --config $(CONFIG)
+
+test: db browser
+	$(PY) -m pytest
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+db: venv
+	PY=$(PY) CONFIG=$(CONFIG) scripts/ensure-mysql.sh
+
+browser:
+	scripts/ensure-chromium.sh
+
+lint: venv
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,99 @@
+"""Serve wxlogin: `python server.py --config settings.toml`.
+
+Loads and validates the settings, applies migrations, builds the services (pool, WeChat client),
+serves the app, and on SIGTERM/SIGINT stops accepting, lets in-flight requests finish, closes the pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "site"))
+
+import tornado.httpserver  # noqa: E402
+
+from wxlogin.app import make_app  # noqa: E402
+from wxlogin.config import ConfigError, Settings, load_settings  # noqa: E402
+from wxlogin.errors import DatabaseUnavailable  # noqa: E402
+from wxlogin.logsetup import configure_logging  # noqa: E402
+from wxlogin.services import build_services  # noqa: E402
+from wxlogin.store.migrations import migrate  # noqa: E402
+
+logger = logging.getLogger("wxlogin.server")
+PURGE_INTERVAL = 600
+DRAIN_SECONDS = 10
+
+
+def announce(settings: Settings) -> None:
+    """Say loudly what this process talks to, so a sandbox or a stand-in is never mistaken for WeChat."""
+    wx = settings.wechat
+    if wx.sandbox:
+        logger.warning("SANDBOX MODE: WeChat is emulated at %s; nobody here logs in with real WeChat", wx.open_base)
+    elif not wx.is_official:
+        logger.warning("WeChat bases are NOT the official ones: open_base=%s api_base=%s", wx.open_base, wx.api_base)
+    logger.info("serving %s on %s:%d", settings.server.public_url, settings.server.host, settings.server.port)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then drain and close."""
+    try:
+        applied = await migrate(settings.mysql)
+        if applied:
+            logger.info("database schema migrated to version %d", applied[-1])
+    except DatabaseUnavailable as exc:
+        logger.warning("could not check the schema at start-up (%s); continuing, pages will say 503", exc.detail)
+    services = build_services(settings)
+    app = make_app(settings, services)
+    server = tornado.httpserver.HTTPServer(
+        app, xheaders=False, max_body_size=settings.server.max_body_size, max_header_size=16 * 1024,
+        idle_connection_timeout=60, body_timeout=15,
+    )
+    server.listen(settings.server.port, settings.server.host)
+    announce(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def purge_forever() -> None:
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL)
+            try:
+                await services.users.purge_expired()
+            except DatabaseUnavailable:
+                pass
+
+    purger = asyncio.create_task(purge_forever())
+    await stop.wait()
+    logger.info("shutting down: no new connections, draining in-flight requests")
+    server.stop()
+    purger.cancel()
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        logger.warning("some connections were still open after %ds", DRAIN_SECONDS)
+    await services.close()
+    logger.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve wxlogin.")
+    parser.add_argument("--config", default="settings.toml", help="path to settings.toml")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"wxlogin: configuration error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""make_app(settings, services): the Tornado application (Jinja environment, routes, 404 last)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+import tornado.web
+
+from wxlogin.config import Settings
+from wxlogin.handlers import oauth, pages
+from wxlogin.handlers.pages import NotFoundHandler
+from wxlogin.services import Services
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+
+
+def make_jinja_env(debug: bool) -> jinja2.Environment:
+    """One environment for the whole app: autoescape, StrictUndefined, reloading only in debug."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(("html",), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        auto_reload=debug,
+        cache_size=400,
+    )
+
+
+def content_security_policy(settings: Settings) -> str:
+    """CSP for pages: only our own resources, plus WeChat's QR page in a frame and avatars over https."""
+    qr = urlsplit(settings.wechat.open_base)
+    frame = "'self'" if qr.netloc == urlsplit(settings.server.public_url).netloc else f"{qr.scheme}://{qr.netloc}"
+    return (
+        "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
+        f"frame-src {frame}; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    )
+
+
+def cookie_names(settings: Settings) -> dict[str, str]:
+    # __Host- cookies must be Secure; local development runs on plain http, so the prefix follows public_url.
+    prefix = "__Host-" if settings.server.secure_cookies else ""
+    return {"session": prefix + "wxsid", "binding": prefix + "wxstate"}
+
+
+def make_app(settings: Settings, services: Services) -> tornado.web.Application:
+    """Build the application; reads nothing global."""
+    jinja_env = make_jinja_env(settings.server.debug)
+    routes = pages.routes + oauth.routes
+    if settings.wechat.sandbox:
+        from wxlogin import sandbox
+
+        routes = routes + sandbox.routes(sandbox.build_sandbox(settings, jinja_env))
+    secure = settings.server.secure_cookies
+    return tornado.web.Application(
+        routes,
+        services=services,
+        jinja_env=jinja_env,
+        csp=content_security_policy(settings),
+        cookie_names=cookie_names(settings),
+        static_path=str(STATIC),
+        static_url_prefix="/static/",
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": secure},
+        default_handler_class=NotFoundHandler,
+        debug=False,
+        autoreload=False,
+        compiled_template_cache=True,
+        serve_traceback=False,
+        compress_response=False,
+    )

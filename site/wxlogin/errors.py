@@ -1,0 +1,157 @@
+"""Domain errors with stable codes; handlers map them to HTTP (no statuses live here)."""
+
+from __future__ import annotations
+
+
+class WxLoginError(Exception):
+    """Base of every expected failure; ``code`` is stable and shown to API clients."""
+
+    code = "internal_error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+
+
+class BadRequest(WxLoginError):
+    code = "bad_request"
+
+
+class DatabaseUnavailable(WxLoginError):
+    """MySQL could not be reached in time; the request may be retried later."""
+
+    code = "database_unavailable"
+
+
+class StateInvalid(WxLoginError):
+    """The OAuth ``state`` failed a check; ``reason`` says which (for logs, never for pages)."""
+
+    code = "state_invalid"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StateExpired(StateInvalid):
+    code = "state_expired"
+
+    def __init__(self) -> None:
+        super().__init__("expired")
+
+
+class StateUnbound(StateInvalid):
+    """The browser that returned is not the one that started the flow (binding cookie missing)."""
+
+    code = "state_unbound"
+
+    def __init__(self) -> None:
+        super().__init__("unbound")
+
+
+class StateReplayed(StateInvalid):
+    code = "state_replayed"
+
+    def __init__(self) -> None:
+        super().__init__("replayed")
+
+
+class LoginCancelled(WxLoginError):
+    code = "login_cancelled"
+
+
+class SnapshotUser(WxLoginError):
+    """WeChat handed us a snapshot-page virtual person; nothing may be created for it."""
+
+    code = "snapshot_user"
+
+
+class AccountDisabled(WxLoginError):
+    code = "account_disabled"
+
+
+class LinkConflict(WxLoginError):
+    """The WeChat identity being linked already belongs to another account."""
+
+    code = "link_conflict"
+
+    def __init__(self, other_user_id: int) -> None:
+        super().__init__(f"identity belongs to user {other_user_id}")
+        self.other_user_id = other_user_id
+
+
+class LastLoginMethod(WxLoginError):
+    code = "last_login_method"
+
+
+class NotFound(WxLoginError):
+    code = "not_found"
+
+
+# --- WeChat upstream -----------------------------------------------------------------------
+
+
+class WeChatError(WxLoginError):
+    """WeChat answered with an errcode, or not usefully at all."""
+
+    code = "wechat_error"
+
+    def __init__(self, errcode: int | None = None, errmsg: str = "", rid: str = "") -> None:
+        super().__init__(f"errcode={errcode} errmsg={errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.rid = rid
+
+
+class WeChatUnavailable(WeChatError):
+    """Network failure, timeout, 5xx or an unreadable body: WeChat is not answering properly."""
+
+    code = "wechat_unavailable"
+
+
+class WeChatBusy(WeChatError):
+    """errcode -1 (system busy) after the one retry."""
+
+    code = "wechat_busy"
+
+
+class CodeInvalid(WeChatError):
+    """The code is wrong, expired or already used (40029, 40163, 42003, 41008)."""
+
+    code = "code_invalid"
+
+
+class WeChatRateLimited(WeChatError):
+    """45011: the per-minute quota is exhausted."""
+
+    code = "wechat_rate_limited"
+
+
+class WeChatRiskBlocked(WeChatError):
+    """40226: WeChat blocked a high-risk user."""
+
+    code = "wechat_blocked"
+
+
+class WeChatMisconfigured(WeChatError):
+    """appid/secret/grant wrong (40013, 40125, 41002, ...): an operator must fix the settings."""
+
+    code = "wechat_misconfigured"
+
+
+class AccessTokenExpired(WeChatError):
+    """42001/40001/40014 on a user token: refresh it with the refresh token."""
+
+    code = "access_token_expired"
+
+
+class RefreshTokenExpired(WeChatError):
+    """40030/42002/42007: the person must authorise again."""
+
+    code = "refresh_token_expired"
+
+
+class ScopeUnauthorized(WeChatError):
+    """48001/50001: the grant does not allow this call (e.g. userinfo on snsapi_base)."""
+
+    code = "scope_unauthorized"

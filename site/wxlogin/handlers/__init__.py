@@ -1,0 +1,1 @@
+"""Tornado handlers and templating glue; each module ends with its ``routes``."""

@@ -1,0 +1,184 @@
+"""BaseHandler: the signed-in person, one render method, security headers, and errors as friendly pages.
+
+``prepare`` resolves the session and never lets it 500: a bad cookie means anonymous (and is cleared),
+a database outage is a 503 page. Every handler method is marked ``public`` or ``login_required`` so a
+test can walk the routes and prove none was forgotten.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import jinja2
+import tornado.web
+
+from wxlogin.errors import DatabaseUnavailable, WxLoginError
+from wxlogin.handlers.errors import page_for_error, page_for_status
+from wxlogin.handlers.i18n import Translator, choose_locale
+from wxlogin.models import RequestContext, SessionClaims, User
+from wxlogin.services import Services
+from wxlogin.services.sessions import ResolvedSession
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def public(method: F) -> F:
+    """Mark a handler method as open to anonymous visitors."""
+    method.access = "public"  # type: ignore[attr-defined]
+    return method
+
+
+def login_required(method: F) -> F:
+    """Mark a handler method as needing a signed-in person; others go to /login and come back."""
+
+    @functools.wraps(method)
+    async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
+        if self.current_user is None:
+            if self.request.method in ("GET", "HEAD"):
+                self.redirect("/login?" + urlencode({"next": self.request.uri}))
+                return None
+            raise tornado.web.HTTPError(403)
+        result = method(self, *args, **kwargs)
+        if isinstance(result, Awaitable):
+            return await result
+        return result
+
+    wrapper.access = "login_required"  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Common ground for every page and API handler."""
+
+    services: Services
+    session: ResolvedSession | None = None
+
+    def initialize(self) -> None:
+        self.services = self.application.settings["services"]
+        self.session = None
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def cookie_names(self) -> dict[str, str]:
+        return self.application.settings["cookie_names"]
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.services.settings.server.secure_cookies
+
+    async def prepare(self) -> None:
+        chosen = self.get_query_argument("lang", None)
+        if chosen in ("zh", "en"):
+            self.set_cookie("lang", chosen, max_age=365 * 24 * 3600, samesite="Lax", secure=self.secure_cookies)
+        value = self.get_cookie(self.cookie_names["session"])
+        if not value:
+            return
+        self.session = await self.services.sessions.resolve(value)
+        if self.session is None:
+            self.clear_session_cookie()
+        elif self.session.needs_refresh:
+            self.set_session_cookie(self.services.sessions.cookie_value(self.session.claims))
+
+    def get_current_user(self) -> User | None:
+        return self.session.user if self.session else None
+
+    @property
+    def session_claims(self) -> SessionClaims | None:
+        return self.session.claims if self.session else None
+
+    def set_session_cookie(self, value: str) -> None:
+        self.set_cookie(
+            self.cookie_names["session"], value, max_age=self.services.settings.server.session_max_age,
+            httponly=True, secure=self.secure_cookies, samesite="Lax",
+        )
+
+    def clear_session_cookie(self) -> None:
+        self.clear_cookie(self.cookie_names["session"], httponly=True, secure=self.secure_cookies, samesite="Lax")
+
+    def request_context(self) -> RequestContext:
+        return RequestContext(ip=self.client_ip(), user_agent=self.request.headers.get("User-Agent", "")[:255])
+
+    def client_ip(self) -> str:
+        # X-Forwarded-For is honoured only from a configured proxy; anyone can send the header.
+        peer = self.request.remote_ip or ""
+        if peer in self.services.settings.ratelimit.trusted_proxies:
+            forwarded = self.request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+            if forwarded:
+                return forwarded[:45]
+        return peer[:45]
+
+    # --- rendering --------------------------------------------------------------------------
+
+    @property
+    def locale_code(self) -> str:
+        return choose_locale(
+            self.get_query_argument("lang", None), self.get_cookie("lang"),
+            self.request.headers.get("Accept-Language", ""),
+        )
+
+    def render_template(self, name: str, **context: Any) -> None:
+        """Render a Jinja2 template with the common namespace; fetch data before calling this."""
+        env: jinja2.Environment = self.application.settings["jinja_env"]
+        translator = Translator(self.locale_code)
+        namespace = {
+            "current_user": self.current_user,
+            "static_url": self.static_url,
+            "reverse_url": self.reverse_url,
+            "xsrf_token": self.xsrf_token.decode("ascii"),
+            "locale": translator.locale,
+            "_": translator.gettext,
+            "sandbox": self.services.settings.wechat.sandbox,
+            "request_path": self.request.path,
+            "lang_switch_url": self._lang_switch_url(translator.locale),
+        }
+        namespace.update(context)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(env.get_template(name).render(**namespace))
+
+    def _lang_switch_url(self, locale: str) -> str:
+        query = [(k, v[-1].decode("utf-8", "replace")) for k, v in self.request.query_arguments.items() if k != "lang"]
+        query.append(("lang", "zh" if locale == "en" else "en"))
+        return self.request.path + "?" + urlencode(query)
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Content-Security-Policy", self.application.settings["csp"])
+        self.clear_header("Server")
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, WxLoginError):
+            page = page_for_error(exc)
+        else:
+            page = page_for_status(status_code)
+        self.set_status(page.status)
+        self.set_header("Cache-Control", "no-store")
+        retry = self.get_retry_url() if page.retry else None
+        self.render_template("error.html", page=page, retry_url=retry)
+
+    def get_retry_url(self) -> str:
+        return "/login"
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # Expected failures get one warning line; only real bugs get "Uncaught exception".
+        if isinstance(value, DatabaseUnavailable):
+            logger.warning("%s %s: database unavailable (%s)", self.request.method, self.request.path, value.detail)
+        elif isinstance(value, WxLoginError):
+            logger.warning("%s %s: %s", self.request.method, self.request.path, value.code)
+        elif isinstance(value, tornado.web.HTTPError):
+            if value.status_code >= 500:
+                logger.warning("%s %s: HTTP %d", self.request.method, self.request.path, value.status_code)
+        else:
+            super().log_exception(typ, value, tb)
+

@@ -1,0 +1,106 @@
+"""English for every Chinese string the pages show (a test keeps this complete)."""
+
+EN: dict[str, str] = {
+    # layout
+    "微信登录": "Sign in with WeChat",
+    "沙盒模式：登录使用模拟的微信，不会连接真实微信": "Sandbox mode: logins use a simulated WeChat, never the real one",
+    "微信用户": "WeChat user",
+    "登录": "Sign in",
+    # home
+    "首页": "Home",
+    "你好，{name}": "Hello, {name}",
+    "你已使用微信登录。": "You are signed in with WeChat.",
+    "查看我的账号": "My account",
+    "使用微信，一步登录": "One step to sign in with WeChat",
+    "电脑上扫码，微信里一键，小程序和 App 自动登录：同一个微信，始终是同一个账号。":
+        "Scan on a computer, tap inside WeChat, or sign in from the mini-program and the app: "
+        "one WeChat, always one account.",
+    # login
+    "微信扫码登录": "Scan with WeChat to sign in",
+    "微信登录二维码": "WeChat sign-in QR code",
+    "打开手机微信，扫一扫上方二维码，在手机上确认后即可登录。":
+        "Open WeChat on your phone, scan the code above and confirm on the phone.",
+    "二维码显示不出来？在新页面中打开": "QR code not showing? Open it in a new page",
+    "首次登录将自动创建账号。我们只会获取你的微信昵称和头像。":
+        "Your first sign-in creates your account. We only read your WeChat nickname and avatar.",
+    # account
+    "我的账号": "My account",
+    "账号 ID": "Account ID",
+    "注册于": "joined",
+    "微信只提供了匿名资料（微信用户、灰色头像）。": "WeChat only provided an anonymous profile (WeChat user, grey avatar).",
+    "登录方式": "Ways to sign in",
+    "绑定于": "linked",
+    "最近登录": "Recent sign-ins",
+    "时间 (UTC)": "Time (UTC)",
+    "方式": "Method",
+    "结果": "Result",
+    "成功": "Success",
+    "退出登录": "Sign out",
+    "退出所有设备": "Sign out everywhere",
+    "网站扫码登录": "Website QR code",
+    "公众号登录": "Official account",
+    "移动应用登录": "Mobile app",
+    "小程序登录": "Mini-program",
+    # errors
+    "重新登录": "Sign in again",
+    "返回首页": "Back to home",
+    "登录链接已过期": "The sign-in link has expired",
+    "登录需在 10 分钟内完成。请重新发起登录。": "Sign-in must be completed within 10 minutes. Please start again.",
+    "无法确认是你本人发起的登录": "We could not confirm that you started this sign-in",
+    "请在发起登录的同一个浏览器中完成登录，并允许本站使用 Cookie。":
+        "Please finish signing in in the browser where you started, and allow this site's cookies.",
+    "登录链接已被使用": "The sign-in link was already used",
+    "每个登录链接只能使用一次。请重新发起登录。": "Each sign-in link works once. Please start again.",
+    "登录链接无效": "The sign-in link is not valid",
+    "这个登录链接不完整或已被修改。请重新发起登录。": "This sign-in link is incomplete or was altered. Please start again.",
+    "你已取消登录": "You cancelled the sign-in",
+    "你在微信中拒绝了授权，没有登录。想登录时可以再试一次。":
+        "You declined in WeChat, so you are not signed in. Try again whenever you like.",
+    "请使用完整服务": "Please use the full service",
+    "你正在查看页面快照。请点击页面底部的「使用完整服务」，然后再次登录。":
+        "You are viewing a page snapshot. Tap \u201cUse full service\u201d (使用完整服务) at the bottom, then sign in again.",
+    "微信登录凭证已失效": "WeChat's sign-in code is no longer valid",
+    "微信返回的登录凭证已过期或已被使用。请重新发起登录。":
+        "The code WeChat returned has expired or was already used. Please start again.",
+    "登录过于频繁": "Too many sign-in attempts",
+    "请稍等一分钟后再试。": "Please wait a minute and try again.",
+    "微信拦截了这次登录": "WeChat blocked this sign-in",
+    "微信判断这次登录存在风险。请稍后再试或联系客服。":
+        "WeChat considered this sign-in risky. Please try later or contact support.",
+    "登录服务暂时不可用": "Sign-in is temporarily unavailable",
+    "网站的微信登录配置有误，我们已记录这个问题。请稍后再试。":
+        "The site's WeChat configuration has a problem; we have logged it. Please try later.",
+    "微信暂时没有响应": "WeChat is not responding",
+    "连接微信服务器失败。请稍后再试。": "We could not reach WeChat's servers. Please try again later.",
+    "微信繁忙": "WeChat is busy",
+    "微信服务器繁忙。请稍后再试。": "WeChat's servers are busy. Please try again later.",
+    "微信授权已过期": "Your WeChat authorisation has expired",
+    "请重新授权登录。": "Please authorise again.",
+    "微信授权范围不足": "The WeChat authorisation is not sufficient",
+    "微信登录失败": "WeChat sign-in failed",
+    "微信返回了错误。请稍后再试。": "WeChat returned an error. Please try again later.",
+    "账号已停用": "This account is disabled",
+    "这个账号已被停用。如有疑问请联系客服。": "This account has been disabled. Contact support if you have questions.",
+    "服务暂时不可用": "Service temporarily unavailable",
+    "我们的服务暂时无法处理请求，请稍后重试。": "We cannot handle requests right now. Please try again shortly.",
+    "这个微信已绑定其他账号": "This WeChat is linked to another account",
+    "这个微信身份属于另一个账号。": "This WeChat identity belongs to another account.",
+    "无法解除绑定": "Cannot unlink",
+    "账号至少需要保留一种登录方式。": "An account needs at least one way to sign in.",
+    "找不到页面": "Page not found",
+    "你访问的内容不存在。": "What you asked for does not exist.",
+    "请求无效": "Invalid request",
+    "请求的参数不正确。": "The request's parameters are not valid.",
+    "没有权限": "Forbidden",
+    "请求被拒绝。如果你刚才提交了表单，请刷新页面后再试。":
+        "The request was refused. If you just submitted a form, reload the page and try again.",
+    "你访问的页面不存在。": "The page you asked for does not exist.",
+    "请求方式不支持": "Method not allowed",
+    "这个地址不支持这种请求方式。": "This address does not accept that kind of request.",
+    "请求太大": "Request too large",
+    "提交的内容超过了大小限制。": "What you sent is over the size limit.",
+    "请求过于频繁": "Too many requests",
+    "请稍等一会儿再试。": "Please wait a moment and try again.",
+    "出错了": "Something went wrong",
+    "服务器遇到了问题，请稍后重试。": "The server ran into a problem. Please try again shortly.",
+}

@@ -1,0 +1,130 @@
+"""Frozen dataclasses that cross layers: identities, profiles, users, login methods and events."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class Channel(str, enum.Enum):
+    """One way of logging in with WeChat; each has its own appid."""
+
+    WEB = "web"  # website application, QR code (snsapi_login)
+    MP = "mp"  # official account, WeChat browser (snsapi_base / snsapi_userinfo)
+    APP = "app"  # mobile application (OpenSDK code)
+    MINIPROGRAM = "miniprogram"  # mini-program (wx.login + jscode2session)
+
+
+@dataclass(frozen=True)
+class WeChatIdentity:
+    """Who WeChat's server says the person is, for one appid."""
+
+    channel: Channel
+    appid: str
+    openid: str
+    unionid: str | None
+
+
+@dataclass(frozen=True)
+class WeChatProfile:
+    """The public profile WeChat handed us; placeholders are the anonymised 微信用户 values."""
+
+    nickname: str
+    avatar_url: str
+    is_placeholder: bool = False
+
+
+@dataclass(frozen=True)
+class WeChatTokens:
+    """A user-level OAuth grant from /sns/oauth2/access_token (never the mini-program session_key)."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    scope: str
+    openid: str
+    unionid: str | None
+    is_snapshot_user: bool = False
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    nickname: str
+    avatar_url: str
+    profile_is_placeholder: bool
+    unionid: str | None
+    session_version: int
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LoginMethod:
+    id: int
+    user_id: int
+    channel: Channel
+    appid: str
+    openid: str
+    unionid: str | None
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LoginEvent:
+    created_at: datetime
+    channel: str
+    outcome: str
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What login-or-register did: the user, whether it was created, and any unionid conflict."""
+
+    user: User
+    created: bool
+    conflict_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    """The contents of a session cookie or bearer token once its signature and age are checked."""
+
+    user_id: int
+    sid: str
+    session_version: int
+    issued_at: int
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a login attempt came from, for the audit trail."""
+
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class EncryptedGrant:
+    """WeChat credentials to keep for a login method, already encrypted (never stored in clear)."""
+
+    scope: str = ""
+    access_token_enc: bytes | None = None
+    refresh_token_enc: bytes | None = None
+    access_token_expires_in: int = 0
+    session_key_enc: bytes | None = None
+
+
+@dataclass(frozen=True)
+class CallbackClaim:
+    """The record of a consumed OAuth state: who it logged in, if it has finished."""
+
+    fresh: bool
+    same_code: bool
+    status: str
+    user_id: int | None

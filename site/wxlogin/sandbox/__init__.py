@@ -1,0 +1,36 @@
+"""The WeChat emulator, mounted under /_sandbox only when ``[wechat] sandbox = true``.
+
+It plays WeChat's servers over real HTTP so that a newcomer can run the whole product and tests can
+reach "WeChat" without the internet. It never imports the client, services or store: the client and
+the emulator must not be able to share a mistake.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import jinja2
+import tornado.web
+
+from wxlogin.config import SANDBOX_PREFIX, Settings
+from wxlogin.sandbox import pages, sns
+from wxlogin.sandbox.base import RegisteredApp, Sandbox
+
+
+def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
+    """Register the configured apps with the emulator, as if they were approved on WeChat's platforms."""
+    wx = settings.wechat
+    apps = {
+        a.appid: RegisteredApp(appid=a.appid, secret=a.secret.value, kind=kind)
+        for kind, a in (("web", wx.web), ("mp", wx.mp), ("app", wx.app), ("miniprogram", wx.miniprogram))
+    }
+    public = settings.server.public_url
+    return Sandbox(
+        base_url=public + SANDBOX_PREFIX, callback_host=urlsplit(public).netloc, apps=apps, jinja_env=jinja_env,
+    )
+
+
+def routes(sandbox: Sandbox) -> list[tornado.web.URLSpec]:
+    """Every sandbox route under /_sandbox."""
+    init = {"sandbox": sandbox}
+    return pages.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)

@@ -1,0 +1,62 @@
+"""The sandbox's test people and how WeChat would identify them under each appid."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+
+PERSON_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+GREY_AVATAR = (
+    "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1"
+    "icwxaQX6grC9VemZoJ8rg/132"
+)
+
+
+@dataclass(frozen=True)
+class Person:
+    key: str
+    nickname: str
+    description: str
+    has_unionid: bool = True
+    placeholder: bool = False
+    snapshot: bool = False
+
+
+PRESETS: tuple[Person, ...] = (
+    Person("zhangsan", "张三", "普通用户，公众号与网站绑定同一开放平台（有 unionid）"),
+    Person("panda", "🐼熊猫🎉 Panda", "昵称带 emoji 的用户（有 unionid）"),
+    Person("lisi", "李四", "应用未绑定开放平台：没有 unionid", has_unionid=False),
+    Person("anon", "微信用户", "微信只给匿名占位资料（灰色头像）", placeholder=True),
+    Person("snapshot", "快照用户", "公众号快照页中的虚拟用户（is_snapshotuser=1）", snapshot=True),
+)
+_BY_KEY = {p.key: p for p in PRESETS}
+
+
+def person(key: str) -> Person | None:
+    """Return a preset, or an ad-hoc person for any other valid key (tests use many)."""
+    if not PERSON_RE.match(key or ""):
+        return None
+    if key in _BY_KEY:
+        return _BY_KEY[key]
+    return Person(key, f"测试用户 {key}", "临时测试用户", has_unionid=not key.startswith("nounion"))
+
+
+def _digest(*parts: str) -> str:
+    raw = hashlib.sha256(":".join(parts).encode()).digest()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def openid_for(appid: str, p: Person) -> str:
+    """openid is per (person, appid), like WeChat's."""
+    return "o" + _digest("openid", appid, p.key)[:27]
+
+
+def unionid_for(p: Person) -> str | None:
+    """unionid is per person across every app of one open-platform account."""
+    return ("u" + _digest("unionid", p.key)[:27]) if p.has_unionid else None
+
+
+def avatar_for(p: Person, base_url: str) -> str:
+    return GREY_AVATAR if p.placeholder else f"{base_url}/avatar/{p.key}.svg"

@@ -1,0 +1,155 @@
+"""The emulated back-channel API: /sns/oauth2/access_token, /sns/userinfo, /sns/oauth2/refresh_token,
+/sns/auth and /sns/jscode2session, with WeChat's documented errcodes (protocol reference, sections 3, 5, 8)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import tornado.web
+
+from wxlogin.sandbox import people
+from wxlogin.sandbox.base import SandboxHandler
+from wxlogin.sandbox.state import ACCESS_TOKEN_TTL, CODE_TTL, REFRESH_TOKEN_TTL, Grant
+
+
+class SnsHandler(SandboxHandler):
+    """Shared parameter checks."""
+
+    def arg(self, name: str) -> str:
+        return self.get_query_argument(name, "") or ""
+
+    def check_app(self, with_secret: bool = True) -> Any:
+        """Return the registered app, or answer the errcode WeChat would and return None."""
+        appid = self.arg("appid")
+        if not appid:
+            self.wechat_error(41002, "appid missing")
+            return None
+        if with_secret and not self.arg("secret"):
+            self.wechat_error(41004, "appsecret missing")
+            return None
+        app = self.sandbox.app(appid)
+        if app is None:
+            self.wechat_error(40013, "invalid appid")
+            return None
+        if with_secret and self.arg("secret") != app.secret:
+            self.wechat_error(40125, "invalid appsecret")
+            return None
+        return app
+
+    def identity_fields(self, grant: Grant) -> dict[str, Any]:
+        person = people.person(grant.person)
+        assert person is not None
+        if grant.snapshot:
+            # Snapshot-page people are virtual: their IDs must never match the real person's.
+            return {"openid": people.openid_for(grant.appid, people.person("snapshot-" + person.key[:20])),
+                    "unionid": people.unionid_for(people.person("snapshot-" + person.key[:20]))}
+        return {"openid": people.openid_for(grant.appid, person), "unionid": people.unionid_for(person)}
+
+
+class AccessTokenHandler(SnsHandler):
+    """GET /sns/oauth2/access_token: exchange a code, once, within 5 minutes."""
+
+    def get(self) -> None:
+        app = self.check_app()
+        if app is None:
+            return
+        if self.arg("grant_type") != "authorization_code":
+            return self.wechat_error(40002, "invalid grant_type")
+        code = self.arg("code")
+        if not code:
+            return self.wechat_error(41008, "missing code")
+        grant = self.sandbox.state.codes.get(code)
+        if grant is None or grant.appid != app.appid:
+            return self.wechat_error(40029, "invalid code")
+        if grant.used:
+            return self.wechat_error(40163, "code been used")
+        if time.time() - grant.created > CODE_TTL:
+            return self.wechat_error(42003, "code expired")
+        grant.used = True
+        access, refresh = self.sandbox.state.issue_tokens(grant)
+        ids = self.identity_fields(grant)
+        body: dict[str, Any] = {
+            "access_token": access, "expires_in": ACCESS_TOKEN_TTL, "refresh_token": refresh,
+            "openid": ids["openid"], "scope": grant.scope,
+        }
+        # The current doc: an official account's unionid comes only with snsapi_userinfo.
+        if ids["unionid"] and grant.scope != "snsapi_base":
+            body["unionid"] = ids["unionid"]
+        if grant.snapshot:
+            body["is_snapshotuser"] = 1
+        self.write_wechat_json(body)
+
+
+class UserInfoHandler(SnsHandler):
+    """GET /sns/userinfo: the profile, for snsapi_userinfo / snsapi_login grants only."""
+
+    def get(self) -> None:
+        grant = self.sandbox.state.access_tokens.get(self.arg("access_token"))
+        if grant is None:
+            return self.wechat_error(40001, "invalid credential, access_token is invalid or not latest")
+        if time.time() - grant.created > ACCESS_TOKEN_TTL:
+            return self.wechat_error(42001, "access_token expired")
+        ids = self.identity_fields(grant)
+        if self.arg("openid") != ids["openid"]:
+            return self.wechat_error(40003, "invalid openid")
+        if grant.scope == "snsapi_base" or grant.snapshot:
+            return self.wechat_error(48001, "api unauthorized")
+        person = people.person(grant.person)
+        assert person is not None
+        body: dict[str, Any] = {
+            "openid": ids["openid"], "nickname": person.nickname, "sex": 0, "language": "",
+            "city": "", "province": "", "country": "",
+            "headimgurl": people.avatar_for(person, self.sandbox.base_url), "privilege": [],
+        }
+        if ids["unionid"]:
+            body["unionid"] = ids["unionid"]
+        self.write_wechat_json(body)
+
+
+class RefreshTokenHandler(SnsHandler):
+    """GET /sns/oauth2/refresh_token: a new (or extended) access token; the refresh token is not renewed."""
+
+    def get(self) -> None:
+        app = self.check_app(with_secret=False)
+        if app is None:
+            return
+        if self.arg("grant_type") != "refresh_token":
+            return self.wechat_error(40002, "invalid grant_type")
+        token = self.arg("refresh_token")
+        if not token:
+            return self.wechat_error(41003, "refresh_token missing")
+        grant = self.sandbox.state.refresh_tokens.get(token)
+        if grant is None or grant.appid != app.appid:
+            return self.wechat_error(40030, "invalid refresh_token")
+        if time.time() - grant.created > REFRESH_TOKEN_TTL:
+            return self.wechat_error(42002, "refresh_token expired")
+        access, _ = self.sandbox.state.issue_tokens(grant)
+        ids = self.identity_fields(grant)
+        self.write_wechat_json({
+            "access_token": access, "expires_in": ACCESS_TOKEN_TTL, "refresh_token": token,
+            "openid": ids["openid"], "scope": grant.scope,
+        })
+
+
+class AuthHandler(SnsHandler):
+    """GET /sns/auth: is this user access token still valid?"""
+
+    def get(self) -> None:
+        grant = self.sandbox.state.access_tokens.get(self.arg("access_token"))
+        if grant is None:
+            return self.wechat_error(40001, "invalid credential, access_token is invalid or not latest")
+        if time.time() - grant.created > ACCESS_TOKEN_TTL:
+            return self.wechat_error(42001, "access_token expired")
+        if self.arg("openid") != self.identity_fields(grant)["openid"]:
+            return self.wechat_error(40003, "invalid openid")
+        self.write_wechat_json({"errcode": 0, "errmsg": "ok"})
+
+
+def routes(prefix: str, init: dict[str, Any]) -> list[tornado.web.URLSpec]:
+    return [
+        tornado.web.url(prefix + r"/sns/oauth2/access_token", AccessTokenHandler, init),
+        tornado.web.url(prefix + r"/sns/userinfo", UserInfoHandler, init),
+        tornado.web.url(prefix + r"/sns/oauth2/refresh_token", RefreshTokenHandler, init),
+        tornado.web.url(prefix + r"/sns/auth", AuthHandler, init),
+    ]

@@ -1,0 +1,62 @@
+"""Login-or-register as a service: encrypts what WeChat handed us, runs the store's transaction, audits."""
+
+from __future__ import annotations
+
+import logging
+
+from wxlogin.errors import DatabaseUnavailable
+from wxlogin.models import (
+    EncryptedGrant,
+    LoginResult,
+    RequestContext,
+    WeChatIdentity,
+    WeChatProfile,
+    WeChatTokens,
+)
+from wxlogin.store import EventStore, UserStore
+from wxlogin.wechat.crypto import TokenCipher
+
+logger = logging.getLogger(__name__)
+
+
+class LoginService:
+    """One door for every channel: the same person lands on the same account."""
+
+    def __init__(self, users: UserStore, events: EventStore, cipher: TokenCipher) -> None:
+        self.users = users
+        self.events = events
+        self.cipher = cipher
+
+    def seal_tokens(self, tokens: WeChatTokens) -> EncryptedGrant:
+        """Encrypt a WeChat OAuth grant for storage."""
+        return EncryptedGrant(
+            scope=tokens.scope,
+            access_token_enc=self.cipher.encrypt(tokens.access_token),
+            refresh_token_enc=self.cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
+            access_token_expires_in=tokens.expires_in,
+        )
+
+    async def login(
+        self,
+        identity: WeChatIdentity,
+        profile: WeChatProfile | None,
+        context: RequestContext,
+        grant: EncryptedGrant | None = None,
+        callback_nonce: str | None = None,
+        allow_create: bool = True,
+    ) -> LoginResult:
+        """Log the person in, creating their account on first sight."""
+        result = await self.users.login_or_register(identity, profile, grant, context, callback_nonce, allow_create)
+        logger.info(
+            "login ok: user=%d channel=%s created=%s%s", result.user.id, identity.channel.value, result.created,
+            f" unionid_conflict_with={result.conflict_user_id}" if result.conflict_user_id else "",
+        )
+        return result
+
+    async def record_failure(self, channel: str, outcome: str, context: RequestContext) -> None:
+        """Audit a failed attempt; a database outage must not turn the failure page into a 503."""
+        logger.info("login failed: channel=%s outcome=%s", channel, outcome)
+        try:
+            await self.events.record_failure(channel, outcome, context)
+        except DatabaseUnavailable:
+            pass

@@ -1,0 +1,185 @@
+"""The browser OAuth flows (website QR and official account): start with a bound state, finish once.
+
+Order of checks on the callback, each before anything costs WeChat quota: the state's signature
+(which also covers the flow and the return path), its age, the browser binding, then its single use
+in MySQL. WeChat's habit of hitting the callback twice is absorbed: a second hit in the same
+browser with the same code waits for the first and signs in as the same user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from wxlogin.config import Settings, WeChatApp
+from wxlogin.errors import (
+    LoginCancelled,
+    NotFound,
+    SnapshotUser,
+    StateReplayed,
+    StateUnbound,
+    WxLoginError,
+)
+from wxlogin.models import Channel, RequestContext, User, WeChatIdentity, WeChatProfile
+from wxlogin.redirects import safe_next
+from wxlogin.services.login import LoginService
+from wxlogin.signing import Signing
+from wxlogin.store import CallbackStore, UserStore
+from wxlogin.wechat.client import WeChatClient
+
+logger = logging.getLogger(__name__)
+
+FLOWS = ("web", "mp")
+SCOPE_BASE = "snsapi_base"
+SCOPE_USERINFO = "snsapi_userinfo"
+MAX_PENDING_BINDINGS = 4  # flows one browser may have open at once (several tabs)
+
+
+@dataclass(frozen=True)
+class FlowStart:
+    """Where to send the browser, and the nonce to bind to it."""
+
+    url: str
+    nonce: str
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    """A finished callback: who logged in, and whether this was a repeat of an earlier hit."""
+
+    user: User | None
+    user_id: int
+    next_path: str
+    created: bool = False
+    repeat: bool = False
+    conflict_user_id: int | None = None
+    needs_userinfo: bool = False  # official account, snsapi_base, unknown person: ask for consent
+
+
+class OAuthService:
+    """Starts and finishes the redirect-based WeChat logins."""
+
+    def __init__(
+        self, settings: Settings, signing: Signing, wechat: WeChatClient, login: LoginService,
+        callbacks: CallbackStore, users: UserStore,
+    ) -> None:
+        self.settings = settings
+        self.signing = signing
+        self.wechat = wechat
+        self.login = login
+        self.callbacks = callbacks
+        self.users = users
+
+    def app_for(self, flow: str) -> WeChatApp:
+        return self.settings.wechat.web if flow == "web" else self.settings.wechat.mp
+
+    def redirect_uri(self, flow: str, next_path: str, retry: bool = False) -> str:
+        """Our callback URL, built from configuration (never from the Host header)."""
+        uri = f"{self.settings.server.public_url}/auth/wechat/callback/{flow}?next={quote(next_path, safe='/')}"
+        return uri + "&retry=1" if retry else uri
+
+    def start(
+        self, flow: str, next_path: str, embedded: bool = False, scope: str = SCOPE_BASE, retry: bool = False,
+        lang: str = "",
+    ) -> FlowStart:
+        """Mint a state bound to this flow and return path, and build WeChat's URL for it."""
+        next_path = safe_next(next_path)
+        state, nonce = self.signing.make_state(flow, next_path)
+        app = self.app_for(flow)
+        redirect_uri = self.redirect_uri(flow, next_path, retry)
+        if flow == "web":
+            url = self.wechat.qrconnect_url(app.appid, redirect_uri, state, embedded=embedded, lang=lang)
+        else:
+            url = self.wechat.authorize_url(app.appid, redirect_uri, scope, state)
+        return FlowStart(url=url, nonce=nonce)
+
+    async def finish(
+        self,
+        flow: str,
+        code: str | None,
+        state: str,
+        next_path: str,
+        bound_nonces: list[str],
+        context: RequestContext,
+        signed_in_user_id: int | None,
+    ) -> FlowResult:
+        """Verify the callback and log the person in; raises a WxLoginError describing any failure."""
+        next_path = safe_next(next_path)
+        verified = self.signing.load_state(state, flow, next_path, self.settings.server.state_max_age)
+        nonce = verified.nonce
+        if nonce not in bound_nonces:
+            # The second of WeChat's double hits may arrive after the first one signed this browser in.
+            if signed_in_user_id is not None:
+                claim = await self.callbacks.get(nonce)
+                if claim is not None and claim.status == "ok" and claim.user_id == signed_in_user_id:
+                    return FlowResult(user=None, user_id=signed_in_user_id, next_path=next_path, repeat=True)
+            raise StateUnbound()
+        if code is None:
+            await self.callbacks.claim(nonce, _code_hash(""))
+            await self.callbacks.fail(nonce)
+            raise LoginCancelled()
+
+        claim = await self.callbacks.claim(nonce, _code_hash(code))
+        if not claim.fresh:
+            user_id = await self._await_first_hit(nonce, claim.status, claim.user_id, claim.same_code)
+            return FlowResult(user=None, user_id=user_id, next_path=next_path, repeat=True)
+        try:
+            return await self._exchange_and_login(flow, code, nonce, next_path, context)
+        except BaseException:
+            try:
+                await self.callbacks.fail(nonce)
+            except WxLoginError:
+                pass
+            raise
+
+    async def _await_first_hit(self, nonce: str, status: str, user_id: int | None, same_code: bool) -> int:
+        if not same_code:
+            raise StateReplayed()
+        deadline = time.monotonic() + 2 * self.settings.wechat.timeout + 2
+        while status == "pending" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            claim = await self.callbacks.get(nonce)
+            status, user_id = (claim.status, claim.user_id) if claim else ("failed", None)
+        if status != "ok" or user_id is None:
+            raise StateReplayed()
+        return user_id
+
+    async def _exchange_and_login(
+        self, flow: str, code: str, nonce: str, next_path: str, context: RequestContext
+    ) -> FlowResult:
+        app = self.app_for(flow)
+        tokens = await self.wechat.exchange_code(app, code)
+        if tokens.is_snapshot_user:
+            raise SnapshotUser()
+        profile: WeChatProfile | None = None
+        unionid = tokens.unionid
+        scopes = set(tokens.scope.split(","))
+        if scopes & {"snsapi_login", SCOPE_USERINFO}:
+            info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
+            profile = info.profile
+            unionid = unionid or info.unionid
+        channel = Channel.WEB if flow == "web" else Channel.MP
+        identity = WeChatIdentity(channel=channel, appid=app.appid, openid=tokens.openid, unionid=unionid)
+        grant = self.login.seal_tokens(tokens)
+        try:
+            result = await self.login.login(
+                identity, profile, context, grant=grant, callback_nonce=nonce,
+                # A silent snsapi_base grant only signs in people we already know.
+                allow_create=profile is not None,
+            )
+        except NotFound:
+            return FlowResult(user=None, user_id=0, next_path=next_path, needs_userinfo=True)
+        return FlowResult(
+            user=result.user, user_id=result.user.id, next_path=next_path, created=result.created,
+            conflict_user_id=result.conflict_user_id,
+        )
+
+
+def _code_hash(code: str) -> bytes:
+    # Codes are credentials for five minutes; only their hash is stored.
+    return hashlib.sha256(code.encode("utf-8", "surrogatepass")).digest()
+

@@ -1,0 +1,66 @@
+"""Consumed OAuth states: each state is claimed once, and remembers whom its callback logged in.
+
+Kept in MySQL, not in process memory, so that a flow started on one server process can finish on
+another and WeChat's double callback is recognised whichever process it reaches.
+"""
+
+from __future__ import annotations
+
+import aiomysql
+import pymysql
+
+from wxlogin.models import CallbackClaim
+from wxlogin.store.db import ER_DUP_ENTRY, Database, error_number
+
+
+class CallbackStore:
+    """SQL for the ``oauth_callbacks`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(self, nonce: str, code_hash: bytes) -> CallbackClaim:
+        """Claim a state nonce for this code; a second claim reports the first one's progress."""
+
+        async def work(cur: aiomysql.Cursor) -> CallbackClaim:
+            try:
+                await cur.execute(
+                    "INSERT INTO oauth_callbacks (nonce, code_hash, created_at) VALUES (%s, %s, UTC_TIMESTAMP(3))",
+                    (nonce, code_hash),
+                )
+                return CallbackClaim(fresh=True, same_code=True, status="pending", user_id=None)
+            except pymysql.err.IntegrityError as exc:
+                if error_number(exc) != ER_DUP_ENTRY:
+                    raise
+            await cur.execute("SELECT code_hash, status, user_id FROM oauth_callbacks WHERE nonce = %s", (nonce,))
+            row = await cur.fetchone()
+            if row is None:  # purged between the two statements: treat as consumed and gone
+                return CallbackClaim(fresh=False, same_code=False, status="failed", user_id=None)
+            return CallbackClaim(
+                fresh=False, same_code=bytes(row[0]) == code_hash, status=row[1],
+                user_id=int(row[2]) if row[2] is not None else None,
+            )
+
+        return await self.db.run(work)
+
+    async def get(self, nonce: str) -> CallbackClaim | None:
+        """Read a claim without making one."""
+
+        async def work(cur: aiomysql.Cursor) -> CallbackClaim | None:
+            await cur.execute("SELECT status, user_id FROM oauth_callbacks WHERE nonce = %s", (nonce,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            return CallbackClaim(fresh=False, same_code=True, status=row[0],
+                                 user_id=int(row[1]) if row[1] is not None else None)
+
+        return await self.db.run(work)
+
+    async def fail(self, nonce: str) -> None:
+        """Mark a claimed state as finished without a login (error, refusal, snapshot user)."""
+
+        async def work(cur: aiomysql.Cursor) -> None:
+            await cur.execute("UPDATE oauth_callbacks SET status = 'failed' WHERE nonce = %s AND status = 'pending'",
+                              (nonce,))
+
+        await self.db.run(work)

@@ -1,0 +1,40 @@
+"""The login audit trail: one row per login attempt, success or failure."""
+
+from __future__ import annotations
+
+import aiomysql
+
+from wxlogin.models import LoginEvent, RequestContext
+from wxlogin.store.db import Database
+
+
+class EventStore:
+    """SQL for the ``login_events`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record_failure(self, channel: str, outcome: str, context: RequestContext, user_id: int | None = None) -> None:
+        """Record a failed attempt (successes are recorded inside the login transaction)."""
+
+        async def work(cur: aiomysql.Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
+                (user_id, channel[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),
+            )
+
+        await self.db.run(work)
+
+    async def recent(self, user_id: int, limit: int = 10) -> list[LoginEvent]:
+        """Return the user's most recent login events, newest first."""
+
+        async def work(cur: aiomysql.Cursor) -> list[LoginEvent]:
+            await cur.execute(
+                "SELECT created_at, login_method, outcome, ip, user_agent FROM login_events "
+                "WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s",
+                (user_id, limit),
+            )
+            return [LoginEvent(*row) for row in await cur.fetchall()]
+
+        return await self.db.run(work)

@@ -1,0 +1,152 @@
+"""Versioned schema migrations, applied in order at start-up, by `make run` and by `make test`.
+
+Each migration runs once and is recorded in ``schema_migrations``; statements use IF NOT EXISTS so a
+migration interrupted half-way can simply run again. ``GET_LOCK`` keeps several processes starting at
+once from migrating concurrently. ID columns are ascii_bin: WeChat IDs are case-sensitive and an
+accent- or case-insensitive collation would log one person into another's account.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiomysql
+import pymysql
+
+from wxlogin.config import MySQLSettings
+from wxlogin.errors import DatabaseUnavailable
+from wxlogin.store.db import Database
+
+logger = logging.getLogger(__name__)
+
+_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+_ID = "CHARACTER SET ascii COLLATE ascii_bin"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "users, login methods, login events, consumed OAuth states, revoked sessions",
+        (
+            f"""CREATE TABLE IF NOT EXISTS users (
+                id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                unionid VARCHAR(64) {_ID} NULL,
+                nickname VARCHAR(100) NOT NULL DEFAULT '',
+                avatar_url VARCHAR(1024) NOT NULL DEFAULT '',
+                profile_is_placeholder TINYINT(1) NOT NULL DEFAULT 0,
+                session_version INT UNSIGNED NOT NULL DEFAULT 1,
+                disabled TINYINT(1) NOT NULL DEFAULT 0,
+                created_at DATETIME(3) NOT NULL,
+                last_login_at DATETIME(3) NULL,
+                UNIQUE KEY uq_users_unionid (unionid)
+            ) {_TABLE_OPTIONS}""",
+            f"""CREATE TABLE IF NOT EXISTS user_login_methods (
+                id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                user_id BIGINT UNSIGNED NOT NULL,
+                login_method VARCHAR(16) {_ID} NOT NULL,
+                appid VARCHAR(32) {_ID} NOT NULL,
+                openid VARCHAR(64) {_ID} NOT NULL,
+                unionid VARCHAR(64) {_ID} NULL,
+                created_at DATETIME(3) NOT NULL,
+                last_login_at DATETIME(3) NULL,
+                scope VARCHAR(64) {_ID} NULL,
+                access_token_enc VARBINARY(1024) NULL,
+                refresh_token_enc VARBINARY(1024) NULL,
+                access_token_expires_at DATETIME(3) NULL,
+                session_key_enc VARBINARY(256) NULL,
+                UNIQUE KEY uq_login_methods_appid_openid (appid, openid),
+                KEY ix_login_methods_unionid (unionid),
+                KEY ix_login_methods_user (user_id),
+                CONSTRAINT fk_login_methods_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+            ) {_TABLE_OPTIONS}""",
+            f"""CREATE TABLE IF NOT EXISTS login_events (
+                id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                user_id BIGINT UNSIGNED NULL,
+                login_method VARCHAR(16) {_ID} NOT NULL,
+                outcome VARCHAR(32) {_ID} NOT NULL,
+                ip VARCHAR(45) {_ID} NOT NULL DEFAULT '',
+                user_agent VARCHAR(255) NOT NULL DEFAULT '',
+                created_at DATETIME(3) NOT NULL,
+                KEY ix_login_events_user (user_id, created_at)
+            ) {_TABLE_OPTIONS}""",
+            f"""CREATE TABLE IF NOT EXISTS oauth_callbacks (
+                nonce CHAR(32) {_ID} NOT NULL PRIMARY KEY,
+                code_hash BINARY(32) NOT NULL,
+                user_id BIGINT UNSIGNED NULL,
+                status VARCHAR(8) {_ID} NOT NULL DEFAULT 'pending',
+                created_at DATETIME(3) NOT NULL,
+                KEY ix_oauth_callbacks_created (created_at)
+            ) {_TABLE_OPTIONS}""",
+            f"""CREATE TABLE IF NOT EXISTS revoked_sessions (
+                sid CHAR(22) {_ID} NOT NULL PRIMARY KEY,
+                expires_at DATETIME(3) NOT NULL,
+                KEY ix_revoked_sessions_expires (expires_at)
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
+)
+
+TABLES = ("login_events", "oauth_callbacks", "revoked_sessions", "user_login_methods", "users")
+
+
+async def create_database(settings: MySQLSettings) -> None:
+    """Create the configured database if it does not exist yet (utf8mb4)."""
+    conn = await _connect(settings, with_database=False)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{settings.database}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+    finally:
+        conn.close()
+
+
+async def migrate(settings: MySQLSettings) -> list[int]:
+    """Apply every migration not yet recorded; return the versions applied now."""
+    conn = await _connect(settings, with_database=True)
+    applied_now: list[int] = []
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("SET SESSION sql_notes = 0")  # "already exists" notes are expected here
+            await cur.execute("SELECT GET_LOCK('wxlogin.migrate', 60)")
+            if (await cur.fetchone()) != (1,):
+                raise DatabaseUnavailable("migration lock")
+            try:
+                await cur.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, "
+                    f"name VARCHAR(200) NOT NULL, applied_at DATETIME(3) NOT NULL) {_TABLE_OPTIONS}"
+                )
+                await cur.execute("SELECT version FROM schema_migrations")
+                done = {row[0] for row in await cur.fetchall()}
+                for migration in MIGRATIONS:
+                    if migration.version in done:
+                        continue
+                    for statement in migration.statements:
+                        await cur.execute(statement)
+                    await cur.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, UTC_TIMESTAMP(3))",
+                        (migration.version, migration.name),
+                    )
+                    applied_now.append(migration.version)
+                    logger.info("applied migration %d: %s", migration.version, migration.name)
+            finally:
+                await cur.execute("SELECT RELEASE_LOCK('wxlogin.migrate')")
+    finally:
+        conn.close()
+    return applied_now
+
+
+async def _connect(settings: MySQLSettings, with_database: bool) -> aiomysql.Connection:
+    try:
+        return await aiomysql.connect(**Database(settings).connect_kwargs(with_database=with_database))
+    except (OSError, pymysql.err.MySQLError) as exc:
+        raise DatabaseUnavailable(f"connect: {type(exc).__name__} {getattr(exc, 'args', ('',))[0]}") from None

@@ -1,0 +1,295 @@
+"""Users and their login methods: login-or-register in one transaction, lookups, revocation.
+
+Uniqueness lives in the schema (``UNIQUE(appid, openid)`` and ``UNIQUE(users.unionid)``): when two
+first logins of one person race, one INSERT wins and the other fails with a duplicate key, and
+``Database.transaction`` runs the loser again from the start, where it finds the winner's rows.
+A login method is never moved to another user here; a unionid that points elsewhere is reported
+as a conflict for the person to resolve.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import aiomysql
+
+from wxlogin.errors import AccountDisabled, NotFound
+from wxlogin.models import (
+    Channel,
+    EncryptedGrant,
+    LoginMethod,
+    LoginResult,
+    RequestContext,
+    User,
+    WeChatIdentity,
+    WeChatProfile,
+)
+from wxlogin.store.db import Database
+
+logger = logging.getLogger(__name__)
+
+_USER_COLUMNS = (
+    "u.id, u.nickname, u.avatar_url, u.profile_is_placeholder, u.unionid, u.session_version, u.disabled, "
+    "u.created_at, u.last_login_at"
+)
+_METHOD_COLUMNS = "id, user_id, login_method, appid, openid, unionid, created_at, last_login_at"
+
+
+def user_from_row(row: tuple[Any, ...]) -> User:
+    return User(
+        id=int(row[0]),
+        nickname=row[1],
+        avatar_url=row[2],
+        profile_is_placeholder=bool(row[3]),
+        unionid=row[4],
+        session_version=int(row[5]),
+        disabled=bool(row[6]),
+        created_at=row[7],
+        last_login_at=row[8],
+    )
+
+
+def method_from_row(row: tuple[Any, ...]) -> LoginMethod:
+    return LoginMethod(
+        id=int(row[0]),
+        user_id=int(row[1]),
+        channel=Channel(row[2]),
+        appid=row[3],
+        openid=row[4],
+        unionid=row[5],
+        created_at=row[6],
+        last_login_at=row[7],
+    )
+
+
+def merged_profile(user: User | None, profile: WeChatProfile | None) -> tuple[str, str, bool] | None:
+    """Return the (nickname, avatar, placeholder) to store, or None to keep what the user has.
+
+    WeChat's anonymised placeholders (微信用户 and the grey avatar) never overwrite a real profile.
+    """
+    if profile is None:
+        return None
+    if profile.is_placeholder and user is not None and user.nickname and not user.profile_is_placeholder:
+        return None
+    return profile.nickname, profile.avatar_url, profile.is_placeholder
+
+
+class UserStore:
+    """SQL for users and login methods."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def login_or_register(
+        self,
+        identity: WeChatIdentity,
+        profile: WeChatProfile | None,
+        grant: EncryptedGrant | None,
+        context: RequestContext,
+        callback_nonce: str | None = None,
+        allow_create: bool = True,
+    ) -> LoginResult:
+        """Find the person by (appid, openid), else by unionid, else create them; all in one transaction.
+
+        With ``allow_create=False`` an unknown person raises NotFound and nothing is written.
+        """
+
+        async def work(cur: aiomysql.Cursor) -> LoginResult:
+            return await _login_or_register(cur, identity, profile, grant, context, callback_nonce, allow_create)
+
+        return await self.db.transaction(work)
+
+    async def get_user(self, user_id: int) -> User | None:
+        async def work(cur: aiomysql.Cursor) -> User | None:
+            await cur.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = %s", (user_id,))
+            row = await cur.fetchone()
+            return user_from_row(row) if row else None
+
+        return await self.db.run(work)
+
+    async def get_session_user(self, user_id: int, sid: str) -> tuple[User | None, bool]:
+        """Return the user and whether this session id was revoked, in one round trip."""
+
+        async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool]:
+            await cur.execute(
+                f"SELECT {_USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s) "
+                "FROM users u WHERE u.id = %s",
+                (sid, user_id),
+            )
+            row = await cur.fetchone()
+            if not row:
+                return None, False
+            return user_from_row(row[:9]), bool(row[9])
+
+        return await self.db.run(work)
+
+    async def list_login_methods(self, user_id: int) -> list[LoginMethod]:
+        async def work(cur: aiomysql.Cursor) -> list[LoginMethod]:
+            await cur.execute(
+                f"SELECT {_METHOD_COLUMNS} FROM user_login_methods WHERE user_id = %s ORDER BY id", (user_id,)
+            )
+            return [method_from_row(r) for r in await cur.fetchall()]
+
+        return await self.db.run(work)
+
+    async def revoke_session(self, sid: str, expires_at: datetime) -> None:
+        """Mark one session (cookie or token) as logged out until it would have expired anyway."""
+
+        async def work(cur: aiomysql.Cursor) -> None:
+            await cur.execute(
+                "INSERT IGNORE INTO revoked_sessions (sid, expires_at) VALUES (%s, %s)", (sid, expires_at)
+            )
+
+        await self.db.run(work)
+
+    async def bump_session_version(self, user_id: int) -> None:
+        """End every session and token of this user at once."""
+
+        async def work(cur: aiomysql.Cursor) -> None:
+            await cur.execute("UPDATE users SET session_version = session_version + 1 WHERE id = %s", (user_id,))
+
+        await self.db.run(work)
+
+    async def purge_expired(self) -> int:
+        """Delete revocations and consumed states nobody can present any more; returns rows removed."""
+
+        async def work(cur: aiomysql.Cursor) -> int:
+            removed = await cur.execute(
+                "DELETE FROM revoked_sessions WHERE expires_at < UTC_TIMESTAMP(3) LIMIT 5000"
+            )
+            removed += await cur.execute(
+                "DELETE FROM oauth_callbacks WHERE created_at < UTC_TIMESTAMP(3) - INTERVAL 1 HOUR LIMIT 5000"
+            )
+            return int(removed)
+
+        return await self.db.run(work)
+
+
+async def _login_or_register(
+    cur: aiomysql.Cursor,
+    identity: WeChatIdentity,
+    profile: WeChatProfile | None,
+    grant: EncryptedGrant | None,
+    context: RequestContext,
+    callback_nonce: str | None,
+    allow_create: bool,
+) -> LoginResult:
+    # Locking read: under READ COMMITTED it sees rows committed by a racing transaction.
+    await cur.execute(
+        f"SELECT lm.id, lm.unionid, {_USER_COLUMNS} FROM user_login_methods lm "
+        "JOIN users u ON u.id = lm.user_id WHERE lm.appid = %s AND lm.openid = %s FOR UPDATE",
+        (identity.appid, identity.openid),
+    )
+    row = await cur.fetchone()
+    created = False
+    conflict_user_id: int | None = None
+    if row:
+        method_id, method_unionid = row[0], row[1]
+        user = user_from_row(row[2:])
+        if identity.unionid and method_unionid != identity.unionid:
+            conflict_user_id = await _attach_unionid(cur, method_id, user, identity.unionid)
+    else:
+        user = None
+        if identity.unionid:
+            await cur.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,))
+            found = await cur.fetchone()
+            user = user_from_row(found) if found else None
+        if user is None:
+            if not allow_create:
+                raise NotFound("no such person")
+            user = await _insert_user(cur, identity.unionid, profile)
+            created = True
+        await _insert_method(cur, user.id, identity, grant)
+    if user.disabled:
+        raise AccountDisabled(f"user {user.id}")
+
+    new_profile = None if created else merged_profile(user, profile)
+    if new_profile is not None:
+        await cur.execute(
+            "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s, "
+            "last_login_at = UTC_TIMESTAMP(3) WHERE id = %s",
+            (*new_profile, int(new_profile[2]), user.id),
+        )
+        user = _replace_profile(user, *new_profile)
+    elif not created:
+        await cur.execute("UPDATE users SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (user.id,))
+    if row:
+        await _touch_method(cur, row[0], grant)
+    await cur.execute(
+        "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
+        (user.id, identity.channel.value, "conflict" if conflict_user_id else "success",
+         context.ip[:45], context.user_agent[:255]),
+    )
+    if callback_nonce:
+        await cur.execute(
+            "UPDATE oauth_callbacks SET user_id = %s, status = 'ok' WHERE nonce = %s", (user.id, callback_nonce)
+        )
+    return LoginResult(user=user, created=created, conflict_user_id=conflict_user_id)
+
+
+async def _attach_unionid(cur: aiomysql.Cursor, method_id: int, user: User, unionid: str) -> int | None:
+    """Back-fill a unionid WeChat now reports; return the other owner's id on a conflict instead."""
+    await cur.execute("SELECT id FROM users WHERE unionid = %s", (unionid,))
+    owner = await cur.fetchone()
+    if owner and int(owner[0]) != user.id:
+        logger.warning(
+            "unionid conflict: login method %d of user %d reports a unionid owned by user %d; mapping kept",
+            method_id, user.id, int(owner[0]),
+        )
+        return int(owner[0])
+    await cur.execute("UPDATE user_login_methods SET unionid = %s WHERE id = %s", (unionid, method_id))
+    if user.unionid is None:
+        await cur.execute("UPDATE users SET unionid = %s WHERE id = %s AND unionid IS NULL", (unionid, user.id))
+    return None
+
+
+async def _insert_user(cur: aiomysql.Cursor, unionid: str | None, profile: WeChatProfile | None) -> User:
+    nickname, avatar, placeholder = (
+        (profile.nickname, profile.avatar_url, profile.is_placeholder) if profile else ("", "", False)
+    )
+    await cur.execute(
+        "INSERT INTO users (unionid, nickname, avatar_url, profile_is_placeholder, created_at, last_login_at) "
+        "VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+        (unionid, nickname, avatar, int(placeholder)),
+    )
+    now = datetime.now(timezone.utc).replace(tzinfo=None)  # the database keeps naive UTC
+    return User(
+        id=int(cur.lastrowid), nickname=nickname, avatar_url=avatar, profile_is_placeholder=placeholder,
+        unionid=unionid, session_version=1, disabled=False, created_at=now, last_login_at=now,
+    )
+
+
+async def _insert_method(
+    cur: aiomysql.Cursor, user_id: int, identity: WeChatIdentity, grant: EncryptedGrant | None
+) -> None:
+    g = grant or EncryptedGrant()
+    await cur.execute(
+        "INSERT INTO user_login_methods (user_id, login_method, appid, openid, unionid, created_at, last_login_at, "
+        "scope, access_token_enc, refresh_token_enc, access_token_expires_at, session_key_enc) "
+        "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), %s, %s, %s, "
+        "UTC_TIMESTAMP(3) + INTERVAL %s SECOND, %s)",
+        (user_id, identity.channel.value, identity.appid, identity.openid, identity.unionid, g.scope or None,
+         g.access_token_enc, g.refresh_token_enc, g.access_token_expires_in, g.session_key_enc),
+    )
+
+
+async def _touch_method(cur: aiomysql.Cursor, method_id: int, grant: EncryptedGrant | None) -> None:
+    if grant is None:
+        await cur.execute("UPDATE user_login_methods SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (method_id,))
+        return
+    # The newest grant replaces the old one (a mini-program session_key is only valid until the next login).
+    await cur.execute(
+        "UPDATE user_login_methods SET last_login_at = UTC_TIMESTAMP(3), scope = %s, access_token_enc = %s, "
+        "refresh_token_enc = %s, access_token_expires_at = UTC_TIMESTAMP(3) + INTERVAL %s SECOND, "
+        "session_key_enc = %s WHERE id = %s",
+        (grant.scope or None, grant.access_token_enc, grant.refresh_token_enc, grant.access_token_expires_in,
+         grant.session_key_enc, method_id),
+    )
+
+
+def _replace_profile(user: User, nickname: str, avatar: str, placeholder: bool) -> User:
+    return replace(user, nickname=nickname, avatar_url=avatar, profile_is_placeholder=placeholder)

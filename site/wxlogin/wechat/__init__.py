@@ -1,0 +1,1 @@
+"""WeChat protocol client and crypto; knows nothing of Tornado handlers."""

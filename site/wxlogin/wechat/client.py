@@ -1,0 +1,304 @@
+"""The WeChat protocol client: browser URLs, code exchange, userinfo, refresh, token check, jscode2session.
+
+It knows nothing of Tornado handlers. Every call has explicit timeouts, follows no redirects, reads at
+most ``MAX_BODY`` bytes, decodes the body as UTF-8 itself (WeChat labels it ``encoding=utf-8``, not
+``charset``) and parses with ``strict=False`` (nicknames carry raw control characters). Success means
+the expected field is present, not merely "no errcode". It retries once, only on a network error or
+errcode -1. URLs carry the secret and the code, so they are never logged; errcode and errmsg (with
+WeChat's ``rid``) are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+from wxlogin.config import WeChatApp, WeChatSettings
+from wxlogin.errors import (
+    AccessTokenExpired,
+    CodeInvalid,
+    RefreshTokenExpired,
+    ScopeUnauthorized,
+    WeChatBusy,
+    WeChatError,
+    WeChatMisconfigured,
+    WeChatRateLimited,
+    WeChatRiskBlocked,
+    WeChatUnavailable,
+)
+from wxlogin.models import WeChatProfile, WeChatTokens
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PLACEHOLDER_NICKNAME = "微信用户"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+# errcode -> error class (protocol reference, section 8). Anything else is a generic WeChatError.
+_ERRCODES: dict[int, type[WeChatError]] = {
+    -1: WeChatBusy,
+    40029: CodeInvalid, 40163: CodeInvalid, 42003: CodeInvalid, 41008: CodeInvalid,
+    45011: WeChatRateLimited, 45009: WeChatRateLimited,
+    40226: WeChatRiskBlocked, 50002: WeChatRiskBlocked,
+    40013: WeChatMisconfigured, 40125: WeChatMisconfigured, 40002: WeChatMisconfigured,
+    41002: WeChatMisconfigured, 41004: WeChatMisconfigured, 40066: WeChatMisconfigured,
+    40164: WeChatMisconfigured, 48004: WeChatMisconfigured, 43001: WeChatMisconfigured,
+    42001: AccessTokenExpired, 40001: AccessTokenExpired, 40014: AccessTokenExpired,
+    40030: RefreshTokenExpired, 42002: RefreshTokenExpired, 42007: RefreshTokenExpired,
+    48001: ScopeUnauthorized, 50001: ScopeUnauthorized,
+}
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    openid: str
+    unionid: str | None
+    profile: WeChatProfile
+
+
+@dataclass(frozen=True)
+class MiniProgramSession:
+    """jscode2session's answer; ``session_key`` must never leave the server."""
+
+    openid: str
+    unionid: str | None
+    session_key: str
+
+
+def make_http_client(settings: WeChatSettings) -> AsyncHTTPClient:
+    """Build the HTTP client for WeChat: curl (keep-alive) when available, bounded in flight."""
+    if settings.http_client == "curl":
+        try:
+            from tornado.curl_httpclient import CurlAsyncHTTPClient
+
+            return CurlAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients)
+        except ImportError:  # pycurl missing: the simple client still works, without keep-alive
+            logger.warning("pycurl is not installed; using Tornado's simple HTTP client for WeChat")
+    return SimpleAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients, max_body_size=MAX_BODY)
+
+
+class WeChatClient:
+    """Talks to WeChat (or the sandbox, or a test stand-in) at the configured bases."""
+
+    def __init__(self, settings: WeChatSettings, http: AsyncHTTPClient | None = None) -> None:
+        self.settings = settings
+        self.open_base = settings.open_base
+        self.api_base = settings.api_base
+        self._http = http or make_http_client(settings)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- URLs the browser visits ----------------------------------------------------------
+
+    def qrconnect_url(self, appid: str, redirect_uri: str, state: str, embedded: bool, lang: str = "") -> str:
+        """The website-application QR page; ``embedded`` builds what wxLogin.js puts in its iframe."""
+        params = [
+            ("appid", appid), ("redirect_uri", redirect_uri), ("response_type", "code"),
+            ("scope", "snsapi_login"), ("state", state),
+        ]
+        if embedded:
+            params += [("login_type", "jssdk"), ("self_redirect", "false"), ("styletype", ""),
+                       ("sizetype", ""), ("bgcolor", ""), ("rst", "")]
+        if lang == "en":
+            params.append(("lang", "en"))
+        return f"{self.open_base}/connect/qrconnect?{urlencode(params, quote_via=quote)}#wechat_redirect"
+
+    def authorize_url(self, appid: str, redirect_uri: str, scope: str, state: str) -> str:
+        """The official account's web authorisation, parameters in the documented order."""
+        params = [
+            ("appid", appid), ("redirect_uri", redirect_uri), ("response_type", "code"),
+            ("scope", scope), ("state", state),
+        ]
+        return f"{self.open_base}/connect/oauth2/authorize?{urlencode(params, quote_via=quote)}#wechat_redirect"
+
+    # --- back-channel calls ---------------------------------------------------------------
+
+    async def exchange_code(self, app: WeChatApp, code: str) -> WeChatTokens:
+        """Exchange an authorisation code for a user access token (/sns/oauth2/access_token)."""
+        data = await self._get(
+            "/sns/oauth2/access_token",
+            {"appid": app.appid, "secret": app.secret.value, "code": code, "grant_type": "authorization_code"},
+        )
+        return _tokens(data)
+
+    async def refresh(self, app: WeChatApp, refresh_token: str) -> WeChatTokens:
+        """Renew a user access token with its refresh token (/sns/oauth2/refresh_token)."""
+        data = await self._get(
+            "/sns/oauth2/refresh_token",
+            {"appid": app.appid, "grant_type": "refresh_token", "refresh_token": refresh_token},
+        )
+        return _tokens(data)
+
+    async def check_token(self, access_token: str, openid: str) -> bool:
+        """Return True while a user access token is valid (/sns/auth)."""
+        try:
+            await self._get("/sns/auth", {"access_token": access_token, "openid": openid}, expect=None)
+        except (AccessTokenExpired, ScopeUnauthorized):
+            return False
+        except WeChatError as exc:
+            if exc.errcode == 40003:
+                return False
+            raise
+        return True
+
+    async def userinfo(self, access_token: str, openid: str) -> UserInfo:
+        """Read the person's public profile (/sns/userinfo)."""
+        data = await self._get(
+            "/sns/userinfo", {"access_token": access_token, "openid": openid, "lang": "zh_CN"}
+        )
+        return UserInfo(
+            openid=_require_id(data, "openid"),
+            unionid=_optional_id(data, "unionid"),
+            profile=profile_from(data.get("nickname"), data.get("headimgurl")),
+        )
+
+    async def jscode2session(self, app: WeChatApp, js_code: str) -> MiniProgramSession:
+        """Exchange a mini-program wx.login code (/sns/jscode2session)."""
+        data = await self._get(
+            "/sns/jscode2session",
+            {"appid": app.appid, "secret": app.secret.value, "js_code": js_code, "grant_type": "authorization_code"},
+        )
+        session_key = data.get("session_key")
+        if not isinstance(session_key, str) or len(session_key) != 24:
+            raise WeChatUnavailable(errmsg="jscode2session without a usable session_key")
+        return MiniProgramSession(
+            openid=_require_id(data, "openid"), unionid=_optional_id(data, "unionid"), session_key=session_key
+        )
+
+    async def _get(self, path: str, params: dict[str, str], expect: str | None = "openid") -> dict[str, Any]:
+        url = f"{self.api_base}{path}?{urlencode(params)}"
+        for attempt in (1, 2):
+            try:
+                data = await self._fetch_json(url, path)
+                errcode = data.get("errcode")
+                if errcode not in (None, 0, "0"):
+                    raise _error_for(errcode, data.get("errmsg"))
+                if expect is not None and expect not in data:
+                    raise WeChatUnavailable(errmsg=f"{path} answered without {expect}")
+                return data
+            except (WeChatUnavailable, WeChatBusy) as exc:
+                retryable = isinstance(exc, WeChatBusy) or getattr(exc, "network", False)
+                if attempt == 2 or not retryable:
+                    raise
+                logger.info("WeChat %s failed (%s); retrying once", path, exc.code)
+                await asyncio.sleep(random.uniform(0.05, 0.15))
+        raise AssertionError("unreachable")
+
+    async def _fetch_json(self, url: str, path: str) -> dict[str, Any]:
+        chunks: list[bytes] = []
+        size = 0
+        too_big = False
+
+        def collect(chunk: bytes) -> None:
+            nonlocal size, too_big
+            size += len(chunk)
+            if size > MAX_BODY:
+                too_big = True
+            else:
+                chunks.append(chunk)
+
+        request = HTTPRequest(
+            url, method="GET", connect_timeout=self.settings.connect_timeout,
+            request_timeout=self.settings.timeout, follow_redirects=False,
+            streaming_callback=collect, validate_cert=True, decompress_response=True,
+        )
+        try:
+            response: HTTPResponse = await self._http.fetch(request, raise_error=False)
+        except (OSError, HTTPClientError, asyncio.TimeoutError) as exc:
+            raise _network_error(path, type(exc).__name__) from None
+        if response.code == 599:
+            raise _network_error(path, type(response.error).__name__)
+        if too_big:
+            logger.warning("WeChat %s answered more than %d bytes; refused", path, MAX_BODY)
+            raise WeChatUnavailable(errmsg="body too large")
+        if response.code != 200:
+            logger.warning("WeChat %s answered HTTP %d", path, response.code)
+            raise WeChatUnavailable(errmsg=f"HTTP {response.code}")
+        text = b"".join(chunks).decode("utf-8", "replace")
+        try:
+            data = json.loads(text, strict=False)
+        except (ValueError, RecursionError):
+            logger.warning("WeChat %s answered a body that is not JSON (%d bytes)", path, len(text))
+            raise WeChatUnavailable(errmsg="not JSON") from None
+        if not isinstance(data, dict):
+            raise WeChatUnavailable(errmsg="not a JSON object")
+        return data
+
+
+def _network_error(path: str, what: str) -> WeChatUnavailable:
+    logger.warning("WeChat %s unreachable: %s", path, what)
+    error = WeChatUnavailable(errmsg=f"network: {what}")
+    error.network = True  # type: ignore[attr-defined]
+    return error
+
+
+def _error_for(errcode: Any, errmsg: Any) -> WeChatError:
+    try:
+        number = int(errcode)
+    except (TypeError, ValueError):
+        number = None
+    message = str(errmsg or "")[:300]
+    rid = ""
+    match = re.search(r"rid:\s*([0-9a-zA-Z-]+)", message)
+    if match:
+        rid = match.group(1)
+    cls = _ERRCODES.get(number, WeChatError) if number is not None else WeChatError
+    logger.warning("WeChat errcode %s: %s", number, message.replace("\n", " "))
+    return cls(errcode=number, errmsg=message, rid=rid)
+
+
+def _require_id(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise WeChatUnavailable(errmsg=f"missing or malformed {key}")
+    return value
+
+
+def _optional_id(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None  # an unbound app: NULL, never '', or every such person would share one account
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise WeChatUnavailable(errmsg=f"malformed {key}")
+    return value
+
+
+def _tokens(data: dict[str, Any]) -> WeChatTokens:
+    access = data.get("access_token")
+    if not isinstance(access, str) or not access or len(access) > 512:
+        raise WeChatUnavailable(errmsg="token response without access_token")
+    refresh = data.get("refresh_token")
+    try:
+        expires_in = max(0, min(int(data.get("expires_in") or 7200), 86400))
+    except (TypeError, ValueError):
+        expires_in = 7200
+    return WeChatTokens(
+        access_token=access,
+        refresh_token=refresh if isinstance(refresh, str) and len(refresh) <= 512 else "",
+        expires_in=expires_in,
+        scope=str(data.get("scope") or "")[:64],
+        openid=_require_id(data, "openid"),
+        unionid=_optional_id(data, "unionid"),
+        is_snapshot_user=str(data.get("is_snapshotuser", "0")) == "1",
+    )
+
+
+def profile_from(nickname: Any, avatar_url: Any) -> WeChatProfile:
+    """Clean a WeChat profile: drop control characters and lone surrogates, cap lengths, flag placeholders."""
+    name = _CONTROL.sub("", nickname if isinstance(nickname, str) else "").strip()[:100]
+    avatar = avatar_url if isinstance(avatar_url, str) else ""
+    if not re.match(r"^https?://[^\s\"'<>]+$", avatar) or len(avatar) > 1024:
+        avatar = ""
+    placeholder = name == PLACEHOLDER_NICKNAME
+    return WeChatProfile(nickname=name, avatar_url=avatar, is_placeholder=placeholder)
