@@ -52,14 +52,17 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     """Build the application; reads nothing global."""
     jinja_env = make_jinja_env(settings.server.debug)
     routes = pages.routes + oauth.routes
+    emulator = None
     if settings.wechat.sandbox:
         from wxlogin import sandbox
 
-        routes = routes + sandbox.routes(sandbox.build_sandbox(settings, jinja_env))
+        emulator = sandbox.build_sandbox(settings, jinja_env)
+        routes = routes + sandbox.routes(emulator)
     secure = settings.server.secure_cookies
     return tornado.web.Application(
         routes,
         services=services,
+        sandbox=emulator,
         jinja_env=jinja_env,
         csp=content_security_policy(settings),
         cookie_names=cookie_names(settings),

@@ -211,7 +211,7 @@ async def _login_or_register(
         await cur.execute(
             "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s, "
             "last_login_at = UTC_TIMESTAMP(3) WHERE id = %s",
-            (*new_profile, int(new_profile[2]), user.id),
+            (new_profile[0], new_profile[1], int(new_profile[2]), user.id),
         )
         user = _replace_profile(user, *new_profile)
     elif not created:

@@ -1,0 +1,53 @@
+"""Helpers shared by the tests: walking the sandbox like a person, and checking redirects."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+
+class Flows:
+    """Walks the sandbox the way a person would, over HTTP."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    async def start_qr(self, client: httpx.AsyncClient, next_path: str = "/") -> str:
+        """Open the full-page QR flow; return the sandbox QR page URL (state bound to this client)."""
+        response = await client.get(f"{self.server.url}/auth/wechat/web", params={"next": next_path})
+        assert response.status_code == 302, response.text
+        return response.headers["location"].split("#", 1)[0]
+
+    async def scan(self, client: httpx.AsyncClient, qr_url: str, person: str, action: str = "allow") -> str:
+        """Load the QR page, confirm on the 'phone' as ``person``; return the callback URL WeChat sends."""
+        page = await client.get(qr_url)
+        assert page.status_code == 200, page.text
+        phone = re.search(r'data-phone="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        xsrf = re.search(r'data-xsrf="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        answer = await client.post(phone, data={"_xsrf": xsrf, "person": person, "action": action,
+                                                "respond": "json"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["redirect"]
+
+    async def qr_callback_url(self, client: httpx.AsyncClient, person: str, next_path: str = "/") -> str:
+        return await self.scan(client, await self.start_qr(client, next_path), person)
+
+    async def login(self, client: httpx.AsyncClient, person: str, next_path: str = "/") -> httpx.Response:
+        """Complete a desktop QR login; returns the callback's response (302 to next on success)."""
+        return await client.get(await self.qr_callback_url(client, person, next_path))
+
+
+def location_path(response: httpx.Response, base: str) -> str:
+    """The path a redirect points to, asserting it stays on ``base``'s origin."""
+    target = urljoin(base + "/", response.headers["location"])
+    assert target.startswith(base + "/"), target
+    return target[len(base):]
+
+
+async def gather(*aws: Awaitable[Any]) -> list[Any]:
+    return list(await asyncio.gather(*aws))
