@@ -48,6 +48,17 @@ def cookie_names(settings: Settings) -> dict[str, str]:
     return {"session": prefix + "wxsid", "binding": prefix + "wxstate"}
 
 
+access_log = logging.getLogger("tornado.access")
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log without query strings: callback URLs carry WeChat codes, which must not be logged."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path,
+                   1000.0 * handler.request.request_time())
+
+
 def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     """Build the application; reads nothing global."""
     jinja_env = make_jinja_env(settings.server.debug)
@@ -71,6 +82,7 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": secure},
         default_handler_class=NotFoundHandler,
+        log_function=log_request,
         debug=False,
         autoreload=False,
         compiled_template_cache=True,

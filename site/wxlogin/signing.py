@@ -79,11 +79,16 @@ class Signing:
     # --- OAuth state ------------------------------------------------------------------------
 
     def make_state(self, flow: str, next_path: str, now: float | None = None) -> tuple[str, str]:
-        """Mint a WeChat-safe state bound to this flow and return target; returns (state, nonce)."""
+        """Mint a WeChat-safe state bound to this flow and return target; returns (state, binding secret).
+
+        The state carries ``binding_nonce(secret)``; the secret itself goes only into the browser's
+        binding cookie, so a leaked callback URL does not reveal the cookie that completes it.
+        """
         ts = f"{int(now if now is not None else time.time()):08x}"
-        nonce = secrets.token_hex(16)
+        secret = secrets.token_hex(16)
+        nonce = binding_nonce(secret)
         mac = _state_mac(self._state_keys[0], ts, nonce, flow, next_path)
-        return ts + nonce + mac, nonce
+        return ts + nonce + mac, secret
 
     def load_state(self, state: str, flow: str, next_path: str, max_age: int, now: float | None = None) -> OAuthState:
         """Verify a state for this flow and return target; raise StateInvalid/StateExpired otherwise."""
@@ -106,6 +111,11 @@ class Signing:
     def encryption_keys(self) -> list[bytes]:
         """32-byte keys for encrypting WeChat tokens at rest, oldest to newest."""
         return list(self._encryption_keys)
+
+
+def binding_nonce(secret: str) -> str:
+    """The public half of a binding secret: what the state carries."""
+    return hashlib.sha256(secret.encode("ascii", "replace")).hexdigest()[:32]
 
 
 def _state_mac(key: bytes, ts: str, nonce: str, flow: str, next_path: str) -> str:

@@ -16,10 +16,11 @@ from wxlogin.errors import BadRequest, StateUnbound
 from wxlogin.handlers.base import BaseHandler, public
 from wxlogin.redirects import safe_next
 from wxlogin.services.oauth import MAX_PENDING_BINDINGS, FlowResult
+from wxlogin.signing import binding_nonce
 
 logger = logging.getLogger(__name__)
 
-_NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
+_SECRET_RE = re.compile(r"^[0-9a-f]{32}$")
 _CODE_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _SINGLE_VALUED = ("code", "state", "next", "retry")
 
@@ -27,32 +28,35 @@ _SINGLE_VALUED = ("code", "state", "next", "retry")
 class OAuthHandler(BaseHandler):
     """Shared helpers for the binding cookie."""
 
-    def bound_nonces(self) -> list[str]:
+    def binding_secrets(self) -> list[str]:
         raw = self.get_cookie(self.cookie_names["binding"]) or ""
-        return [n for n in raw.split(".") if _NONCE_RE.match(n)][:MAX_PENDING_BINDINGS]
+        return [n for n in raw.split(".") if _SECRET_RE.match(n)][:MAX_PENDING_BINDINGS]
 
-    def bind(self, nonce: str) -> None:
-        """Remember that this browser started the flow with ``nonce`` (10 minutes, Lax for WeChat's return)."""
-        nonces = [nonce] + [n for n in self.bound_nonces() if n != nonce]
-        self._write_binding(nonces[:MAX_PENDING_BINDINGS])
+    def bound_nonces(self) -> list[str]:
+        return [binding_nonce(s) for s in self.binding_secrets()]
+
+    def bind(self, secret: str) -> None:
+        """Remember that this browser started a flow (10 minutes; Lax so WeChat's redirect back carries it)."""
+        secrets = [secret] + [s for s in self.binding_secrets() if s != secret]
+        self._write_binding(secrets[:MAX_PENDING_BINDINGS])
 
     def unbind(self, nonce: str) -> None:
-        nonces = [n for n in self.bound_nonces() if n != nonce]
-        if nonces:
-            self._write_binding(nonces)
+        secrets = [s for s in self.binding_secrets() if binding_nonce(s) != nonce]
+        if secrets:
+            self._write_binding(secrets)
         else:
             self.clear_cookie(self.cookie_names["binding"], httponly=True, secure=self.secure_cookies, samesite="Lax")
 
-    def _write_binding(self, nonces: list[str]) -> None:
-        # Not signed: it only holds nonces, which are worthless without the matching signed state.
+    def _write_binding(self, secrets: list[str]) -> None:
+        # Not signed: a secret only matters when its hash is the nonce inside a validly signed state.
         self.set_cookie(
-            self.cookie_names["binding"], ".".join(nonces), max_age=self.services.settings.server.state_max_age,
+            self.cookie_names["binding"], ".".join(secrets), max_age=self.services.settings.server.state_max_age,
             httponly=True, secure=self.secure_cookies, samesite="Lax",
         )
 
     def start_flow(self, flow: str, next_path: str, retry: bool = False, scope: str = "snsapi_base") -> None:
         start = self.services.oauth.start(flow, next_path, scope=scope, retry=retry, lang=self.locale_code)
-        self.bind(start.nonce)
+        self.bind(start.binding_secret)
         self.set_header("Cache-Control", "no-store")
         self.redirect(start.url)
 

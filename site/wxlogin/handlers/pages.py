@@ -35,7 +35,7 @@ class LoginHandler(OAuthHandler):
         self.set_header("Cache-Control", "no-store")
         surface = classify(self.request.headers.get("User-Agent"))
         start = self.services.oauth.start("web", next_path, embedded=True, lang=self.locale_code)
-        self.bind(start.nonce)
+        self.bind(start.binding_secret)
         self.render_template(
             "login.html", surface=surface.value, qr_iframe_url=start.url, next_path=next_path,
             full_page_url=self.reverse_url("auth_web") + "?" + urlencode({"next": next_path}),

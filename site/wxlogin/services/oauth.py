@@ -41,10 +41,10 @@ MAX_PENDING_BINDINGS = 4  # flows one browser may have open at once (several tab
 
 @dataclass(frozen=True)
 class FlowStart:
-    """Where to send the browser, and the nonce to bind to it."""
+    """Where to send the browser, and the secret to keep in its binding cookie."""
 
     url: str
-    nonce: str
+    binding_secret: str
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,14 @@ class OAuthService:
     ) -> FlowStart:
         """Mint a state bound to this flow and return path, and build WeChat's URL for it."""
         next_path = safe_next(next_path)
-        state, nonce = self.signing.make_state(flow, next_path)
+        state, secret = self.signing.make_state(flow, next_path)
         app = self.app_for(flow)
         redirect_uri = self.redirect_uri(flow, next_path, retry)
         if flow == "web":
             url = self.wechat.qrconnect_url(app.appid, redirect_uri, state, embedded=embedded, lang=lang)
         else:
             url = self.wechat.authorize_url(app.appid, redirect_uri, scope, state)
-        return FlowStart(url=url, nonce=nonce)
+        return FlowStart(url=url, binding_secret=secret)
 
     async def finish(
         self,
@@ -121,24 +121,34 @@ class OAuthService:
         if code is None:
             await self.callbacks.claim(nonce, _code_hash(""))
             await self.callbacks.fail(nonce)
+            await self.login.record_failure(flow, LoginCancelled.code, context)
             raise LoginCancelled()
 
         claim = await self.callbacks.claim(nonce, _code_hash(code))
         if not claim.fresh:
-            user_id = await self._await_first_hit(nonce, claim.status, claim.user_id, claim.same_code)
+            if claim.status == "ok" and claim.user_id == signed_in_user_id:
+                return FlowResult(user=None, user_id=claim.user_id, next_path=next_path, repeat=True)
+            if claim.status != "pending":
+                # Finished already: a replay, even with a copy of the binding cookie.
+                raise StateReplayed()
+            # WeChat's double hit while the first is still in flight: this browser ends signed in too.
+            user_id = await self._await_first_hit(nonce, claim.same_code)
             return FlowResult(user=None, user_id=user_id, next_path=next_path, repeat=True)
         try:
             return await self._exchange_and_login(flow, code, nonce, next_path, context)
-        except BaseException:
+        except BaseException as exc:
             try:
                 await self.callbacks.fail(nonce)
+                if isinstance(exc, WxLoginError):
+                    await self.login.record_failure(flow, exc.code, context)
             except WxLoginError:
-                pass
+                pass  # the database is down as well: the original error is what the person sees
             raise
 
-    async def _await_first_hit(self, nonce: str, status: str, user_id: int | None, same_code: bool) -> int:
+    async def _await_first_hit(self, nonce: str, same_code: bool) -> int:
         if not same_code:
             raise StateReplayed()
+        status, user_id = "pending", None
         deadline = time.monotonic() + 2 * self.settings.wechat.timeout + 2
         while status == "pending" and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
