@@ -1,0 +1,58 @@
+"""A real browser (Debian's Chromium through Playwright) clicks through the desktop QR login."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (scripts/ensure-chromium.sh installs it as root)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        instance = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        await instance.close()
+
+
+async def test_desktop_qr_login_with_simulated_scan(server, browser, sql):
+    page = await (await browser.new_context(locale="zh-CN")).new_page()
+    await page.goto(server.url + "/account")
+    assert "/login?next=%2Faccount" in page.url
+
+    frame = page.frame_locator("iframe")
+    await frame.locator("summary", has_text="模拟扫码").click()
+    await frame.locator("button.sb-person", has_text="🐼熊猫🎉 Panda").click()
+
+    await page.wait_for_url(server.url + "/account", timeout=15000)
+    assert await page.locator("h1.nickname").inner_text() == "🐼熊猫🎉 Panda"
+    assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
+    await page.screenshot(path="/tmp/wxlogin-account.png", full_page=True)
+
+
+async def test_desktop_qr_login_confirmed_on_the_phone_page(server, browser):
+    desktop = await (await browser.new_context(locale="zh-CN")).new_page()
+    await desktop.goto(server.url + "/login")
+    phone_url = await desktop.frame_locator("iframe").locator("#qr").get_attribute("data-phone")
+    await desktop.screenshot(path="/tmp/wxlogin-login.png")
+
+    phone = await browser.new_context(viewport={"width": 390, "height": 800}, is_mobile=True, locale="zh-CN")
+    phone_page = await phone.new_page()
+    await phone_page.goto(phone_url)
+    await phone_page.get_by_text("张三").click()
+    await phone_page.get_by_role("button", name="确认登录").click()
+    await phone_page.get_by_text("已确认登录").wait_for()
+
+    await desktop.wait_for_url(server.url + "/", timeout=15000)
+    assert "你好，张三" in await desktop.locator("h1").inner_text()
+    await phone.close()

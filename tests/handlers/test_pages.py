@@ -1,0 +1,87 @@
+"""Pages for people: headers, friendly errors, language, and every route marked public or login-required."""
+
+from __future__ import annotations
+
+import re
+
+from wxlogin.handlers.catalog_en import EN
+
+
+async def test_pages_carry_security_headers(server, client):
+    for path in ("/", "/login", "/nowhere"):
+        response = await client.get(server.url + path)
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp
+        assert "frame-src 'self'" in csp  # the sandbox's QR page is same-origin here
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "same-origin"
+
+
+async def test_unknown_page_is_a_friendly_404(server, client):
+    response = await client.get(server.url + "/no/such/page")
+
+    assert response.status_code == 404
+    assert "找不到页面" in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_wrong_method_is_a_friendly_405(server, client):
+    response = await client.post(server.url + "/account", data={})
+
+    assert response.status_code in (403, 405)
+    assert "<html" in response.text
+
+
+async def test_english_when_asked_and_remembered(server, client):
+    english = await client.get(server.url + "/login", params={"lang": "en"})
+    assert "Scan with WeChat to sign in" in english.text
+    assert '<html lang="en">' in english.text
+
+    again = await client.get(server.url + "/")
+    assert "Sign in with WeChat" in again.text
+
+
+async def test_chinese_by_default(server, client):
+    response = await client.get(server.url + "/login")
+
+    assert "微信扫码登录" in response.text
+    assert '<html lang="zh-CN">' in response.text
+
+
+async def test_sandbox_is_announced_on_site_pages_and_sandbox_pages(server, client):
+    assert "SANDBOX" in (await client.get(server.url + "/login")).text
+    index = await client.get(server.url + "/_sandbox/")
+    assert "SANDBOX" in index.text and index.headers["x-wechat-sandbox"] == "1"
+
+
+def test_every_translatable_string_has_english():
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    sources = [p.read_text("utf-8") for p in (root / "templates").glob("*.html")]
+    sources.append((root / "site/wxlogin/handlers/errors.py").read_text("utf-8"))
+    wanted = set()
+    for text in sources:
+        wanted |= set(re.findall(r'_\("([^"]+)"', text))
+        wanted |= set(re.findall(r"_\('([^']+)'", text))
+    from wxlogin.handlers.errors import _PAGES, _STATUS_PAGES
+
+    for _, _, title, message in _PAGES:
+        wanted |= {title, message}
+    for title, message in _STATUS_PAGES.values():
+        wanted |= {title, message}
+    wanted |= {"网站扫码登录", "公众号登录", "移动应用登录", "小程序登录", "出错了", "服务器遇到了问题，请稍后重试。"}
+    missing = sorted(w for w in wanted if w not in EN and re.search(r"[\u4e00-\u9fff]", w))
+    assert missing == []
+
+
+def test_every_handler_method_is_marked_public_or_login_required(server):
+    checked = 0
+    for rule in server.app.wildcard_router.rules:
+        handler = rule.target
+        if not getattr(handler, "__module__", "").startswith("wxlogin.handlers"):
+            continue
+        for method in ("get", "post", "put", "delete", "patch", "head"):
+            impl = getattr(handler, method, None)
+            if impl is not None and "RequestHandler." not in impl.__qualname__:
+                assert getattr(impl, "access", None) in ("public", "login_required"), (handler, method)
+                checked += 1
+    assert checked >= 6
