@@ -42,6 +42,12 @@ class Flows:
         return await client.get(await self.qr_callback_url(client, person, next_path))
 
 
+async def page_xsrf(client: httpx.AsyncClient, url: str) -> str:
+    """The XSRF token a page embeds in its forms."""
+    page = await client.get(url)
+    return re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+
 def location_path(response: httpx.Response, base: str) -> str:
     """The path a redirect points to, asserting it stays on ``base``'s origin."""
     target = urljoin(base + "/", response.headers["location"])

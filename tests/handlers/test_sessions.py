@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 
 import pytest
 
-from helpers import Flows, location_path
+from helpers import Flows, location_path, page_xsrf
 from wxlogin.signing import Signing
 
 OTHER_KEY = "second-dev-insecure-key-for-rotation-00000002"
@@ -122,8 +121,7 @@ async def test_new_login_replaces_the_previous_session(server, client, flows):
 async def test_logout_ends_the_session_and_replay_fails(server, client, flows):
     await flows.login(client, "zhangsan")
     cookie = client.cookies["wxsid"]
-    page = await client.get(server.url + "/account")
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    xsrf = await page_xsrf(client, server.url + "/account")
 
     response = await client.post(server.url + "/logout", data={"_xsrf": xsrf})
 
@@ -157,8 +155,7 @@ async def test_logout_everywhere_ends_other_devices(server, new_client, flows):
     phone, laptop = new_client(), new_client()
     await flows.login(phone, "zhangsan")
     await flows.login(laptop, "zhangsan")
-    page = await laptop.get(server.url + "/account")
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    xsrf = await page_xsrf(laptop, server.url + "/account")
 
     await laptop.post(server.url + "/logout", data={"_xsrf": xsrf, "everywhere": "1"})
 
@@ -169,8 +166,7 @@ async def test_logout_of_one_device_keeps_the_other(server, new_client, flows):
     phone, laptop = new_client(), new_client()
     await flows.login(phone, "zhangsan")
     await flows.login(laptop, "zhangsan")
-    page = await laptop.get(server.url + "/account")
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    xsrf = await page_xsrf(laptop, server.url + "/account")
 
     await laptop.post(server.url + "/logout", data={"_xsrf": xsrf})
 
