@@ -295,3 +295,13 @@ async def test_callback_never_caches_and_sends_no_referrer(server, client, flows
 
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_code_older_than_five_minutes_is_refused_by_wechat(server, client, flows):
+    url = await flows.qr_callback_url(client, "zhangsan")
+    server.sandbox.state.codes[callback_parts(url)["code"]].created -= 301  # WeChat's clock moved on
+
+    response = await client.get(url)
+
+    assert response.status_code == 400
+    assert 'data-error-code="code_invalid"' in response.text  # 42003
