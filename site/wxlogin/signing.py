@@ -26,6 +26,7 @@ from wxlogin.errors import StateExpired, StateInvalid
 SESSION_SALT = "wxlogin.session"
 API_TOKEN_SALT = "wxlogin.api-token"
 STATE_SALT = "wxlogin.oauth-state"
+MERGE_OFFER_SALT = "wxlogin.merge-offer"
 ENCRYPTION_PURPOSE = "wxlogin.token-encryption"
 
 STATE_RE = re.compile(r"^[0-9a-f]{72}$")
@@ -51,6 +52,7 @@ class Signing:
         signer_kwargs = {"digest_method": hashlib.sha256, "key_derivation": "hmac"}
         self._session = URLSafeTimedSerializer(keys, salt=SESSION_SALT, signer_kwargs=signer_kwargs)
         self._api_token = URLSafeTimedSerializer(keys, salt=API_TOKEN_SALT, signer_kwargs=signer_kwargs)
+        self._merge_offer = URLSafeTimedSerializer(keys, salt=MERGE_OFFER_SALT, signer_kwargs=signer_kwargs)
         state_signer = Signer(keys, salt=STATE_SALT, **signer_kwargs)  # type: ignore[arg-type]
         # Derived once: deriving per request would redo the key hashing on the login hot path.
         self._state_keys = [state_signer.derive_key(k) for k in reversed(keys)]  # newest first
@@ -75,6 +77,20 @@ class Signing:
     def load_api_token(self, value: str, max_age: int) -> tuple[dict[str, Any], int] | None:
         """Return (payload, signed-at) of a valid bearer token signed within ``max_age``, else None."""
         return _load(self._api_token, value, max_age)
+
+    def dump_merge_offer(self, into_user_id: int, from_user_id: int) -> str:
+        """Sign proof that this person just authorised a WeChat identity owned by another account."""
+        return self._merge_offer.dumps({"into": into_user_id, "from": from_user_id})
+
+    def load_merge_offer(self, value: str, max_age: int = 600) -> tuple[int, int] | None:
+        """Return (into, from) user ids of a valid, recent merge offer, else None."""
+        loaded = _load(self._merge_offer, value, max_age)
+        if loaded is None:
+            return None
+        into, source = loaded[0].get("into"), loaded[0].get("from")
+        if not isinstance(into, int) or not isinstance(source, int) or isinstance(into, bool) or isinstance(source, bool):
+            return None
+        return into, source
 
     # --- OAuth state ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from wxlogin.handlers.i18n import Translator, choose_locale
 from wxlogin.models import RequestContext, SessionClaims, User
 from wxlogin.services import Services
 from wxlogin.services.sessions import ResolvedSession
+from wxlogin.useragent import Surface, classify
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,17 @@ class BaseHandler(tornado.web.RequestHandler):
             self.clear_session_cookie()
         elif self.session.needs_refresh:
             self.set_session_cookie(self.services.sessions.cookie_value(self.session.claims))
+
+    @property
+    def surface(self) -> Surface:
+        """Where the visitor is. In sandbox mode only, ?sandbox_ua=wechat lets a laptop play the WeChat browser."""
+        if self.services.settings.wechat.sandbox:
+            chosen = self.get_query_argument("sandbox_ua", None)
+            if chosen in ("wechat", "off"):
+                self.set_cookie("sandbox_ua", chosen, httponly=True, samesite="Lax")
+            if (chosen or self.get_cookie("sandbox_ua")) == "wechat":
+                return Surface.WECHAT
+        return classify(self.request.headers.get("User-Agent"))
 
     def get_current_user(self) -> User | None:
         return self.session.user if self.session else None

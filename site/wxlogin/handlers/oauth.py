@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 import tornado.web
 
 from wxlogin.errors import BadRequest, StateUnbound
-from wxlogin.handlers.base import BaseHandler, public
+from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.redirects import safe_next
-from wxlogin.services.oauth import MAX_PENDING_BINDINGS, FlowResult
+from wxlogin.services.oauth import MAX_PENDING_BINDINGS, SCOPE_BASE, SCOPE_USERINFO, FlowResult
 from wxlogin.signing import binding_nonce
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class OAuthHandler(BaseHandler):
             httponly=True, secure=self.secure_cookies, samesite="Lax",
         )
 
-    def start_flow(self, flow: str, next_path: str, retry: bool = False, scope: str = "snsapi_base") -> None:
+    def start_flow(self, flow: str, next_path: str, retry: bool = False, scope: str = SCOPE_BASE) -> None:
         start = self.services.oauth.start(flow, next_path, scope=scope, retry=retry, lang=self.locale_code)
         self.bind(start.binding_secret)
         self.set_header("Cache-Control", "no-store")
@@ -70,8 +70,26 @@ class WebStartHandler(OAuthHandler):
                         retry=self.get_query_argument("retry", "") == "1")
 
 
+class MpStartHandler(OAuthHandler):
+    """GET /auth/wechat/mp?next=PATH: the official account's web authorisation, silent snsapi_base first."""
+
+    @public
+    def get(self) -> None:
+        self.start_flow("mp", safe_next(self.get_query_argument("next", "/")),
+                        retry=self.get_query_argument("retry", "") == "1", scope=SCOPE_BASE)
+
+
+class LinkStartHandler(OAuthHandler):
+    """POST /account/link/(web|mp): a signed-in person starts attaching another WeChat login."""
+
+    @login_required
+    def post(self, channel: str) -> None:
+        # Linking is an explicit action, so asking for the profile (snsapi_userinfo) is justified.
+        self.start_flow(f"{channel}-link", "/account", scope=SCOPE_USERINFO)
+
+
 class CallbackHandler(OAuthHandler):
-    """GET /auth/wechat/callback/(web|mp): WeChat sends the browser back here with code and state."""
+    """GET /auth/wechat/callback/<flow>: WeChat sends the browser back here with code and state."""
 
     flow = "web"
 
@@ -95,7 +113,7 @@ class CallbackHandler(OAuthHandler):
                 signed_in_user_id=claims.user_id if claims else None,
             )
         except StateUnbound:
-            if not retry:
+            if not retry and flow in ("web", "mp"):
                 # WeChat's browser drops cookies now and then: start over once, then explain.
                 logger.info("callback without binding cookie; restarting the %s flow once", flow)
                 self.redirect(f"/auth/wechat/{flow}?" + urlencode({"next": next_path, "retry": "1"}))
@@ -107,7 +125,13 @@ class CallbackHandler(OAuthHandler):
 
     async def _complete(self, result: FlowResult) -> None:
         if result.needs_userinfo:
-            self.start_flow(self.flow, result.next_path, scope="snsapi_userinfo")
+            self.start_flow(self.flow, result.next_path, scope=SCOPE_USERINFO)
+            return
+        if result.link_conflict_user_id is not None:
+            await self._offer_merge(result.user_id, result.link_conflict_user_id)
+            return
+        if result.linked:
+            self.redirect("/account?done=linked")
             return
         current = self.session_claims
         if result.repeat and current is not None and current.user_id == result.user_id:
@@ -121,6 +145,15 @@ class CallbackHandler(OAuthHandler):
         value, _ = self.services.sessions.new_session(user)
         self.set_session_cookie(value)
         self.redirect(result.next_path)
+
+    async def _offer_merge(self, user_id: int, other_id: int) -> None:
+        other = await self.services.users.get_user(other_id)
+        methods = await self.services.users.list_login_methods(other_id)
+        self.set_status(409)
+        self.render_template(
+            "link_conflict.html", other=other, other_methods=methods,
+            offer=self.services.accounts.merge_offer(user_id, other_id),
+        )
 
     def _unbind_state(self, state: str | None) -> None:
         nonce = state[8:40] if state and len(state) == 72 else ""
@@ -142,6 +175,8 @@ class CallbackHandler(OAuthHandler):
         return result
 
     def get_retry_url(self) -> str:
+        if self.flow.endswith("-link"):
+            return "/account"
         values = self.request.query_arguments.get("next", [])
         next_path = safe_next(values[0].decode("utf-8", "replace") if len(values) == 1 else "/")
         start = "/login" if self.flow == "web" else f"/auth/wechat/{self.flow}"
@@ -150,5 +185,7 @@ class CallbackHandler(OAuthHandler):
 
 routes = [
     tornado.web.url(r"/auth/wechat/web", WebStartHandler, name="auth_web"),
-    tornado.web.url(r"/auth/wechat/callback/(web|mp)", CallbackHandler, name="auth_callback"),
+    tornado.web.url(r"/auth/wechat/mp", MpStartHandler, name="auth_mp"),
+    tornado.web.url(r"/account/link/(web|mp)", LinkStartHandler, name="account_link"),
+    tornado.web.url(r"/auth/wechat/callback/(web|mp|web-link|mp-link)", CallbackHandler, name="auth_callback"),
 ]

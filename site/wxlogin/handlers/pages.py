@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import segno
 import tornado.web
 
-from wxlogin.errors import DatabaseUnavailable
+from wxlogin.errors import BadRequest, DatabaseUnavailable
 from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.handlers.oauth import OAuthHandler
 from wxlogin.redirects import safe_next
-from wxlogin.useragent import Surface, classify
+from wxlogin.services.accounts import RefreshOutcome
+from wxlogin.useragent import Surface, in_wechat
 
 CHANNEL_NAMES = {"web": "网站扫码登录", "mp": "公众号登录", "app": "移动应用登录", "miniprogram": "小程序登录"}
 
@@ -24,7 +26,12 @@ class HomeHandler(BaseHandler):
 
 
 class LoginHandler(OAuthHandler):
-    """GET /login?next=PATH: the WeChat QR code embedded in the page (desktop)."""
+    """GET /login?next=PATH: adapts to where the visitor is.
+
+    Desktop browser: the WeChat QR code in the page. WeChat browser (phone or desktop WeChat): one tap
+    through the official account. Phone browser outside WeChat, WeCom, mini-program web-view: how to
+    open the page in WeChat (a phone cannot scan its own screen).
+    """
 
     @public
     def get(self) -> None:
@@ -33,18 +40,25 @@ class LoginHandler(OAuthHandler):
             self.redirect(next_path)
             return
         self.set_header("Cache-Control", "no-store")
-        surface = classify(self.request.headers.get("User-Agent"))
-        start = self.services.oauth.start("web", next_path, embedded=True, lang=self.locale_code)
-        self.bind(start.binding_secret)
-        self.render_template(
-            "login.html", surface=surface.value, qr_iframe_url=start.url, next_path=next_path,
-            full_page_url=self.reverse_url("auth_web") + "?" + urlencode({"next": next_path}),
-            is_mobile=surface is Surface.MOBILE,
-        )
+        surface = self.surface
+        context = {"surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "",
+                   "one_tap_url": self.reverse_url("auth_mp") + "?" + urlencode({"next": next_path}),
+                   "full_page_url": self.reverse_url("auth_web") + "?" + urlencode({"next": next_path})}
+        if in_wechat(surface):
+            template = "login_wechat.html"
+        elif surface is Surface.DESKTOP:
+            start = self.services.oauth.start("web", next_path, embedded=True, lang=self.locale_code)
+            self.bind(start.binding_secret)
+            template, context["qr_iframe_url"] = "login.html", start.url
+        else:
+            page_url = self.services.settings.server.public_url + "/login?" + urlencode({"next": next_path})
+            template = "login_elsewhere.html"
+            context.update(page_url=page_url, page_qr=segno.make(page_url, error="m").svg_data_uri(scale=4))
+        self.render_template(template, **context)
 
 
 class AccountHandler(BaseHandler):
-    """GET /account: the signed-in person's profile, login methods and recent logins."""
+    """GET /account: the signed-in person's profile, login methods, recent logins and account actions."""
 
     @login_required
     async def get(self) -> None:
@@ -52,8 +66,50 @@ class AccountHandler(BaseHandler):
         assert user is not None
         methods = await self.services.users.list_login_methods(user.id)
         events = await self.services.events.recent(user.id, limit=10)
+        conflicts = await self.services.accounts.conflicts(user.id)
         self.set_header("Cache-Control", "no-store")
-        self.render_template("account.html", user=user, methods=methods, events=events, channel_names=CHANNEL_NAMES)
+        linked = {m.channel.value for m in methods}
+        self.render_template(
+            "account.html", user=user, methods=methods, events=events, channel_names=CHANNEL_NAMES,
+            conflicts=conflicts, can_link=[c for c in ("web", "mp") if c not in linked],
+            done=self.get_query_argument("done", ""), can_unlink=len(methods) > 1,
+        )
+
+
+class UnlinkHandler(BaseHandler):
+    """POST /account/unlink: remove one login method (never the last)."""
+
+    @login_required
+    async def post(self) -> None:
+        try:
+            method_id = int(self.get_body_argument("method_id", ""))
+        except ValueError:
+            raise BadRequest("method_id") from None
+        await self.services.accounts.unlink(self.current_user.id, method_id)  # type: ignore[union-attr]
+        self.redirect("/account?done=unlinked")
+
+
+class MergeHandler(BaseHandler):
+    """POST /account/merge: carry out a merge the person confirmed on the conflict page."""
+
+    @login_required
+    async def post(self) -> None:
+        await self.services.accounts.merge(self.current_user.id, self.get_body_argument("offer", ""))  # type: ignore[union-attr]
+        self.redirect("/account?done=merged")
+
+
+class RefreshProfileHandler(OAuthHandler):
+    """POST /account/refresh: re-read nickname and avatar from WeChat."""
+
+    @login_required
+    async def post(self) -> None:
+        outcome = await self.services.accounts.refresh_profile(self.current_user.id)  # type: ignore[union-attr]
+        if outcome is RefreshOutcome.REAUTHORIZE:
+            # The refresh token is gone: only a new authorisation can bring the profile back.
+            channel = "mp" if in_wechat(self.surface) else "web"
+            self.start_flow(f"{channel}-link", "/account", scope="snsapi_userinfo")
+            return
+        self.redirect(f"/account?done={outcome.value}")
 
 
 class LogoutHandler(BaseHandler):
@@ -100,6 +156,9 @@ routes = [
     tornado.web.url(r"/", HomeHandler, name="home"),
     tornado.web.url(r"/login", LoginHandler, name="login"),
     tornado.web.url(r"/account", AccountHandler, name="account"),
+    tornado.web.url(r"/account/unlink", UnlinkHandler, name="account_unlink"),
+    tornado.web.url(r"/account/merge", MergeHandler, name="account_merge"),
+    tornado.web.url(r"/account/refresh", RefreshProfileHandler, name="account_refresh"),
     tornado.web.url(r"/logout", LogoutHandler, name="logout"),
     tornado.web.url(r"/healthz", HealthHandler, name="healthz"),
 ]

@@ -13,7 +13,7 @@ import jinja2
 import tornado.web
 
 from wxlogin.config import SANDBOX_PREFIX, Settings
-from wxlogin.sandbox import pages, sns
+from wxlogin.sandbox import oa, pages, sns
 from wxlogin.sandbox.base import RegisteredApp, Sandbox
 
 
@@ -27,10 +27,11 @@ def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
     public = settings.server.public_url
     return Sandbox(
         base_url=public + SANDBOX_PREFIX, callback_host=urlsplit(public).netloc, apps=apps, jinja_env=jinja_env,
+        path_prefix=SANDBOX_PREFIX,
     )
 
 
 def routes(sandbox: Sandbox) -> list[tornado.web.URLSpec]:
     """Every sandbox route under /_sandbox."""
     init = {"sandbox": sandbox}
-    return pages.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)
+    return pages.routes(SANDBOX_PREFIX, init) + oa.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)

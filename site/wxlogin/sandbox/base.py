@@ -29,6 +29,7 @@ class Sandbox:
     callback_host: str  # the reviewed callback domain (host[:port]) of the website and official account
     apps: dict[str, RegisteredApp]
     jinja_env: jinja2.Environment
+    path_prefix: str = "/_sandbox"
     state: SandboxState = field(default_factory=SandboxState)
 
     def app(self, appid: str, kind: str | None = None) -> RegisteredApp | None:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from tornado.httpclient import AsyncHTTPClient
 
 from wxlogin.config import Settings
+from wxlogin.services.accounts import AccountService
 from wxlogin.services.login import LoginService
 from wxlogin.services.oauth import OAuthService
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
-from wxlogin.store import CallbackStore, Database, EventStore, UserStore
+from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, UserStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
@@ -30,6 +31,7 @@ class Services:
     sessions: SessionService
     login: LoginService
     oauth: OAuthService
+    accounts: AccountService
 
     async def database_ready(self) -> bool:
         """True when MySQL answers a trivial query within the timeouts."""
@@ -49,10 +51,12 @@ def build_services(settings: Settings, http: AsyncHTTPClient | None = None) -> S
     users = UserStore(db)
     events = EventStore(db)
     callbacks = CallbackStore(db)
+    account_store = AccountStore(db)
     login = LoginService(users, events, TokenCipher(signing.encryption_keys))
     sessions = SessionService(settings.server, signing, users)
-    oauth = OAuthService(settings, signing, wechat, login, callbacks, users)
+    oauth = OAuthService(settings, signing, wechat, login, callbacks, users, account_store)
+    accounts = AccountService(settings, signing, account_store, wechat, login)
     return Services(
         settings=settings, db=db, signing=signing, wechat=wechat, users=users, events=events,
-        sessions=sessions, login=login, oauth=oauth,
+        sessions=sessions, login=login, oauth=oauth, accounts=accounts,
     )

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from wxlogin.config import Settings, WeChatApp
 from wxlogin.errors import (
+    LinkConflict,
     LoginCancelled,
     NotFound,
     SnapshotUser,
@@ -24,16 +25,17 @@ from wxlogin.errors import (
     StateUnbound,
     WxLoginError,
 )
-from wxlogin.models import Channel, RequestContext, User, WeChatIdentity, WeChatProfile
+from wxlogin.models import Channel, RequestContext, User, WeChatIdentity, WeChatProfile, WeChatTokens
 from wxlogin.redirects import safe_next
 from wxlogin.services.login import LoginService
 from wxlogin.signing import Signing
-from wxlogin.store import CallbackStore, UserStore
+from wxlogin.store import AccountStore, CallbackStore, UserStore
 from wxlogin.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
 
-FLOWS = ("web", "mp")
+LOGIN_FLOWS = ("web", "mp")
+LINK_FLOWS = ("web-link", "mp-link")  # a signed-in person attaches another WeChat login
 SCOPE_BASE = "snsapi_base"
 SCOPE_USERINFO = "snsapi_userinfo"
 MAX_PENDING_BINDINGS = 4  # flows one browser may have open at once (several tabs)
@@ -58,6 +60,8 @@ class FlowResult:
     repeat: bool = False
     conflict_user_id: int | None = None
     needs_userinfo: bool = False  # official account, snsapi_base, unknown person: ask for consent
+    linked: bool = False  # a link flow attached (or re-authorised) a login method
+    link_conflict_user_id: int | None = None  # a link flow found the identity owned by this account
 
 
 class OAuthService:
@@ -65,7 +69,7 @@ class OAuthService:
 
     def __init__(
         self, settings: Settings, signing: Signing, wechat: WeChatClient, login: LoginService,
-        callbacks: CallbackStore, users: UserStore,
+        callbacks: CallbackStore, users: UserStore, accounts: AccountStore,
     ) -> None:
         self.settings = settings
         self.signing = signing
@@ -73,9 +77,10 @@ class OAuthService:
         self.login = login
         self.callbacks = callbacks
         self.users = users
+        self.accounts = accounts
 
     def app_for(self, flow: str) -> WeChatApp:
-        return self.settings.wechat.web if flow == "web" else self.settings.wechat.mp
+        return self.settings.wechat.web if flow.startswith("web") else self.settings.wechat.mp
 
     def redirect_uri(self, flow: str, next_path: str, retry: bool = False) -> str:
         """Our callback URL, built from configuration (never from the Host header)."""
@@ -91,7 +96,7 @@ class OAuthService:
         state, secret = self.signing.make_state(flow, next_path)
         app = self.app_for(flow)
         redirect_uri = self.redirect_uri(flow, next_path, retry)
-        if flow == "web":
+        if flow.startswith("web"):
             url = self.wechat.qrconnect_url(app.appid, redirect_uri, state, embedded=embedded, lang=lang)
         else:
             url = self.wechat.authorize_url(app.appid, redirect_uri, scope, state)
@@ -121,7 +126,7 @@ class OAuthService:
         if code is None:
             await self.callbacks.claim(nonce, _code_hash(""))
             await self.callbacks.fail(nonce)
-            await self.login.record_failure(flow, LoginCancelled.code, context)
+            await self.login.record_failure(flow.split("-")[0], LoginCancelled.code, context)
             raise LoginCancelled()
 
         claim = await self.callbacks.claim(nonce, _code_hash(code))
@@ -135,12 +140,15 @@ class OAuthService:
             user_id = await self._await_first_hit(nonce, claim.same_code)
             return FlowResult(user=None, user_id=user_id, next_path=next_path, repeat=True)
         try:
+            if flow in LINK_FLOWS:
+                return await self._exchange_and_link(flow, code, nonce, next_path, signed_in_user_id)
             return await self._exchange_and_login(flow, code, nonce, next_path, context)
         except BaseException as exc:
             try:
                 await self.callbacks.fail(nonce)
-                if isinstance(exc, WxLoginError):
-                    await self.login.record_failure(flow, exc.code, context)
+                # A snapshot-page person is virtual: nothing at all is written for them.
+                if isinstance(exc, WxLoginError) and not isinstance(exc, SnapshotUser):
+                    await self.login.record_failure(flow.split("-")[0], exc.code, context)
             except WxLoginError:
                 pass  # the database is down as well: the original error is what the person sees
             raise
@@ -158,22 +166,43 @@ class OAuthService:
             raise StateReplayed()
         return user_id
 
-    async def _exchange_and_login(
-        self, flow: str, code: str, nonce: str, next_path: str, context: RequestContext
-    ) -> FlowResult:
+    async def _exchange(self, flow: str, code: str) -> tuple[WeChatIdentity, WeChatProfile | None, WeChatTokens]:
+        """Code -> tokens -> (userinfo when the grant allows it); refuses snapshot-page people."""
         app = self.app_for(flow)
         tokens = await self.wechat.exchange_code(app, code)
         if tokens.is_snapshot_user:
             raise SnapshotUser()
         profile: WeChatProfile | None = None
         unionid = tokens.unionid
-        scopes = set(tokens.scope.split(","))
-        if scopes & {"snsapi_login", SCOPE_USERINFO}:
+        if set(tokens.scope.split(",")) & {"snsapi_login", SCOPE_USERINFO}:
             info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
             profile = info.profile
             unionid = unionid or info.unionid
-        channel = Channel.WEB if flow == "web" else Channel.MP
-        identity = WeChatIdentity(channel=channel, appid=app.appid, openid=tokens.openid, unionid=unionid)
+        channel = Channel.WEB if flow.startswith("web") else Channel.MP
+        return WeChatIdentity(channel=channel, appid=app.appid, openid=tokens.openid, unionid=unionid), profile, tokens
+
+    async def _exchange_and_link(
+        self, flow: str, code: str, nonce: str, next_path: str, user_id: int | None
+    ) -> FlowResult:
+        if user_id is None:
+            raise StateUnbound()  # linking belongs to the signed-in browser that started it
+        identity, profile, tokens = await self._exchange(flow, code)
+        try:
+            await self.accounts.link(user_id, identity, self.login.seal_tokens(tokens))
+        except LinkConflict as conflict:
+            await self.callbacks.fail(nonce)
+            return FlowResult(user=None, user_id=user_id, next_path=next_path,
+                              link_conflict_user_id=conflict.other_user_id)
+        if profile is not None:
+            await self.accounts.update_profile(user_id, profile)
+        await self.callbacks.succeed(nonce, user_id)
+        logger.info("linked %s login to user %d", identity.channel.value, user_id)
+        return FlowResult(user=None, user_id=user_id, next_path=next_path, linked=True)
+
+    async def _exchange_and_login(
+        self, flow: str, code: str, nonce: str, next_path: str, context: RequestContext
+    ) -> FlowResult:
+        identity, profile, tokens = await self._exchange(flow, code)
         grant = self.login.seal_tokens(tokens)
         try:
             result = await self.login.login(

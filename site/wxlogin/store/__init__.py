@@ -1,8 +1,9 @@
 """The only place SQL lives: the pool, migrations, and one module per table family."""
 
+from wxlogin.store.accounts import AccountStore, StoredGrant
 from wxlogin.store.callbacks import CallbackStore
 from wxlogin.store.db import Database
 from wxlogin.store.events import EventStore
 from wxlogin.store.users import UserStore
 
-__all__ = ["CallbackStore", "Database", "EventStore", "UserStore"]
+__all__ = ["AccountStore", "StoredGrant", "CallbackStore", "Database", "EventStore", "UserStore"]

@@ -56,6 +56,15 @@ class CallbackStore:
 
         return await self.db.run(work)
 
+    async def succeed(self, nonce: str, user_id: int) -> None:
+        """Mark a claimed state as finished for this user (flows that do not log in, e.g. linking)."""
+
+        async def work(cur: aiomysql.Cursor) -> None:
+            await cur.execute("UPDATE oauth_callbacks SET status = 'ok', user_id = %s WHERE nonce = %s",
+                              (user_id, nonce))
+
+        await self.db.run(work)
+
     async def fail(self, nonce: str) -> None:
         """Mark a claimed state as finished without a login (error, refusal, snapshot user)."""
 

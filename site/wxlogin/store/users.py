@@ -31,7 +31,7 @@ from wxlogin.store.db import Database
 
 logger = logging.getLogger(__name__)
 
-_USER_COLUMNS = (
+USER_COLUMNS = (
     "u.id, u.nickname, u.avatar_url, u.profile_is_placeholder, u.unionid, u.session_version, u.disabled, "
     "u.created_at, u.last_login_at"
 )
@@ -104,7 +104,7 @@ class UserStore:
 
     async def get_user(self, user_id: int) -> User | None:
         async def work(cur: aiomysql.Cursor) -> User | None:
-            await cur.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = %s", (user_id,))
+            await cur.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.id = %s", (user_id,))
             row = await cur.fetchone()
             return user_from_row(row) if row else None
 
@@ -115,7 +115,7 @@ class UserStore:
 
         async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool]:
             await cur.execute(
-                f"SELECT {_USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s) "
+                f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s) "
                 "FROM users u WHERE u.id = %s",
                 (sid, user_id),
             )
@@ -179,7 +179,7 @@ async def _login_or_register(
 ) -> LoginResult:
     # Locking read: under READ COMMITTED it sees rows committed by a racing transaction.
     await cur.execute(
-        f"SELECT lm.id, lm.unionid, {_USER_COLUMNS} FROM user_login_methods lm "
+        f"SELECT lm.id, lm.unionid, {USER_COLUMNS} FROM user_login_methods lm "
         "JOIN users u ON u.id = lm.user_id WHERE lm.appid = %s AND lm.openid = %s FOR UPDATE",
         (identity.appid, identity.openid),
     )
@@ -194,7 +194,7 @@ async def _login_or_register(
     else:
         user = None
         if identity.unionid:
-            await cur.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,))
+            await cur.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,))
             found = await cur.fetchone()
             user = user_from_row(found) if found else None
         if user is None:
@@ -202,7 +202,7 @@ async def _login_or_register(
                 raise NotFound("no such person")
             user = await _insert_user(cur, identity.unionid, profile)
             created = True
-        await _insert_method(cur, user.id, identity, grant)
+        await insert_method(cur, user.id, identity, grant)
     if user.disabled:
         raise AccountDisabled(f"user {user.id}")
 
@@ -263,7 +263,7 @@ async def _insert_user(cur: aiomysql.Cursor, unionid: str | None, profile: WeCha
     )
 
 
-async def _insert_method(
+async def insert_method(
     cur: aiomysql.Cursor, user_id: int, identity: WeChatIdentity, grant: EncryptedGrant | None
 ) -> None:
     g = grant or EncryptedGrant()
@@ -289,6 +289,14 @@ async def _touch_method(cur: aiomysql.Cursor, method_id: int, grant: EncryptedGr
         (grant.scope or None, grant.access_token_enc, grant.refresh_token_enc, grant.access_token_expires_in,
          grant.session_key_enc, method_id),
     )
+
+
+async def touch_method_grant(cur: aiomysql.Cursor, identity: WeChatIdentity, grant: EncryptedGrant) -> None:
+    """Replace the stored tokens of the login method for this identity."""
+    await cur.execute("SELECT id FROM user_login_methods WHERE appid = %s AND openid = %s", (identity.appid, identity.openid))
+    row = await cur.fetchone()
+    if row:
+        await _touch_method(cur, int(row[0]), grant)
 
 
 def _replace_profile(user: User, nickname: str, avatar: str, placeholder: bool) -> User:
