@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -56,3 +57,31 @@ async def test_desktop_qr_login_confirmed_on_the_phone_page(server, browser):
     await desktop.wait_for_url(server.url + "/", timeout=15000)
     assert "你好，张三" in await desktop.locator("h1").inner_text()
     await phone.close()
+
+
+async def test_one_tap_login_in_the_wechat_browser(server, browser, sql):
+    from unit.test_useragent import IOS_WECHAT
+
+    context = await browser.new_context(user_agent=IOS_WECHAT, locale="zh-CN", is_mobile=True,
+                                        viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(server.url + "/login?next=/account")
+    await page.screenshot(path="/tmp/wxlogin-wechat-login.png")
+    await page.get_by_role("link", name="微信一键登录").click()
+
+    # The sandbox asks which WeChat user it is playing (real WeChat knows), then asks for consent once.
+    await page.get_by_text("张三").click()
+    await page.get_by_role("button", name="以此身份继续").click()
+    await page.get_by_role("button", name="允许").click()
+    # Browsers keep the authorize URL's #wechat_redirect fragment across the redirects back to us.
+    await page.wait_for_url(re.compile(r".*/account(#wechat_redirect)?$"), timeout=15000)
+    assert await page.locator("h1.nickname").inner_text() == "张三"
+
+    # Second visit: signed out, one tap again, and no consent page this time.
+    await context.clear_cookies(name="wxsid")
+    await page.goto(server.url + "/login?next=/account")
+    await page.get_by_role("link", name="微信一键登录").click()
+    await page.wait_for_url(re.compile(r".*/account(#wechat_redirect)?$"), timeout=15000)
+    assert await page.locator("h1.nickname").inner_text() == "张三"
+    assert await sql("SELECT login_method FROM user_login_methods") == [("mp",)]
+    await context.close()

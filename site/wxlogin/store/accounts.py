@@ -167,8 +167,9 @@ class AccountStore:
             row = await cur.fetchone()
             if row is None:
                 raise NotFound("account")
-            values = merged_profile(user_from_row(row), profile)
-            if values is None:
+            user = user_from_row(row)
+            values = merged_profile(user, profile)
+            if values is None or values == (user.nickname, user.avatar_url, user.profile_is_placeholder):
                 return False
             await cur.execute(
                 "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s WHERE id = %s",

@@ -232,7 +232,12 @@ async def _login_or_register(
 
 
 async def _attach_unionid(cur: aiomysql.Cursor, method_id: int, user: User, unionid: str) -> int | None:
-    """Back-fill a unionid WeChat now reports; return the other owner's id on a conflict instead."""
+    """Record the unionid WeChat now reports for a login method; return the other owner's id on a conflict.
+
+    The method row records what WeChat said (a fact); ``users.unionid`` says which account owns the
+    person and is only filled in when nobody else owns it, so a conflict never moves anything.
+    """
+    await cur.execute("UPDATE user_login_methods SET unionid = %s WHERE id = %s", (unionid, method_id))
     await cur.execute("SELECT id FROM users WHERE unionid = %s", (unionid,))
     owner = await cur.fetchone()
     if owner and int(owner[0]) != user.id:
@@ -241,7 +246,6 @@ async def _attach_unionid(cur: aiomysql.Cursor, method_id: int, user: User, unio
             method_id, user.id, int(owner[0]),
         )
         return int(owner[0])
-    await cur.execute("UPDATE user_login_methods SET unionid = %s WHERE id = %s", (unionid, method_id))
     if user.unionid is None:
         await cur.execute("UPDATE users SET unionid = %s WHERE id = %s AND unionid IS NULL", (unionid, user.id))
     return None
