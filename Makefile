@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= settings.toml
 
-.PHONY: run test venv db browser lint clean
+.PHONY: run test venv db browser lint clean play-miniprogram play-app
 
 run: db
 	$(PY) server.py --config $(CONFIG)
@@ -26,6 +26,13 @@ db: venv
 
 browser:
 	scripts/ensure-chromium.sh
+
+# With `make run` going in another terminal: log a sandbox person in through the JSON API.
+play-miniprogram: venv
+	$(PY) -m wxlogin.sandbox play --client miniprogram --person $(or $(PERSON),zhangsan)
+
+play-app: venv
+	$(PY) -m wxlogin.sandbox play --client app --person $(or $(PERSON),zhangsan)
 
 lint: venv
 	$(VENV)/bin/lint-imports

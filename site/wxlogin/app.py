@@ -10,7 +10,7 @@ import jinja2
 import tornado.web
 
 from wxlogin.config import Settings
-from wxlogin.handlers import oauth, pages
+from wxlogin.handlers import api, oauth, pages
 from wxlogin.handlers.pages import NotFoundHandler
 from wxlogin.services import Services
 
@@ -62,7 +62,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     """Build the application; reads nothing global."""
     jinja_env = make_jinja_env(settings.server.debug)
-    routes = pages.routes + oauth.routes
+    routes = pages.routes + oauth.routes + api.routes
     emulator = None
     if settings.wechat.sandbox:
         from wxlogin import sandbox

@@ -51,8 +51,9 @@ class ServerSettings:
     processes: int = 1
     session_max_age: int = 30 * 24 * 3600
     session_idle_timeout: int = 7 * 24 * 3600
+    api_token_max_age: int = 7 * 24 * 3600
     state_max_age: int = 600
-    max_body_size: int = 64 * 1024
+    max_body_size: int = 2 * 1024 * 1024
     debug: bool = False
 
     @property
@@ -248,8 +249,9 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         processes=srv.int("processes", 1, lo=1, hi=64),
         session_max_age=srv.int("session_max_age", 30 * 24 * 3600, lo=60),
         session_idle_timeout=srv.int("session_idle_timeout", 7 * 24 * 3600, lo=30),
+        api_token_max_age=srv.int("api_token_max_age", 7 * 24 * 3600, lo=5),
         state_max_age=srv.int("state_max_age", 600, lo=1, hi=3600),
-        max_body_size=srv.int("max_body_size", 64 * 1024, lo=1024, hi=16 * 1024 * 1024),
+        max_body_size=srv.int("max_body_size", 2 * 1024 * 1024, lo=1024, hi=64 * 1024 * 1024),
         debug=srv.bool("debug", False),
     )
 

@@ -84,6 +84,22 @@ class LastLoginMethod(WxLoginError):
     code = "last_login_method"
 
 
+class InvalidToken(WxLoginError):
+    """A bearer token that is missing, malformed, expired, revoked or for another purpose."""
+
+    code = "invalid_token"
+
+
+class RateLimited(WxLoginError):
+    """The site's own limit on attempts; ``retry_after`` is in seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
 class NotFound(WxLoginError):
     code = "not_found"
 
@@ -107,6 +123,12 @@ class WeChatUnavailable(WeChatError):
     """Network failure, timeout, 5xx or an unreadable body: WeChat is not answering properly."""
 
     code = "wechat_unavailable"
+
+
+class WeChatTimeout(WeChatUnavailable):
+    """WeChat did not answer within the configured timeout."""
+
+    code = "wechat_timeout"
 
 
 class WeChatBusy(WeChatError):

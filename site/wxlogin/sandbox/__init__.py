@@ -13,7 +13,7 @@ import jinja2
 import tornado.web
 
 from wxlogin.config import SANDBOX_PREFIX, Settings
-from wxlogin.sandbox import oa, pages, sns
+from wxlogin.sandbox import dev, oa, pages, sns
 from wxlogin.sandbox.base import RegisteredApp, Sandbox
 
 
@@ -34,4 +34,5 @@ def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
 def routes(sandbox: Sandbox) -> list[tornado.web.URLSpec]:
     """Every sandbox route under /_sandbox."""
     init = {"sandbox": sandbox}
-    return pages.routes(SANDBOX_PREFIX, init) + oa.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)
+    return (pages.routes(SANDBOX_PREFIX, init) + oa.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)
+            + dev.routes(SANDBOX_PREFIX, init))

@@ -34,6 +34,24 @@ PRESETS: tuple[Person, ...] = (
 _BY_KEY = {p.key: p for p in PRESETS}
 
 
+# Ad-hoc people whose key starts with one of these make "WeChat" answer with that errcode, so that
+# every documented failure can be played end to end ("busyonce" fails once, then works).
+SCRIPTED_ERRORS: dict[str, tuple[int, str]] = {
+    "blocked": (40226, "code blocked"),
+    "quota": (45011, "api minute-quota reach limit, must slower, retry next minute"),
+    "busyonce": (-1, "system error"),
+    "busy": (-1, "system error"),
+}
+
+
+def scripted_error(key: str, attempt: int) -> tuple[int, str] | None:
+    """The errcode WeChat should answer for this person on this attempt, if any."""
+    for prefix, error in SCRIPTED_ERRORS.items():
+        if key.startswith(prefix):
+            return None if prefix == "busyonce" and attempt > 1 else error
+    return None
+
+
 def person(key: str) -> Person | None:
     """Return a preset, or an ad-hoc person for any other valid key (tests use many)."""
     if not PERSON_RE.match(key or ""):

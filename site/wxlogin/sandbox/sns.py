@@ -37,6 +37,26 @@ class SnsHandler(SandboxHandler):
             return None
         return app
 
+    def take_code(self, app: Any, code: str, expired_errcode: int = 42003) -> Grant | None:
+        """Consume a code once, or answer the errcode WeChat would (scripted people included)."""
+        grant = self.sandbox.state.codes.get(code)
+        if grant is None or grant.appid != app.appid:
+            self.wechat_error(40029, "invalid code")
+            return None
+        if grant.used:
+            self.wechat_error(40163, "code been used")
+            return None
+        if time.time() - grant.created > CODE_TTL:
+            self.wechat_error(expired_errcode, "code expired" if expired_errcode == 42003 else "invalid code")
+            return None
+        grant.attempts += 1
+        scripted = people.scripted_error(grant.person, grant.attempts)
+        if scripted:
+            self.wechat_error(*scripted)
+            return None
+        grant.used = True
+        return grant
+
     def identity_fields(self, grant: Grant) -> dict[str, Any]:
         person = people.person(grant.person)
         assert person is not None
@@ -59,14 +79,9 @@ class AccessTokenHandler(SnsHandler):
         code = self.arg("code")
         if not code:
             return self.wechat_error(41008, "missing code")
-        grant = self.sandbox.state.codes.get(code)
-        if grant is None or grant.appid != app.appid:
-            return self.wechat_error(40029, "invalid code")
-        if grant.used:
-            return self.wechat_error(40163, "code been used")
-        if time.time() - grant.created > CODE_TTL:
-            return self.wechat_error(42003, "code expired")
-        grant.used = True
+        grant = self.take_code(app, code)
+        if grant is None:
+            return
         access, refresh = self.sandbox.state.issue_tokens(grant)
         ids = self.identity_fields(grant)
         body: dict[str, Any] = {
@@ -146,10 +161,39 @@ class AuthHandler(SnsHandler):
         self.write_wechat_json({"errcode": 0, "errmsg": "ok"})
 
 
+class Jscode2SessionHandler(SnsHandler):
+    """GET /sns/jscode2session: a mini-program's wx.login code -> openid, session_key (+ unionid)."""
+
+    def get(self) -> None:
+        app = self.check_app()
+        if app is None:
+            return
+        if self.arg("grant_type") != "authorization_code":
+            return self.wechat_error(40002, "invalid grant_type")
+        code = self.arg("js_code")
+        if not code:
+            return self.wechat_error(41008, "missing code")  # e.g. sent as "code" instead of "js_code"
+        if app.kind != "miniprogram":
+            return self.wechat_error(40013, "invalid appid")
+        grant = self.take_code(app, code, expired_errcode=40029)
+        if grant is None:
+            return
+        person = people.person(grant.person)
+        assert person is not None
+        key = self.sandbox.state.session_keys.get((app.appid, person.key)) or \
+            self.sandbox.state.rotate_session_key(app.appid, person.key)
+        body: dict[str, Any] = {"openid": people.openid_for(app.appid, person), "session_key": key}
+        unionid = people.unionid_for(person)
+        if unionid:
+            body["unionid"] = unionid
+        self.write_wechat_json(body)  # success omits errcode, as WeChat does nowadays
+
+
 def routes(prefix: str, init: dict[str, Any]) -> list[tornado.web.URLSpec]:
     return [
         tornado.web.url(prefix + r"/sns/oauth2/access_token", AccessTokenHandler, init),
         tornado.web.url(prefix + r"/sns/userinfo", UserInfoHandler, init),
         tornado.web.url(prefix + r"/sns/oauth2/refresh_token", RefreshTokenHandler, init),
         tornado.web.url(prefix + r"/sns/auth", AuthHandler, init),
+        tornado.web.url(prefix + r"/sns/jscode2session", Jscode2SessionHandler, init),
     ]

@@ -41,6 +41,7 @@ class Grant:
     created: float = field(default_factory=time.time)
     used: bool = False
     snapshot: bool = False
+    attempts: int = 0
 
 
 class SandboxState:

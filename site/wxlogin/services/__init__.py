@@ -11,6 +11,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from wxlogin.config import Settings
 from wxlogin.services.accounts import AccountService
+from wxlogin.services.api import ApiService
 from wxlogin.services.login import LoginService
 from wxlogin.services.oauth import OAuthService
 from wxlogin.services.sessions import SessionService
@@ -32,6 +33,7 @@ class Services:
     login: LoginService
     oauth: OAuthService
     accounts: AccountService
+    api: ApiService
 
     async def database_ready(self) -> bool:
         """True when MySQL answers a trivial query within the timeouts."""
@@ -56,7 +58,8 @@ def build_services(settings: Settings, http: AsyncHTTPClient | None = None) -> S
     sessions = SessionService(settings.server, signing, users)
     oauth = OAuthService(settings, signing, wechat, login, callbacks, users, account_store)
     accounts = AccountService(settings, signing, account_store, wechat, login)
+    api = ApiService(settings, signing, wechat, login, users, account_store, sessions)
     return Services(
         settings=settings, db=db, signing=signing, wechat=wechat, users=users, events=events,
-        sessions=sessions, login=login, oauth=oauth, accounts=accounts,
+        sessions=sessions, login=login, oauth=oauth, accounts=accounts, api=api,
     )

@@ -135,6 +135,20 @@ class UserStore:
 
         return await self.db.run(work)
 
+    async def session_key_enc(self, user_id: int, appid: str) -> bytes | None:
+        """The encrypted session_key kept for this user's mini-program login, if any."""
+
+        async def work(cur: aiomysql.Cursor) -> bytes | None:
+            await cur.execute(
+                "SELECT session_key_enc FROM user_login_methods WHERE user_id = %s AND appid = %s "
+                "ORDER BY last_login_at DESC LIMIT 1",
+                (user_id, appid),
+            )
+            row = await cur.fetchone()
+            return bytes(row[0]) if row and row[0] is not None else None
+
+        return await self.db.run(work)
+
     async def revoke_session(self, sid: str, expires_at: datetime) -> None:
         """Mark one session (cookie or token) as logged out until it would have expired anyway."""
 

@@ -33,6 +33,7 @@ from wxlogin.errors import (
     WeChatMisconfigured,
     WeChatRateLimited,
     WeChatRiskBlocked,
+    WeChatTimeout,
     WeChatUnavailable,
 )
 from wxlogin.models import WeChatProfile, WeChatTokens
@@ -216,9 +217,9 @@ class WeChatClient:
         try:
             response: HTTPResponse = await self._http.fetch(request, raise_error=False)
         except (OSError, HTTPClientError, asyncio.TimeoutError) as exc:
-            raise _network_error(path, type(exc).__name__) from None
+            raise _network_error(path, exc) from None
         if response.code == 599:
-            raise _network_error(path, type(response.error).__name__)
+            raise _network_error(path, response.error)
         if too_big:
             logger.warning("WeChat %s answered more than %d bytes; refused", path, MAX_BODY)
             raise WeChatUnavailable(errmsg="body too large")
@@ -236,9 +237,11 @@ class WeChatClient:
         return data
 
 
-def _network_error(path: str, what: str) -> WeChatUnavailable:
-    logger.warning("WeChat %s unreachable: %s", path, what)
-    error = WeChatUnavailable(errmsg=f"network: {what}")
+def _network_error(path: str, exc: BaseException | None) -> WeChatUnavailable:
+    what = type(exc).__name__
+    timed_out = isinstance(exc, asyncio.TimeoutError) or "timeout" in str(exc).lower()
+    logger.warning("WeChat %s unreachable: %s%s", path, what, " (timeout)" if timed_out else "")
+    error = (WeChatTimeout if timed_out else WeChatUnavailable)(errmsg=f"network: {what}")
     error.network = True  # type: ignore[attr-defined]
     return error
 

@@ -1,0 +1,71 @@
+"""`python -m wxlogin.sandbox play`: play the mini-program (and the app) against a running server.
+
+    python -m wxlogin.sandbox play --server http://127.0.0.1:8000 --person zhangsan [--client app]
+
+It asks the sandbox for what wx.login / the app's OpenSDK would hand the client, calls the login API,
+and prints the token and /api/me. A command-line tool, so plain blocking HTTP is fine here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+def call(method: str, url: str, body: dict[str, Any] | None = None, token: str = "") -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def play(server: str, person: str, client: str) -> int:
+    sandbox = server.rstrip("/") + "/_sandbox"
+    if client == "miniprogram":
+        status, handed = call("POST", f"{sandbox}/dev/wx.login", {"person": person})
+        if status != 200:
+            print(f"the sandbox refused wx.login ({status}); is [wechat] sandbox = true?", file=sys.stderr)
+            return 1
+        status, login = call("POST", f"{server}/api/miniprogram/login", handed)
+    else:
+        status, handed = call("POST", f"{sandbox}/dev/app.auth", {"person": person})
+        if status != 200:
+            print(f"the sandbox refused the app's auth ({status})", file=sys.stderr)
+            return 1
+        status, login = call("POST", f"{server}/api/app/login", {"code": handed["code"]})
+    print(f"POST /api/{client}/login -> {status}")
+    print(json.dumps(login, ensure_ascii=False, indent=2))
+    if status != 200:
+        return 1
+    status, me = call("GET", f"{server}/api/me", token=login["token"])
+    print(f"GET /api/me -> {status}")
+    print(json.dumps(me, ensure_ascii=False, indent=2))
+    return 0 if status == 200 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wxlogin.sandbox", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("play", help="log a test person in through the JSON API")
+    p.add_argument("--server", default="http://127.0.0.1:8000")
+    p.add_argument("--person", default="zhangsan", help="a sandbox person: zhangsan, panda, lisi, anon, ...")
+    p.add_argument("--client", choices=("miniprogram", "app"), default="miniprogram")
+    args = parser.parse_args(argv)
+    return play(args.server.rstrip("/"), args.person, args.client)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The JSON API's logins (mini-program, mobile app) and bearer tokens.
+
+A bearer token is signed under its own salt and carries ``{uid, sid, sv, iat, ch}``: it expires,
+dies with the user's session version, and can be revoked one by one (its ``sid``). The mini-program's
+``session_key`` is kept encrypted next to its login method, replaced on every login, and never leaves
+this module except into the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from wxlogin.config import Settings
+from wxlogin.errors import AccountDisabled, InvalidToken
+from wxlogin.models import Channel, EncryptedGrant, LoginMethod, RequestContext, SessionClaims, User, WeChatIdentity
+from wxlogin.services.login import LoginService
+from wxlogin.services.ratelimit import RateLimiter
+from wxlogin.services.sessions import SessionService, claims_from
+from wxlogin.signing import Signing
+from wxlogin.store import AccountStore, UserStore
+from wxlogin.wechat.client import WeChatClient, profile_from
+from wxlogin.wechat.crypto import EncryptedDataInvalid, decrypt_open_data, raw_data_signature_ok
+
+logger = logging.getLogger(__name__)
+
+WATERMARK_MAX_AGE = 24 * 3600  # open data older than a day is not "this session's" data
+
+
+@dataclass(frozen=True)
+class ApiLogin:
+    token: str
+    expires_in: int
+    user: User
+    created: bool
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    user: User
+    claims: SessionClaims
+    channel: str
+
+
+class ApiService:
+    """Logins and tokens for clients that cannot follow redirects or keep the site's cookies."""
+
+    def __init__(self, settings: Settings, signing: Signing, wechat: WeChatClient, login: LoginService,
+                 users: UserStore, accounts: AccountStore, sessions: SessionService) -> None:
+        self.settings = settings
+        self.signing = signing
+        self.wechat = wechat
+        self.login = login
+        self.users = users
+        self.accounts = accounts
+        self.sessions = sessions
+        self.token_max_age = settings.server.api_token_max_age
+        rl = settings.ratelimit
+        self.login_limiter = RateLimiter(rl.login_per_minute, enabled=rl.enabled)
+        self.decrypt_limiter = RateLimiter(rl.decrypt_per_minute, enabled=rl.enabled)
+
+    # --- logins -------------------------------------------------------------------------------
+
+    async def miniprogram_login(self, code: str, open_data: dict[str, Any], context: RequestContext) -> ApiLogin:
+        """wx.login code -> jscode2session -> login-or-register; optional open data must verify."""
+        self.login_limiter.hit("ip:" + context.ip)
+        app = self.settings.wechat.miniprogram
+        session = await self.wechat.jscode2session(app, code)
+        profile = None
+        if open_data.get("rawData") is not None or open_data.get("signature") is not None:
+            if not raw_data_signature_ok(open_data.get("rawData"), session.session_key, open_data.get("signature")):
+                raise EncryptedDataInvalid()
+        if open_data.get("encryptedData") is not None or open_data.get("iv") is not None:
+            data = decrypt_open_data(session.session_key, open_data.get("encryptedData"), open_data.get("iv"),
+                                     app.appid, max_age=WATERMARK_MAX_AGE)
+            # Only the profile is taken: identity comes from WeChat's server reply, never the client.
+            profile = profile_from(data.get("nickName"), data.get("avatarUrl"))
+        identity = WeChatIdentity(Channel.MINIPROGRAM, app.appid, session.openid, session.unionid)
+        grant = EncryptedGrant(session_key_enc=self.login.cipher.encrypt(session.session_key))
+        result = await self.login.login(identity, profile, context, grant=grant)
+        return self._issue(result.user, Channel.MINIPROGRAM, result.created)
+
+    async def app_login(self, code: str, context: RequestContext) -> ApiLogin:
+        """The mobile app's OpenSDK code -> access token -> userinfo -> login-or-register."""
+        self.login_limiter.hit("ip:" + context.ip)
+        app = self.settings.wechat.app
+        tokens = await self.wechat.exchange_code(app, code)
+        info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
+        identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
+        result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
+        return self._issue(result.user, Channel.APP, result.created)
+
+    async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any]) -> User:
+        """Update the profile from open data sealed with the stored session_key."""
+        self.decrypt_limiter.hit("token:" + caller.claims.sid)
+        app = self.settings.wechat.miniprogram
+        sealed = await self.users.session_key_enc(caller.user.id, app.appid)
+        session_key = self.login.cipher.decrypt(sealed)
+        if session_key is None:
+            raise EncryptedDataInvalid()  # no mini-program login behind this token: same answer as bad data
+        data = decrypt_open_data(session_key, open_data.get("encryptedData"), open_data.get("iv"), app.appid,
+                                 max_age=WATERMARK_MAX_AGE)
+        await self.accounts.update_profile(caller.user.id, profile_from(data.get("nickName"), data.get("avatarUrl")))
+        user = await self.users.get_user(caller.user.id)
+        assert user is not None
+        return user
+
+    # --- tokens ------------------------------------------------------------------------------
+
+    def _issue(self, user: User, channel: Channel, created: bool) -> ApiLogin:
+        claims = {"uid": user.id, "sid": secrets.token_urlsafe(16), "sv": user.session_version,
+                  "iat": int(time.time()), "ch": channel.value}
+        return ApiLogin(self.signing.dump_api_token(claims), self.token_max_age, user, created)
+
+    async def authenticate(self, token: str) -> ApiCaller:
+        """Resolve a bearer token to its user; raise InvalidToken for anything else."""
+        loaded = self.signing.load_api_token(token, max_age=self.token_max_age)
+        claims = claims_from(loaded[0]) if loaded else None
+        if loaded is None or claims is None:
+            raise InvalidToken()
+        user, revoked = await self.users.get_session_user(claims.user_id, claims.sid)
+        if user is None or revoked or user.session_version != claims.session_version:
+            raise InvalidToken()
+        if user.disabled:
+            raise AccountDisabled()
+        return ApiCaller(user=user, claims=claims, channel=str(loaded[0].get("ch", "")))
+
+    async def logout(self, caller: ApiCaller) -> None:
+        await self.sessions.end(caller.claims, lifetime=self.token_max_age)
+
+    async def login_methods(self, user_id: int) -> list[LoginMethod]:
+        return await self.users.list_login_methods(user_id)
