@@ -37,6 +37,20 @@ class SnsHandler(SandboxHandler):
             return None
         return app
 
+    def code_request(self, code_param: str) -> tuple[Any, str] | None:
+        """Check the parts every code exchange shares: app, secret, grant_type and the code itself."""
+        app = self.check_app()
+        if app is None:
+            return None
+        if self.arg("grant_type") != "authorization_code":
+            self.wechat_error(40002, "invalid grant_type")
+            return None
+        code = self.arg(code_param)
+        if not code:
+            self.wechat_error(41008, "missing code")  # also what a misnamed parameter gets
+            return None
+        return app, code
+
     def take_code(self, app: Any, code: str, expired_errcode: int = 42003) -> Grant | None:
         """Consume a code once, or answer the errcode WeChat would (scripted people included)."""
         grant = self.sandbox.state.codes.get(code)
@@ -71,14 +85,10 @@ class AccessTokenHandler(SnsHandler):
     """GET /sns/oauth2/access_token: exchange a code, once, within 5 minutes."""
 
     def get(self) -> None:
-        app = self.check_app()
-        if app is None:
+        request = self.code_request("code")
+        if request is None:
             return
-        if self.arg("grant_type") != "authorization_code":
-            return self.wechat_error(40002, "invalid grant_type")
-        code = self.arg("code")
-        if not code:
-            return self.wechat_error(41008, "missing code")
+        app, code = request
         grant = self.take_code(app, code)
         if grant is None:
             return
@@ -165,14 +175,10 @@ class Jscode2SessionHandler(SnsHandler):
     """GET /sns/jscode2session: a mini-program's wx.login code -> openid, session_key (+ unionid)."""
 
     def get(self) -> None:
-        app = self.check_app()
-        if app is None:
+        request = self.code_request("js_code")
+        if request is None:
             return
-        if self.arg("grant_type") != "authorization_code":
-            return self.wechat_error(40002, "invalid grant_type")
-        code = self.arg("js_code")
-        if not code:
-            return self.wechat_error(41008, "missing code")  # e.g. sent as "code" instead of "js_code"
+        app, code = request
         if app.kind != "miniprogram":
             return self.wechat_error(40013, "invalid appid")
         grant = self.take_code(app, code, expired_errcode=40029)
