@@ -48,7 +48,6 @@ class ServerSettings:
     port: int
     public_url: str
     secret_keys: tuple[Secret, ...]
-    processes: int = 1
     session_max_age: int = 30 * 24 * 3600
     session_idle_timeout: int = 7 * 24 * 3600
     api_token_max_age: int = 7 * 24 * 3600
@@ -246,7 +245,6 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         port=srv.int("port", lo=0, hi=65535),
         public_url=public_url,
         secret_keys=tuple(Secret(k) for k in keys),
-        processes=srv.int("processes", 1, lo=1, hi=64),
         session_max_age=srv.int("session_max_age", 30 * 24 * 3600, lo=60),
         session_idle_timeout=srv.int("session_idle_timeout", 7 * 24 * 3600, lo=30),
         api_token_max_age=srv.int("api_token_max_age", 7 * 24 * 3600, lo=5),

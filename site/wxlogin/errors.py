@@ -123,6 +123,7 @@ class WeChatUnavailable(WeChatError):
     """Network failure, timeout, 5xx or an unreadable body: WeChat is not answering properly."""
 
     code = "wechat_unavailable"
+    network = False  # True when no answer arrived at all (the only case worth one retry)
 
 
 class WeChatTimeout(WeChatUnavailable):

@@ -129,6 +129,11 @@ class Signing:
         return list(self._encryption_keys)
 
 
+def state_nonce(state: object) -> str | None:
+    """The nonce part of a well-formed state (unverified: for housekeeping such as clearing the binding)."""
+    return state[8:40] if isinstance(state, str) and STATE_RE.match(state) else None
+
+
 def binding_nonce(secret: str) -> str:
     """The public half of a binding secret: what the state carries."""
     return hashlib.sha256(secret.encode("ascii", "replace")).hexdigest()[:32]

@@ -16,7 +16,7 @@ from wxlogin.errors import BadRequest, StateUnbound
 from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.redirects import safe_next
 from wxlogin.services.oauth import MAX_PENDING_BINDINGS, SCOPE_BASE, SCOPE_USERINFO, FlowResult
-from wxlogin.signing import binding_nonce
+from wxlogin.signing import binding_nonce, state_nonce
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +156,8 @@ class CallbackHandler(OAuthHandler):
         )
 
     def _unbind_state(self, state: str | None) -> None:
-        nonce = state[8:40] if state and len(state) == 72 else ""
-        if nonce in self.bound_nonces():
+        nonce = state_nonce(state)
+        if nonce is not None and nonce in self.bound_nonces():
             self.unbind(nonce)
 
     def _single_valued_params(self) -> dict[str, str]:

@@ -76,8 +76,9 @@ class SnsHandler(SandboxHandler):
         assert person is not None
         if grant.snapshot:
             # Snapshot-page people are virtual: their IDs must never match the real person's.
-            return {"openid": people.openid_for(grant.appid, people.person("snapshot-" + person.key[:20])),
-                    "unionid": people.unionid_for(people.person("snapshot-" + person.key[:20]))}
+            virtual = people.person("snapshot-" + person.key[:20])
+            assert virtual is not None
+            return {"openid": people.openid_for(grant.appid, virtual), "unionid": people.unionid_for(virtual)}
         return {"openid": people.openid_for(grant.appid, person), "unionid": people.unionid_for(person)}
 
 

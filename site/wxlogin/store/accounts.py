@@ -15,7 +15,7 @@ import aiomysql
 from wxlogin.errors import LastLoginMethod, LinkConflict, NotFound
 from wxlogin.models import Channel, EncryptedGrant, WeChatIdentity, WeChatProfile
 from wxlogin.store.db import Database
-from wxlogin.store.users import USER_COLUMNS, insert_method, merged_profile, touch_method_grant, user_from_row
+from wxlogin.store.users import USER_COLUMNS, insert_method, merged_profile, touch_method, user_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +45,15 @@ class AccountStore:
 
         async def work(cur: aiomysql.Cursor) -> bool:
             await cur.execute(
-                "SELECT user_id FROM user_login_methods WHERE appid = %s AND openid = %s FOR UPDATE",
+                "SELECT id, user_id FROM user_login_methods WHERE appid = %s AND openid = %s FOR UPDATE",
                 (identity.appid, identity.openid),
             )
             row = await cur.fetchone()
             if row:
-                if int(row[0]) != user_id:
-                    raise LinkConflict(int(row[0]))
+                if int(row[1]) != user_id:
+                    raise LinkConflict(int(row[1]))
                 if grant is not None:  # linked already: a fresh authorisation still renews the tokens
-                    await touch_method_grant(cur, identity, grant)
+                    await touch_method(cur, int(row[0]), grant)
                 return False
             if identity.unionid:
                 await cur.execute("SELECT id FROM users WHERE unionid = %s FOR UPDATE", (identity.unionid,))

@@ -81,7 +81,7 @@ class Database:
                 try:
                     self._pool = await asyncio.wait_for(
                         aiomysql.create_pool(
-                            minsize=0, maxsize=s.pool_max, pool_recycle=s.pool_recycle, **self.connect_kwargs()
+                            minsize=s.pool_min, maxsize=s.pool_max, pool_recycle=s.pool_recycle, **self.connect_kwargs()
                         ),
                         timeout=s.connect_timeout + s.acquire_timeout,
                     )

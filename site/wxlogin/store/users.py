@@ -231,7 +231,7 @@ async def _login_or_register(
     elif not created:
         await cur.execute("UPDATE users SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (user.id,))
     if row:
-        await _touch_method(cur, row[0], grant)
+        await touch_method(cur, row[0], grant)
     await cur.execute(
         "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
         "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
@@ -295,7 +295,7 @@ async def insert_method(
     )
 
 
-async def _touch_method(cur: aiomysql.Cursor, method_id: int, grant: EncryptedGrant | None) -> None:
+async def touch_method(cur: aiomysql.Cursor, method_id: int, grant: EncryptedGrant | None) -> None:
     if grant is None:
         await cur.execute("UPDATE user_login_methods SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (method_id,))
         return
@@ -307,14 +307,6 @@ async def _touch_method(cur: aiomysql.Cursor, method_id: int, grant: EncryptedGr
         (grant.scope or None, grant.access_token_enc, grant.refresh_token_enc, grant.access_token_expires_in,
          grant.session_key_enc, method_id),
     )
-
-
-async def touch_method_grant(cur: aiomysql.Cursor, identity: WeChatIdentity, grant: EncryptedGrant) -> None:
-    """Replace the stored tokens of the login method for this identity."""
-    await cur.execute("SELECT id FROM user_login_methods WHERE appid = %s AND openid = %s", (identity.appid, identity.openid))
-    row = await cur.fetchone()
-    if row:
-        await _touch_method(cur, int(row[0]), grant)
 
 
 def _replace_profile(user: User, nickname: str, avatar: str, placeholder: bool) -> User:

@@ -189,7 +189,7 @@ class WeChatClient:
                     raise WeChatUnavailable(errmsg=f"{path} answered without {expect}")
                 return data
             except (WeChatUnavailable, WeChatBusy) as exc:
-                retryable = isinstance(exc, WeChatBusy) or getattr(exc, "network", False)
+                retryable = isinstance(exc, WeChatBusy) or (isinstance(exc, WeChatUnavailable) and exc.network)
                 if attempt == 2 or not retryable:
                     raise
                 logger.info("WeChat %s failed (%s); retrying once", path, exc.code)
@@ -242,7 +242,7 @@ def _network_error(path: str, exc: BaseException | None) -> WeChatUnavailable:
     timed_out = isinstance(exc, asyncio.TimeoutError) or "timeout" in str(exc).lower()
     logger.warning("WeChat %s unreachable: %s%s", path, what, " (timeout)" if timed_out else "")
     error = (WeChatTimeout if timed_out else WeChatUnavailable)(errmsg=f"network: {what}")
-    error.network = True  # type: ignore[attr-defined]
+    error.network = True
     return error
 
 
