@@ -88,6 +88,9 @@ def make_http_client(settings: WeChatSettings) -> AsyncHTTPClient:
     return SimpleAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients, max_body_size=MAX_BODY)
 
 
+MIN_RETRY_BUDGET = 0.5  # seconds: below this, a retry could not finish and only delays the error page
+
+
 class WeChatClient:
     """Talks to WeChat (or the sandbox, or a test stand-in) at the configured bases."""
 
@@ -179,9 +182,13 @@ class WeChatClient:
 
     async def _get(self, path: str, params: dict[str, str], expect: str | None = "openid") -> dict[str, Any]:
         url = f"{self.api_base}{path}?{urlencode(params)}"
+        # One call never takes longer than [wechat] timeout in all: a retry only spends what is left,
+        # so a timed-out first attempt is not retried and a person waits at most `timeout` per call.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout
         for attempt in (1, 2):
             try:
-                data = await self._fetch_json(url, path)
+                data = await self._fetch_json(url, path, max(deadline - loop.time(), 0.05))
                 errcode = data.get("errcode")
                 if errcode not in (None, 0, "0"):
                     raise _error_for(errcode, data.get("errmsg"))
@@ -190,13 +197,13 @@ class WeChatClient:
                 return data
             except (WeChatUnavailable, WeChatBusy) as exc:
                 retryable = isinstance(exc, WeChatBusy) or (isinstance(exc, WeChatUnavailable) and exc.network)
-                if attempt == 2 or not retryable:
+                if attempt == 2 or not retryable or deadline - loop.time() < MIN_RETRY_BUDGET:
                     raise
                 logger.info("WeChat %s failed (%s); retrying once", path, exc.code)
                 await asyncio.sleep(random.uniform(0.05, 0.15))
         raise AssertionError("unreachable")
 
-    async def _fetch_json(self, url: str, path: str) -> dict[str, Any]:
+    async def _fetch_json(self, url: str, path: str, timeout: float) -> dict[str, Any]:
         chunks: list[bytes] = []
         size = 0
         too_big = False
@@ -210,8 +217,8 @@ class WeChatClient:
                 chunks.append(chunk)
 
         request = HTTPRequest(
-            url, method="GET", connect_timeout=self.settings.connect_timeout,
-            request_timeout=self.settings.timeout, follow_redirects=False,
+            url, method="GET", connect_timeout=min(self.settings.connect_timeout, timeout),
+            request_timeout=timeout, follow_redirects=False,
             streaming_callback=collect, validate_cert=True, decompress_response=True,
         )
         try:
@@ -239,7 +246,8 @@ class WeChatClient:
 
 def _network_error(path: str, exc: BaseException | None) -> WeChatUnavailable:
     what = type(exc).__name__
-    timed_out = isinstance(exc, asyncio.TimeoutError) or "timeout" in str(exc).lower()
+    text = str(exc).lower()
+    timed_out = isinstance(exc, asyncio.TimeoutError) or "timeout" in text or "timed out" in text
     logger.warning("WeChat %s unreachable: %s%s", path, what, " (timeout)" if timed_out else "")
     error = (WeChatTimeout if timed_out else WeChatUnavailable)(errmsg=f"network: {what}")
     error.network = True

@@ -1,0 +1,179 @@
+"""A scriptable WeChat stand-in (``/sns/*``) that speaks raw HTTP/1.1, so it can also misbehave.
+
+The code says what to do: ``<mode>.<person>.<nonce>``. ``ok`` answers like WeChat; the other modes
+inject one fault at the code-exchange step (``ui...`` modes at ``/sns/userinfo`` instead):
+slow, http500/502/503, reset (connection reset mid-body), truncated, html, big (10 MB), redirect,
+e-1 / e40029 / e40163 / e45011 / e40226 (errcodes), m1once (-1 once, then fine), noopenid,
+openidint, nounion, emptyunion. ``pause()`` closes the port (connection refused) until ``resume()``.
+Every request is logged, so tests can count calls per code. Codes are single-use (40163), like WeChat's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+FAULT_MODES = ("slow", "http500", "http502", "http503", "reset", "truncated", "html", "big", "redirect",
+               "e-1", "e40029", "e40163", "e45011", "e40226", "noopenid", "openidint")
+ERRMSG = {-1: "system error", 40029: "invalid code", 40163: "code been used", 45011: "api minute-quota reach limit",
+          40226: "code blocked"}
+
+
+def ids(appid: str, person: str, mode: str) -> tuple[str, str | None]:
+    openid = "o" + hashlib.sha256(f"{appid}:{person}".encode()).hexdigest()[:27]
+    unionid = None if mode == "nounion" else "" if mode == "emptyunion" else \
+        "u" + hashlib.sha256(f"union:{person}".encode()).hexdigest()[:27]
+    return openid, unionid
+
+
+@dataclass
+class Call:
+    path: str
+    params: dict[str, list[str]]
+
+
+@dataclass
+class FakeWeChat:
+    slow_seconds: float = 3.0
+    latency: float = 0.0
+    port: int = 0
+    calls: list[Call] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+    attempts: dict[str, int] = field(default_factory=dict)
+    _server: Any = None
+    _open: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def pause(self) -> None:
+        """Close the listening socket and every kept-alive connection: connections are now refused."""
+        self._server.close()
+        for writer in list(self._open):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def resume(self) -> None:
+        await self.start()
+
+    async def close(self) -> None:
+        self._server.close()
+
+    def calls_for(self, code: str) -> int:
+        return sum(1 for c in self.calls if code in c.params.get("code", []) + c.params.get("js_code", []))
+
+    def secrets_seen(self) -> set[str]:
+        return {s for c in self.calls for s in c.params.get("secret", [])}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line = head.split(b"\r\n", 1)[0].decode("latin-1")
+                target = line.split(" ")[1] if line.count(" ") >= 2 else "/"
+                parts = urlsplit(target)
+                params: dict[str, list[str]] = {}
+                for key, value in parse_qsl(parts.query, keep_blank_values=True):
+                    params.setdefault(key, []).append(value)
+                self.calls.append(Call(parts.path, params))
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                keep = await self._answer(parts.path, params, writer)
+                if not keep:
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            self._open.discard(writer)
+            if not writer.is_closing():
+                writer.close()
+
+    async def _answer(self, path: str, params: dict[str, list[str]], writer: asyncio.StreamWriter) -> bool:
+        one = {k: v[0] for k, v in params.items()}
+        if path in ("/sns/oauth2/access_token", "/sns/jscode2session"):
+            code = one.get("code") or one.get("js_code") or ""
+            mode, _, rest = code.partition(".")
+            person = rest.split(".")[0] or "nobody"
+            self.attempts[code] = self.attempts.get(code, 0) + 1
+            if mode in ("slow", "uislow"):
+                await asyncio.sleep(self.slow_seconds) if mode == "slow" else None
+            if mode == "m1once" and self.attempts[code] == 1:
+                return self._json(writer, {"errcode": -1, "errmsg": ERRMSG[-1]})
+            if mode in FAULT_MODES and mode != "slow":
+                return await self._fault(mode, writer)
+            if code in self.used:
+                return self._json(writer, {"errcode": 40163, "errmsg": ERRMSG[40163]})
+            self.used.add(code)
+            openid, unionid = ids(one.get("appid", ""), person, mode)
+            body: dict[str, Any] = {"openid": openid, "scope": "snsapi_login"}
+            if path.endswith("jscode2session"):
+                body = {"openid": openid, "session_key": "U0tNQVJLU0tNQVJLU0tNQQ=="}  # b64 of "SKMARKSKMARKSKMA"
+            else:
+                body.update({"access_token": f"AT.{mode}.{person}.{one.get('appid', '')}", "expires_in": 7200,
+                             "refresh_token": f"RT.{person}"})
+            if unionid is not None:
+                body["unionid"] = unionid
+            return self._json(writer, body)
+        if path == "/sns/userinfo":
+            _, mode, person, appid = (one.get("access_token", "") + "...").split(".")[:4]
+            if mode.startswith("ui") and mode[2:] in FAULT_MODES:
+                if mode == "uislow":
+                    await asyncio.sleep(self.slow_seconds)
+                else:
+                    return await self._fault(mode[2:], writer)
+            openid, unionid = ids(appid, person, mode)
+            body = {"openid": openid, "nickname": f"假微信 {person}", "sex": 0, "headimgurl": "", "privilege": []}
+            if unionid is not None:
+                body["unionid"] = unionid
+            return self._json(writer, body)
+        return self._raw(writer, 404, "text/plain", b"not found")
+
+    async def _fault(self, mode: str, writer: asyncio.StreamWriter) -> bool:
+        if mode.startswith("http"):
+            return self._raw(writer, int(mode[4:]), "text/html", b"<html><body>502 Bad Gateway</body></html>")
+        if mode == "reset":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+                         b'{"access_token":"AT","openid":"o')
+            await writer.drain()
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        if mode == "truncated":
+            return self._raw(writer, 200, "application/json", b'{"access_token":"AT","expires_in":72')
+        if mode == "html":
+            return self._raw(writer, 200, "text/html", "<html><body>系统繁忙，请稍后再试</body></html>".encode())
+        if mode == "big":
+            blob = b'{"padding":"' + b"x" * (10 * 1024 * 1024) + b'"}'
+            return self._raw(writer, 200, "application/json", blob)
+        if mode == "redirect":
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/evil\r\nContent-Length: 0\r\n\r\n")
+            return True
+        if mode == "noopenid":
+            return self._json(writer, {"access_token": "AT.x.y.z", "expires_in": 7200, "session_key": "x"})
+        if mode == "openidint":
+            return self._json(writer, {"access_token": "AT.x.y.z", "openid": 123, "session_key": "x"})
+        errcode = int(mode[1:])
+        return self._json(writer, {"errcode": errcode, "errmsg": ERRMSG[errcode]})
+
+    def _json(self, writer: asyncio.StreamWriter, body: dict[str, Any]) -> bool:
+        # WeChat answers JSON as text/plain; the client must not care.
+        return self._raw(writer, 200, "text/plain", json.dumps(body, ensure_ascii=False).encode())
+
+    @staticmethod
+    def _raw(writer: asyncio.StreamWriter, status: int, ctype: str, body: bytes) -> bool:
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: {ctype}; charset=utf-8\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return True

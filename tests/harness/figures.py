@@ -1,0 +1,44 @@
+"""Counters behind the reliability table: what the suite sent, broke and found.
+
+Tests add to ``FIGURES``; the reliability conftest prints the table at the end of the run and writes it
+to ``.reliability-figures.md`` so the README can quote the latest one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class Figures:
+    requests_sent: int = 0
+    faults_injected: int = 0
+    bad_inputs_tried: int = 0
+    server_errors_5xx: int = 0        # outside the documented 502/503 answers
+    documented_503s: int = 0
+    users_duplicated: int = 0
+    logins_lost: int = 0
+    sessions_on_failure: int = 0
+
+    def table(self) -> str:
+        rows = [("figure", "value")] + [(f.name.replace("_", " "), str(getattr(self, f.name))) for f in fields(self)]
+        width = max(len(r[0]) for r in rows)
+        lines = [f"| {rows[0][0]:<{width}} | {rows[0][1]:>7} |", f"|{'-' * (width + 2)}|{'-' * 9}|"]
+        lines += [f"| {name:<{width}} | {value:>7} |" for name, value in rows[1:]]
+        return "\n".join(lines)
+
+    def any_seen(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+
+FIGURES = Figures()
+
+
+def count_response(status: int, documented: tuple[int, ...] = (502, 503, 504)) -> None:
+    """Count one answer from the server; 5xx outside ``documented`` is a defect."""
+    FIGURES.requests_sent += 1
+    if status >= 500:
+        if status in documented:
+            FIGURES.documented_503s += 1
+        else:
+            FIGURES.server_errors_5xx += 1
