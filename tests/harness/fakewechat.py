@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 FAULT_MODES = ("slow", "http500", "http502", "http503", "reset", "truncated", "html", "big", "redirect",
                "e-1", "e40029", "e40163", "e45011", "e40226", "noopenid", "openidint")
+KNOWN_MODES = {"ok", "nounion", "emptyunion", "m1once", "slow", "uislow", *FAULT_MODES,
+               *(f"ui{m}" for m in FAULT_MODES)}
 ERRMSG = {-1: "system error", 40029: "invalid code", 40163: "code been used", 45011: "api minute-quota reach limit",
           40226: "code blocked"}
 
@@ -113,6 +115,8 @@ class FakeWeChat:
                 return self._json(writer, {"errcode": -1, "errmsg": ERRMSG[-1]})
             if mode in FAULT_MODES and mode != "slow":
                 return await self._fault(mode, writer)
+            if mode not in KNOWN_MODES:
+                return self._json(writer, {"errcode": 40029, "errmsg": ERRMSG[40029]})  # like a random code
             if code in self.used:
                 return self._json(writer, {"errcode": 40163, "errmsg": ERRMSG[40163]})
             self.used.add(code)
