@@ -59,6 +59,12 @@ class ServerSettings:
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
 
+    @property
+    def public_origin(self) -> str:
+        """scheme://host[:port] of public_url, as browsers send it in the Origin header."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
 
 @dataclass(frozen=True)
 class MySQLSettings:

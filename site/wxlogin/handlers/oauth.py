@@ -113,8 +113,9 @@ class CallbackHandler(OAuthHandler):
                 signed_in_user_id=claims.user_id if claims else None,
             )
         except StateUnbound:
-            if not retry and flow in ("web", "mp"):
-                # WeChat's browser drops cookies now and then: start over once, then explain.
+            if not retry and flow in ("web", "mp") and not self.bound_nonces():
+                # WeChat's browser drops cookies now and then: start over once, then explain. A browser
+                # that still holds bindings, none of them for this state, was handed someone else's link.
                 logger.info("callback without binding cookie; restarting the %s flow once", flow)
                 self.redirect(f"/auth/wechat/{flow}?" + urlencode({"next": next_path, "retry": "1"}))
                 return

@@ -1,0 +1,490 @@
+"""The bad-input lists of ../shared/security.md part 4, sent to the real server process.
+
+Each entry must give a 4xx (or an entry marked accepted), no stack trace, SQL or secret in the body,
+no session or token, no account row, and no WeChat call when the state or the auth check fails first.
+The last test proves the server still logs people in afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import httpx
+import pytest
+from Crypto.Cipher import AES
+from Crypto.Util.Padding import pad
+
+from harness.figures import FIGURES
+from harness.rawhttp import raw_request
+from harness.serverproc import SECRET_MARKER
+from harness.web import assert_clean_body, counted_client, session_set, start_web_login, web_callback
+
+LEAKS = (SECRET_MARKER, "SKMARK", "U0tNQVJL")
+SESSION_KEY = base64.b64decode("U0tNQVJLU0tNQVJLU0tNQQ==")  # what the stand-in's jscode2session hands out
+MP_APPID = "wxa0b1c2d3e4f50004"
+
+
+def ok_code(person: str = "bad") -> str:
+    return f"ok.{person}{secrets.token_hex(3)}.{secrets.token_hex(4)}"
+
+
+def rejected(response: httpx.Response, allowed: tuple[int, ...] = (400, 401, 403, 404, 405, 409, 413, 414,
+                                                                     415, 429, 431)) -> None:
+    FIGURES.bad_inputs_tried += 1
+    assert response.status_code in allowed, (response.status_code, response.text[:200])
+    assert not session_set(response)
+    assert_clean_body(response, LEAKS)
+    if response.headers.get("content-type", "").startswith("application/json"):
+        assert "token" not in response.json()
+
+
+@pytest.fixture
+async def no_account_rows(rel_sql):
+    query = "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM user_login_methods)"
+    before = await rel_sql(query)
+    yield
+    assert await rel_sql(query) == before, "a bad input wrote account rows"
+
+
+# ---- 4.A callback query ------------------------------------------------------------------------------
+
+CALLBACK_QUERIES = {
+    "no parameters": "",
+    "only code": "code={code}",
+    "empty code": "code=&state={state}",
+    "empty state": "code={code}&state=",
+    "two codes": "code={code}&code=b&state={state}",
+    "two states": "code={code}&state={state}&state={state}",
+    "code[] array": "code[]={code}&state={state}",
+    "code 257": "code=" + "a" * 257 + "&state={state}",
+    "code 8 KB": "code=" + "a" * 8192 + "&state={state}",
+    "NUL in code": "code=abc%00&state={state}",
+    "CRLF in code": "code=abc%0d%0aSet-Cookie:x=y&state={state}",
+    "invalid UTF-8": "code=%ff%fe&state={state}",
+    "CJK code": "code=%E4%BB%A3%E7%A0%81&state={state}",
+    "spaces": "code=a+b%20c&state={state}",
+    "other browser's state": "code={code}&state={other_state}",
+    "altered state": "code={code}&state={altered}",
+    "truncated state": "code={code}&state={truncated}",
+    "flipped last char": "code={code}&state={flipped}",
+    "appended junk": "code={code}&state={state}https://i.maxthon.cn",
+    "129+ bytes": "code={code}&state={state}{state}",
+    "non-alphanumeric": "code={code}&state={state}.-_",
+    "None": "code={code}&state=None",
+    "null": "code={code}&state=null",
+    "undefined": "code={code}&state=undefined",
+    "zero": "code={code}&state=0",
+    "padding": "code={code}&state={state}%3D%3D",
+    "double-encoded": "code={code}&state=%2525{state}",
+}
+
+
+@pytest.mark.parametrize("name", list(CALLBACK_QUERIES))
+async def test_callback_query(name, wx_server, fake_wechat, no_account_rows):
+    async with counted_client() as client, counted_client() as other:
+        state = await start_web_login(client, wx_server.url)
+        other_state = await start_web_login(other, wx_server.url)
+        code = ok_code()
+        flipped = state[:-1] + ("0" if state[-1] != "0" else "1")
+        query = CALLBACK_QUERIES[name].format(code=code, state=state, other_state=other_state, altered="f" + state[1:],
+                                              truncated=state[:-1], flipped=flipped)
+        calls = len(fake_wechat.calls)
+        response = await client.get(f"{wx_server.url}/auth/wechat/callback/web?{query}")
+        if name == "code[] array":  # an unknown parameter is ignored: what is left is a denial (accepted)
+            assert "取消" in response.text
+            rejected(response, (200,))
+        else:
+            rejected(response)
+        assert len(fake_wechat.calls) == calls, "WeChat was called for a request that should fail first"
+
+
+async def test_callback_query_of_a_megabyte_is_refused(wx_server):
+    status, reply = await raw_request(wx_server.url, b"GET /auth/wechat/callback/web?code=" + b"a" * (1 << 20) +
+                                      b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    FIGURES.bad_inputs_tried += 1
+    assert status in (400, 414, 431, None) and b"Traceback" not in reply
+
+
+@pytest.mark.parametrize("code", ['"abc"', "'", "<script>", "abc&appid=wxEVIL&secret=x", "abc#x", "abc+def"])
+async def test_odd_printable_codes_reach_wechat_literally_once(code, wx_server, fake_wechat, no_account_rows):
+    async with counted_client() as client:
+        state = await start_web_login(client, wx_server.url)
+        response = await web_callback(client, wx_server.url, code, state)
+    rejected(response)
+    assert fake_wechat.calls_for(code) == 1
+    call = [c for c in fake_wechat.calls if code in c.params.get("code", [])][-1]
+    assert call.params["code"] == [code] and call.params["appid"] == ["wxa0b1c2d3e4f50001"]
+    assert call.params["secret"] == [f"{SECRET_MARKER}-web-secret"]
+
+
+async def test_denial_and_error_returns_are_the_cancel_page(wx_server, fake_wechat):
+    async with counted_client() as client:
+        for extra in ("", "&error=access_denied"):
+            state = await start_web_login(client, wx_server.url)
+            calls = len(fake_wechat.calls)
+            response = await client.get(f"{wx_server.url}/auth/wechat/callback/web?state={state}{extra}")
+            FIGURES.bad_inputs_tried += 1
+            assert response.status_code == 200 and "取消" in response.text
+            assert not session_set(response) and len(fake_wechat.calls) == calls
+
+
+async def test_random_and_replayed_codes(wx_server, fake_wechat):
+    async with counted_client() as client:
+        state = await start_web_login(client, wx_server.url)
+        random_code = secrets.token_hex(16)
+        response = await web_callback(client, wx_server.url, random_code, state)
+        rejected(response)
+        assert fake_wechat.calls_for(random_code) == 1
+        code = ok_code()
+        state = await start_web_login(client, wx_server.url)
+        assert (await web_callback(client, wx_server.url, code, state)).status_code == 302
+    async with counted_client() as thief:
+        state = await start_web_login(thief, wx_server.url)
+        rejected(await web_callback(thief, wx_server.url, code, state))  # 40163 from WeChat
+    assert fake_wechat.calls_for(code) == 2
+
+
+async def test_extra_parameters_are_ignored(wx_server, fake_wechat):
+    async with counted_client() as client:
+        state = await start_web_login(client, wx_server.url, "/account")
+        code = ok_code()
+        extras = {"redirect_uri": "https://evil.example/", "return_url": "https://evil.example", "appid": "wxEVIL",
+                  "openid": "victim", "unionid": "victim"}
+        tampered = await client.get(f"{wx_server.url}/auth/wechat/callback/web",
+                                    params={"code": code, "state": state, "next": "//evil.com"})
+        rejected(tampered)  # the return target is part of the signed state: changing it breaks the state
+        state = await start_web_login(client, wx_server.url, "/account")
+        response = await client.get(f"{wx_server.url}/auth/wechat/callback/web",
+                                    params={"next": "/account", "code": code, "state": state, **extras})
+    assert response.status_code == 302 and response.headers["location"] == "/account"
+    assert session_set(response)
+    call = [c for c in fake_wechat.calls if code in c.params.get("code", [])][0]
+    assert call.params["appid"] == ["wxa0b1c2d3e4f50001"]
+
+
+@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "PATCH"])
+async def test_other_methods_on_the_callback(method, wx_server, fake_wechat, no_account_rows):
+    async with counted_client() as client:
+        state = await start_web_login(client, wx_server.url)
+        calls = len(fake_wechat.calls)
+        response = await client.request(method, f"{wx_server.url}/auth/wechat/callback/web",
+                                        params={"code": ok_code(), "state": state},
+                                        headers={"X-HTTP-Method-Override": "GET"})
+    rejected(response)
+    assert len(fake_wechat.calls) == calls
+
+
+# ---- 4.B return targets -----------------------------------------------------------------------------
+
+RETURN_TARGETS = [
+    "http://example.com", "http:///example.com", "https://example.com", "ftp://example.com", "\\\\example.com",
+    "\\\\\\example.com", "/\\\\/example.com", "\\\\//example.com", "/\\/example.com", "\\/example.com",
+    "/\\example.com", "http:/\\//example.com", "http:\\/example.com", "http:/\\example.com",
+    'javascript:alert("XSS")', "\njavascript:alert(x)", "\x08//example.com", "http://otherserver\\@example.com",
+    "http:\\\\testserver\\@example.com", "http://testserver\\me:pass@example.com", "http:999999999",
+    "ftp:9999999999", "\n", "http://[2001:cdba::3257:9652/", "//evil.com", "///evil.com", "/%2F%2Fevil.com",
+    "/%5Cevil.com", "/%09/evil.com", " //evil.com", "%0d%0aLocation:%20https://evil.com",
+    "\r\nLocation: https://evil.com", "@evil.com", ".evil.com", "https://127.0.0.1.evil.com",
+    "https://127.0.0.1@evil.com", "https:evil.com", "data:text/html,<script>alert(1)</script>", "vbscript:msgbox",
+    "/logout", "/auth/wechat/web", "/" + "a" * 5000,
+]
+
+
+@pytest.mark.parametrize("target", RETURN_TARGETS, ids=range(len(RETURN_TARGETS)))
+async def test_return_target_ends_on_our_origin(target, wx_server):
+    async with counted_client() as client:
+        start = await client.get(f"{wx_server.url}/auth/wechat/web", params={"next": target})
+        FIGURES.bad_inputs_tried += 1
+        assert start.status_code == 302
+        from urllib.parse import parse_qs, urlsplit
+
+        state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+        done = await web_callback(client, wx_server.url, ok_code(), state)
+    assert done.status_code == 302
+    location = done.headers["location"]
+    assert location.startswith("/") and not location.startswith(("//", "/\\")), location
+    assert location in ("/", "/account") or location == target, location
+    assert "\r" not in location and "\n" not in location
+
+
+# ---- 4.C JSON login bodies ------------------------------------------------------------------------
+
+JSON_BODIES = {
+    "empty": (b"", "application/json"),
+    "text/plain": (b'{"code":"x"}', "text/plain"),
+    "form": (b"code=x", "application/x-www-form-urlencoded"),
+    "latin1": ('{"code":"é"}'.encode("latin-1"), "application/json; charset=latin1"),
+    "utf-16": ('{"code":"x"}'.encode("utf-16"), "application/json"),
+    "BOM": (b'\xef\xbb\xbf{"code":"x"}', "application/json"),
+    "open brace": (b"{", "application/json"),
+    "null": (b"null", "application/json"),
+    "array": (b"[]", "application/json"),
+    "string": (b'"code"', "application/json"),
+    "number": (b"123", "application/json"),
+    "deep nesting": (b"[" * 100000 + b"]" * 100000, "application/json"),
+    "5000 digits": (b'{"code":' + b"9" * 5000 + b"}", "application/json"),
+    "NaN": (b'{"code":NaN}', "application/json"),
+    "Infinity": (b'{"code":Infinity}', "application/json"),
+    "{}": (b"{}", "application/json"),
+    "code null": (b'{"code":null}', "application/json"),
+    "code int": (b'{"code":123}', "application/json"),
+    "code true": (b'{"code":true}', "application/json"),
+    "code list": (b'{"code":["a"]}', "application/json"),
+    "code object (CVE-2024-36039)": (b'{"code":{"x\' OR 1=1 -- ":1}}', "application/json"),
+    "code empty": (b'{"code":""}', "application/json"),
+    "code space": (b'{"code":" "}', "application/json"),
+    "code 10 KB": (b'{"code":"' + b"a" * 10240 + b'"}', "application/json"),
+    "code NUL": (b'{"code":"a\\u0000"}', "application/json"),
+    "lone surrogate": (b'{"code":"\\ud800"}', "application/json"),
+    "RTL override": (b'{"code":"a\\u202e"}', "application/json"),
+    "duplicate keys": (b'{"code":"a","code":"b"}', "application/json"),
+    "40 KB": (b'{"code":"' + b"a" * (40 << 10) + b'"}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("endpoint", ["/api/miniprogram/login", "/api/app/login"])
+@pytest.mark.parametrize("name", list(JSON_BODIES))
+async def test_json_login_bodies(name, endpoint, wx_server, fake_wechat, no_account_rows):
+    body, content_type = JSON_BODIES[name]
+    calls = len(fake_wechat.calls)
+    async with counted_client() as client:
+        response = await client.post(wx_server.url + endpoint, content=body, headers={"Content-Type": content_type})
+    rejected(response)
+    assert response.headers["content-type"].startswith("application/json")
+    assert isinstance(response.json()["error"], str)
+    assert len(fake_wechat.calls) == calls
+
+
+FRAMING = {
+    "CL larger than body": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 100\r\n\r\n{}",
+    "CL +10": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: +10\r\n\r\n",
+    "CL 0x10": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
+    "CL 1_0": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1_0\r\n\r\n",
+    "TE + CL": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+               b"0\r\n\r\n",
+    "TE chunked, chunked": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+                           b"0\r\n\r\n",
+    "two TE headers": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "TE xchunked": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    "gzip bomb": None,  # built below
+    "10 MB body": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 10485760\r\n\r\n" + b"a" * 65536,
+    "NUL in a header": b"GET /api/me HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "70 KB header": b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+    "100 headers of 1 KB": b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1024)
+                                                                      for i in range(100)) + b"\r\n",
+    "cookie bomb pairs": b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"a=b;" * 10000 + b"\r\n\r\n",
+    "cookie of quotes": b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b'"' * 10000 + b"\r\n\r\n",
+}
+
+
+def _gzip_bomb() -> bytes:
+    import gzip
+
+    blob = gzip.compress(b'{"code":"' + b"a" * (20 << 20) + b'"}')
+    return (b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(blob)) + blob
+
+
+@pytest.mark.parametrize("name", list(FRAMING))
+async def test_framing_and_header_abuse(name, wx_server):
+    data = FRAMING[name] or _gzip_bomb()
+    status, reply = await raw_request(wx_server.url, data, half_close=name == "CL larger than body")
+    FIGURES.bad_inputs_tried += 1
+    assert b"Traceback" not in reply and SECRET_MARKER.encode() not in reply
+    if name == "cookie of quotes":
+        assert status in (200, 400), status  # parsed quickly (Tornado >= 6.4.2) and harmless
+    elif name in ("CL larger than body",):
+        assert status in (400, None)  # the body never arrives: closed, never a hang
+    elif name in ("70 KB header", "100 headers of 1 KB", "cookie bomb pairs"):
+        # Past max_header_size (16 KiB) Tornado drops the connection without an answer (nginx in front
+        # answers 400/494 first); what matters is that it is refused at once and nothing else suffers.
+        assert status in (400, 431, None), status
+    else:
+        assert status is not None and 400 <= status < 500, (status, reply[:200])
+
+
+# ---- 4.D encrypted data -----------------------------------------------------------------------------
+
+def _seal(payload: bytes, iv: bytes = b"\x02" * 16) -> dict[str, str]:
+    blob = AES.new(SESSION_KEY, AES.MODE_CBC, iv=iv).encrypt(pad(payload, 16))
+    return {"encryptedData": base64.b64encode(blob).decode(), "iv": base64.b64encode(iv).decode()}
+
+
+def _valid_profile(**watermark) -> bytes:
+    import time
+
+    mark = {"appid": MP_APPID, "timestamp": int(time.time()), **watermark}
+    return json.dumps({"openId": "o", "nickName": "n", "watermark": mark}).encode()
+
+
+ENCRYPTED = {
+    "missing both": {},
+    "missing iv": {"encryptedData": "AAAA"},
+    "empty strings": {"encryptedData": "", "iv": ""},
+    "null": {"encryptedData": None, "iv": None},
+    "numbers": {"encryptedData": 1, "iv": 2},
+    "not base64": {"encryptedData": "!!!!", "iv": "!!!!"},
+    "spaces": {**_seal(b"{}"), "iv": "AQID BAUG BwgJ CgsM DQ4P EA=="},
+    "url-safe alphabet": {"encryptedData": "-_-_" * 8, "iv": "AAAAAAAAAAAAAAAAAAAA-_=="},
+    "1 MB": {"encryptedData": "A" * (1 << 20), "iv": "AAAAAAAAAAAAAAAAAAAAAA=="},
+    **{f"iv {n} bytes": {**_seal(b"{}"), "iv": base64.b64encode(b"\x01" * n).decode()} for n in (0, 8, 15, 17, 32)},
+    **{f"ciphertext {n} bytes": {"encryptedData": base64.b64encode(b"\x01" * n).decode(),
+                                 "iv": base64.b64encode(b"\x01" * 16).decode()} for n in (0, 15, 16, 17, 8208)},
+    "garbage plaintext": _seal(b"\xff\xfe\xfd"),
+    "not JSON": _seal("不是 JSON".encode()),
+    "JSON array": _seal(b"[1,2]"),
+    "no watermark": _seal(b'{"openId":"o"}'),
+    "other app's watermark": _seal(_valid_profile(appid="wxOTHER0000000000")),
+    "a day old": _seal(_valid_profile(timestamp=1)),
+    "an hour ahead": _seal(_valid_profile(timestamp=2**31)),
+}
+
+
+@pytest.fixture
+async def mp_token(wx_server) -> str:
+    async with counted_client() as client:
+        response = await client.post(f"{wx_server.url}/api/miniprogram/login", json={"code": ok_code("enc")})
+    assert response.status_code == 200
+    return response.json()["token"]
+
+
+@pytest.mark.parametrize("name", list(ENCRYPTED))
+async def test_encrypted_data(name, wx_server, mp_token):
+    async with counted_client() as client:
+        response = await client.post(f"{wx_server.url}/api/miniprogram/profile", json=ENCRYPTED[name],
+                                     headers={"Authorization": f"Bearer {mp_token}"})
+    rejected(response, (400, 413))
+    assert response.json()["error"] in ("encrypted_data_invalid", "bad_request", "body_too_large")
+
+
+async def test_encrypted_data_without_a_miniprogram_login_is_401(wx_server):
+    async with counted_client() as client:
+        app = await client.post(f"{wx_server.url}/api/app/login", json={"code": ok_code("apponly")})
+        response = await client.post(f"{wx_server.url}/api/miniprogram/profile", json=_seal(_valid_profile()),
+                                     headers={"Authorization": f"Bearer {app.json()['token']}"})
+    rejected(response, (400, 401, 403))
+
+
+# ---- 4.E cookies, 4.F headers -------------------------------------------------------------------------
+
+SESSION_COOKIES = ["", "deleted", base64.b64encode(secrets.token_bytes(40)).decode(), "a.b.c", '"quoted"',
+                   "\u4f1a\u8bdd", "x;y", "x,y", "A" * 4000]
+
+
+@pytest.mark.parametrize("value", SESSION_COOKIES, ids=range(len(SESSION_COOKIES)))
+async def test_bad_session_cookies_mean_signed_out(value, wx_server):
+    async with counted_client() as client:
+        response = await client.get(f"{wx_server.url}/account",
+                                    headers={"Cookie": f"wxsid={value}".encode("utf-8")})
+    FIGURES.bad_inputs_tried += 1
+    assert response.status_code in (302, 400) and b"Traceback" not in response.content
+
+
+def _with_other_uid(payload: str) -> str:
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["uid"] += 1
+    return base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+async def test_tampered_and_duplicated_session_cookies(wx_server):
+    async with counted_client() as client:
+        state = await start_web_login(client, wx_server.url)
+        login = await web_callback(client, wx_server.url, ok_code("cookie"), state)
+        good = login.cookies["wxsid"]
+    payload, rest = good.split(".", 1)
+    flip = len(good) - 6  # inside the signature, clear of base64's spare bits in the last character
+    variants = [good[:-1], good[:flip] + ("A" if good[flip] != "A" else "B") + good[flip + 1:],
+                _with_other_uid(payload) + "." + rest,
+                f"{good}; wxsid=x"]
+    async with counted_client() as client:
+        for value in variants:
+            response = await client.get(f"{wx_server.url}/account", headers={"Cookie": f"wxsid={value}"})
+            FIGURES.bad_inputs_tried += 1
+            assert response.status_code in (302, 400), value
+        ok = await client.get(f"{wx_server.url}/account", headers={"Cookie": f"wxsid={good}"})
+    assert ok.status_code == 200, "the untampered cookie still works"
+
+
+XSRF_CASES = {"no cookie, no token": ({}, None), "token missing": ({"_xsrf": "2|aa|bb|cc"}, None),
+              "16 chars": ({}, "a" * 16), "64 stars": ({}, "*" * 64), "64 a": ({}, "a" * 64)}
+
+
+@pytest.mark.parametrize("name", list(XSRF_CASES))
+@pytest.mark.parametrize("where", ["form", "X-XSRFToken", "X-CSRFToken"])
+async def test_xsrf_matrix_on_logout(name, where, wx_server):
+    cookies, token = XSRF_CASES[name]
+    headers, data = {}, {}
+    if token is not None:
+        if where == "form":
+            data["_xsrf"] = token
+        else:
+            headers[where] = token
+    async with counted_client(cookies=cookies) as client:
+        response = await client.post(f"{wx_server.url}/logout", data=data, headers=headers)
+    rejected(response, (403,))
+
+
+AUTHORIZATIONS = ["", "Bearer", "Bearer    x", "Basic dXNlcjpwYXNz", "Bearer " + "a" * 8192, "Bearer a\tb",
+                  "Bearer abc.def.ghi"]
+
+
+@pytest.mark.parametrize("value", AUTHORIZATIONS, ids=range(len(AUTHORIZATIONS)))
+async def test_bad_authorization_headers(value, wx_server):
+    async with counted_client() as client:
+        response = await client.get(f"{wx_server.url}/api/me", headers={"Authorization": value} if value else {})
+    rejected(response, (400, 401, 431))
+    if response.status_code == 401:
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_two_authorization_headers_and_query_tokens(wx_server, mp_token):
+    async with counted_client() as client:
+        two = await client.get(f"{wx_server.url}/api/me",
+                               headers=[("Authorization", f"Bearer {mp_token}"), ("Authorization", "Bearer x")])
+        query = await client.get(f"{wx_server.url}/api/me", params={"access_token": mp_token})
+        html = await client.get(f"{wx_server.url}/api/me", headers={"Accept": "text/html"})
+    rejected(two, (400, 401))
+    rejected(query, (401,))
+    rejected(html, (401,))
+    assert html.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1:8443@evil", "[::1]", "h" * 1000])
+async def test_host_header_never_reaches_redirect_uri(host, wx_server):
+    async with counted_client() as client:
+        response = await client.get(f"{wx_server.url}/auth/wechat/web", headers={"Host": host})
+    FIGURES.bad_inputs_tried += 1
+    assert response.status_code in (302, 400, 404)
+    if response.status_code == 302:
+        from urllib.parse import parse_qs, urlsplit
+
+        redirect_uri = parse_qs(urlsplit(response.headers["location"]).query)["redirect_uri"][0]
+        assert redirect_uri.startswith(wx_server.url + "/")
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null"])
+async def test_cross_site_posts_are_refused(origin, wx_server):
+    async with counted_client() as client:
+        page = await client.get(f"{wx_server.url}/login")
+        xsrf = client.cookies.get("_xsrf")
+        response = await client.post(f"{wx_server.url}/logout", data={"_xsrf": xsrf},
+                                     headers={"Origin": origin, "Sec-Fetch-Site": "cross-site"})
+    assert page.status_code == 200
+    rejected(response, (403,))
+
+
+# ---- afterwards ----------------------------------------------------------------------------------------
+
+async def test_the_server_still_logs_people_in_afterwards(wx_server):
+    async with counted_client() as client:
+        state = await start_web_login(client, wx_server.url)
+        web = await web_callback(client, wx_server.url, ok_code("after"), state)
+        api = await client.post(f"{wx_server.url}/api/miniprogram/login", json={"code": ok_code("after")})
+    assert web.status_code == 302 and session_set(web)
+    assert api.status_code == 200 and api.json()["token"]
+    assert "Traceback" not in wx_server.log()
