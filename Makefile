@@ -5,13 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= settings.toml
 
-.PHONY: run test venv db browser lint clean play-miniprogram play-app
+.PHONY: run test check-reliability venv db browser lint clean play-miniprogram play-app
 
 run: db
 	$(PY) server.py --config $(CONFIG)
 
 test: db browser
 	$(PY) -m pytest
+
+# The reliability suite's long run: bigger races, longer faults, more fuzzing; ends with the figures table.
+check-reliability: db
+	WXLOGIN_RELIABILITY=long $(PY) -m pytest tests/reliability -m reliability
 
 venv: $(VENV)/.installed
 

@@ -73,6 +73,9 @@ async def serve(settings: Settings) -> None:
     logger.info("shutting down: no new connections, draining in-flight requests")
     server.stop()
     purger.cancel()
+    if not await app.settings["in_flight"].wait_idle(DRAIN_SECONDS):
+        logger.warning("%d requests still running after %ds; closing anyway",
+                       app.settings["in_flight"].count, DRAIN_SECONDS)
     try:
         await asyncio.wait_for(server.close_all_connections(), timeout=DRAIN_SECONDS)
     except asyncio.TimeoutError:

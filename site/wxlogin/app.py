@@ -11,6 +11,7 @@ import tornado.web
 
 from wxlogin.config import Settings
 from wxlogin.handlers import api, oauth, pages
+from wxlogin.handlers.inflight import InFlight
 from wxlogin.handlers.pages import NotFoundHandler
 from wxlogin.services import Services
 
@@ -76,6 +77,7 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
         sandbox=emulator,
         jinja_env=jinja_env,
         csp=content_security_policy(settings),
+        in_flight=InFlight(),
         cookie_names=cookie_names(settings),
         static_path=str(STATIC),
         static_url_prefix="/static/",

@@ -19,9 +19,10 @@ class Figures:
     users_duplicated: int = 0
     logins_lost: int = 0
     sessions_on_failure: int = 0
+    slowest_answer_during_mysql_faults_s: float = 0.0
 
     def table(self) -> str:
-        rows = [("figure", "value")] + [(f.name.replace("_", " "), str(getattr(self, f.name))) for f in fields(self)]
+        rows = [("figure", "value")] + [(_label(f.name), str(round(getattr(self, f.name), 2))) for f in fields(self)]
         width = max(len(r[0]) for r in rows)
         lines = [f"| {rows[0][0]:<{width}} | {rows[0][1]:>7} |", f"|{'-' * (width + 2)}|{'-' * 9}|"]
         lines += [f"| {name:<{width}} | {value:>7} |" for name, value in rows[1:]]
@@ -29,6 +30,10 @@ class Figures:
 
     def any_seen(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
+
+
+def _label(name: str) -> str:
+    return name[:-2].replace("_", " ") + " (s)" if name.endswith("_s") else name.replace("_", " ")
 
 
 FIGURES = Figures()

@@ -63,6 +63,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def initialize(self) -> None:
         self.services = self.application.settings["services"]
         self.session = None
+        self._counted = self.application.settings.get("in_flight")
+        if self._counted is not None:
+            self._counted.started()
+
+    def on_finish(self) -> None:
+        if self._counted is not None:
+            self._counted.finished()
+            self._counted = None
 
     # --- identity -------------------------------------------------------------------------
 

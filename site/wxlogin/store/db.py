@@ -28,6 +28,7 @@ ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
 RETRYABLE_ERRORS = (ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
 MAX_TRANSACTION_ATTEMPTS = 4
+BREAKER_SECONDS = 1.0
 
 
 def error_number(exc: BaseException) -> int | None:
@@ -43,6 +44,19 @@ class Database:
         self.settings = settings
         self._pool: aiomysql.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        self._down_until = 0.0
+
+    def _trip(self) -> None:
+        """After a failure, answer 'unavailable' at once for a moment instead of queueing on a dead server.
+
+        One request then waits for at most one timeout, not one per statement it would have run, and a
+        frozen MySQL does not collect a pile of waiting requests; the first call after the pause probes again.
+        """
+        self._down_until = asyncio.get_running_loop().time() + BREAKER_SECONDS
+
+    def _check_breaker(self) -> None:
+        if asyncio.get_running_loop().time() < self._down_until:
+            raise DatabaseUnavailable("recently failed")
 
     def connect_kwargs(self, with_database: bool = True) -> dict[str, Any]:
         """Connection arguments shared by the pool and the set-up tool."""
@@ -87,6 +101,7 @@ class Database:
                     )
                 except (asyncio.TimeoutError, OSError, pymysql.err.MySQLError) as exc:
                     logger.warning("cannot create the MySQL pool: %s", _describe(exc))
+                    self._trip()
                     raise DatabaseUnavailable("pool") from None
         return self._pool
 
@@ -106,11 +121,13 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[aiomysql.Connection]:
         """Lend a connection for a bounded time; broken connections are discarded, not pooled."""
+        self._check_breaker()
         pool = await self._ensure_pool()
         try:
             conn = await asyncio.wait_for(pool.acquire(), timeout=self.settings.acquire_timeout)
         except (asyncio.TimeoutError, OSError, pymysql.err.MySQLError) as exc:
             logger.warning("cannot get a MySQL connection: %s (pool %s)", _describe(exc), self.pool_stats)
+            self._trip()
             raise DatabaseUnavailable("acquire") from None
         try:
             yield conn
@@ -148,11 +165,13 @@ class Database:
                 return await asyncio.wait_for(runner(conn, work), timeout=self.settings.query_timeout)
         except asyncio.TimeoutError:
             logger.warning("MySQL query exceeded %.1fs", self.settings.query_timeout)
+            self._trip()
             raise DatabaseUnavailable("timeout") from None
         except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError) as exc:
             if error_number(exc) in RETRYABLE_ERRORS:
                 raise
             logger.warning("MySQL unavailable: %s", _describe(exc))
+            self._trip()
             raise DatabaseUnavailable("operational") from None
 
     @staticmethod
