@@ -116,3 +116,14 @@ class PrivateMariaDB:
                 return list(await cur.fetchall())
         finally:
             conn.close()
+
+
+def app_database(db: PrivateMariaDB, query_timeout: float = 10.0) -> Any:
+    """The application's own Database object (pool, retries, session settings) on the private instance."""
+    from harness import DATABASE
+    from wxlogin.config import MySQLSettings, Secret
+    from wxlogin.store.db import Database
+
+    return Database(MySQLSettings(host="127.0.0.1", port=db.port, user="root", password=Secret(""), database=DATABASE,
+                                  pool_min=1, pool_max=4, connect_timeout=2.0, acquire_timeout=2.0,
+                                  query_timeout=query_timeout))

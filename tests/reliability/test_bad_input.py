@@ -488,3 +488,16 @@ async def test_the_server_still_logs_people_in_afterwards(wx_server):
     assert web.status_code == 302 and session_set(web)
     assert api.status_code == 200 and api.json()["token"]
     assert "Traceback" not in wx_server.log()
+
+
+@pytest.mark.parametrize("path", ["//evil.com/%2e%2e", "/static//evil.com", "/static/%2F%2Fevil.com", "/login/",
+                                  "/account/", "//evil.com", "/%5Cevil.com", "/api//evil.com"])
+async def test_no_open_redirector_anywhere(path, wx_server):
+    """WeChat accepts any path on our domain as redirect_uri, so no path may redirect off-site."""
+    status, reply = await raw_request(wx_server.url, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    FIGURES.bad_inputs_tried += 1
+    assert status is not None and status < 500
+    for line in reply.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith((b"location:", b"refresh:")):
+            target = line.split(b":", 1)[1].strip().decode()
+            assert target.startswith("/") and not target.startswith(("//", "/\\")), target

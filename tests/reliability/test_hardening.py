@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from harness.figures import FIGURES
+from harness.mariadb import app_database
 from harness.serverproc import KEY_1, KEY_2, SECRET_MARKER
 from harness.web import counted_client, session_set, start_web_login, web_callback
 from wxlogin.signing import Signing
@@ -274,3 +275,32 @@ async def test_sigterm_lets_in_flight_requests_finish_then_exits(make_server, fa
     assert code == 0
     log = server.log()
     assert "shutting down" in log and log.rstrip().endswith("stopped")
+
+
+async def test_api_sends_no_cors_headers(wx_server):
+    async with counted_client() as client:
+        preflight = await client.options(f"{wx_server.url}/api/me", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        read = await client.get(f"{wx_server.url}/api/me", headers={"Origin": "https://evil.example"})
+    for response in (preflight, read):
+        assert "access-control-allow-origin" not in response.headers
+        assert response.status_code in (401, 405)
+
+
+async def test_identity_columns_compare_exactly_and_sql_mode_is_strict(rel_sql, private_db):
+    """oAbC and oabc are two people: every id column uses a binary collation; strict mode is on."""
+    rows = await rel_sql(
+        "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME IN ('openid', 'unionid', 'appid')")
+    assert rows and all(collation.endswith("_bin") for *_, collation in rows), rows
+    db = app_database(private_db)
+    try:
+        async def mode(cur):
+            await cur.execute("SELECT @@SESSION.sql_mode")
+            (sql_mode,) = await cur.fetchone()
+            await cur.execute("SHOW SESSION VARIABLES WHERE Variable_name IN ('tx_isolation', 'transaction_isolation')")
+            return sql_mode, (await cur.fetchone())[1]
+        sql_mode, isolation = await db.run(mode)
+    finally:
+        await db.close()
+    assert "STRICT_TRANS_TABLES" in sql_mode and isolation == "READ-COMMITTED"

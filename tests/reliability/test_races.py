@@ -16,10 +16,10 @@ import pytest
 from harness.figures import FIGURES, count_response
 from helpers import Flows
 from harness import DATABASE, scale
-from wxlogin.config import MySQLSettings, Secret
+from harness.mariadb import app_database
 from wxlogin.sandbox import people
 from wxlogin.signing import Signing
-from wxlogin.store.db import MAX_TRANSACTION_ATTEMPTS, Database
+from wxlogin.store.db import MAX_TRANSACTION_ATTEMPTS
 
 SANDBOX_KEY = "dev-insecure-reliability-sandbox-key-000001"
 
@@ -94,13 +94,6 @@ async def test_forty_people_at_once_give_forty_users(sandbox_proc, rel_sql):
     assert rows[0] == (40, 40)
 
 
-def _db(private_db, **changes) -> Database:
-    settings = MySQLSettings(host="127.0.0.1", port=private_db.port, user="root", password=Secret(""),
-                             database=DATABASE, unix_socket="", pool_min=1, pool_max=4, connect_timeout=2.0,
-                             acquire_timeout=2.0, query_timeout=changes.pop("query_timeout", 10.0), pool_recycle=3600)
-    return Database(settings)
-
-
 @pytest.fixture
 async def lock_table(private_db):
     await private_db.query("CREATE TABLE IF NOT EXISTS race_locks (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB",
@@ -111,7 +104,7 @@ async def lock_table(private_db):
 
 
 async def test_deadlock_is_retried_and_both_transactions_commit(private_db, lock_table):
-    db = _db(private_db)
+    db = app_database(private_db)
     attempts = {"a": 0, "b": 0}
     both_hold_one = asyncio.Barrier(2)
 
@@ -141,7 +134,7 @@ async def test_lock_wait_timeout_is_retried_a_bounded_number_of_times(private_db
     await holder.begin()
     async with holder.cursor() as cur:
         await cur.execute("SELECT * FROM race_locks WHERE id = 1 FOR UPDATE")
-    db = _db(private_db)
+    db = app_database(private_db)
     attempts = 0
 
     async def blocked(cur) -> None:

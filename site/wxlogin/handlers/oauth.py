@@ -6,6 +6,7 @@ the callback accepts a state only if its nonce is there. Every callback outcome 
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from urllib.parse import urlencode
@@ -37,11 +38,11 @@ class OAuthHandler(BaseHandler):
 
     def bind(self, secret: str) -> None:
         """Remember that this browser started a flow (10 minutes; Lax so WeChat's redirect back carries it)."""
-        secrets = [secret] + [s for s in self.binding_secrets() if s != secret]
+        secrets = [secret] + [s for s in self.binding_secrets() if not hmac.compare_digest(s, secret)]
         self._write_binding(secrets[:MAX_PENDING_BINDINGS])
 
     def unbind(self, nonce: str) -> None:
-        secrets = [s for s in self.binding_secrets() if binding_nonce(s) != nonce]
+        secrets = [s for s in self.binding_secrets() if not hmac.compare_digest(binding_nonce(s), nonce)]
         if secrets:
             self._write_binding(secrets)
         else:
