@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import jinja2
 import tornado.web
 
+from wxlogin import dbbudget
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
 from wxlogin.handlers.errors import page_for_error, page_for_status
 from wxlogin.handlers.i18n import Translator, choose_locale
@@ -95,7 +96,13 @@ class BaseHandler(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(403, "foreign origin")
         super().check_xsrf_cookie()
 
+    def open_db_budget(self) -> None:
+        """One request waits on MySQL for at most one acquire plus one query timeout in total."""
+        mysql = self.services.settings.mysql
+        dbbudget.open_budget(mysql.acquire_timeout + mysql.query_timeout)
+
     async def prepare(self) -> None:
+        self.open_db_budget()
         chosen = self.get_query_argument("lang", None)
         if chosen in ("zh", "en"):
             self.set_cookie("lang", chosen, max_age=365 * 24 * 3600, samesite="Lax", secure=self.secure_cookies)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiomysql
 import pymysql
 
+from wxlogin import dbbudget
 from wxlogin.config import MySQLSettings
 from wxlogin.errors import DatabaseUnavailable
 
@@ -122,9 +123,13 @@ class Database:
     async def connection(self) -> AsyncIterator[aiomysql.Connection]:
         """Lend a connection for a bounded time; broken connections are discarded, not pooled."""
         self._check_breaker()
+        wait = dbbudget.allowance(self.settings.acquire_timeout)
+        if wait <= 0:
+            raise DatabaseUnavailable("request budget spent")
         pool = await self._ensure_pool()
         try:
-            conn = await asyncio.wait_for(pool.acquire(), timeout=self.settings.acquire_timeout)
+            with dbbudget.Meter():
+                conn = await _acquire_within(pool, wait)
         except (asyncio.TimeoutError, OSError, pymysql.err.MySQLError) as exc:
             logger.warning("cannot get a MySQL connection: %s (pool %s)", _describe(exc), self.pool_stats)
             self._trip()
@@ -162,7 +167,11 @@ class Database:
     async def _bounded(self, runner: Callable[..., Awaitable[T]], work: Callable[..., Awaitable[T]]) -> T:
         try:
             async with self.connection() as conn:
-                return await asyncio.wait_for(runner(conn, work), timeout=self.settings.query_timeout)
+                wait = dbbudget.allowance(self.settings.query_timeout)
+                if wait <= 0:
+                    raise DatabaseUnavailable("request budget spent")
+                with dbbudget.Meter():
+                    return await asyncio.wait_for(runner(conn, work), timeout=wait)
         except asyncio.TimeoutError:
             logger.warning("MySQL query exceeded %.1fs", self.settings.query_timeout)
             self._trip()
@@ -207,6 +216,33 @@ class Database:
             return await self.run(select_one)
         except DatabaseUnavailable:
             return False
+
+
+async def _acquire_within(pool: aiomysql.Pool, seconds: float) -> aiomysql.Connection:
+    """pool.acquire() that gives up after ``seconds`` without waiting for the cancellation to finish.
+
+    asyncio.wait_for would wait until the cancelled acquire has unwound, and aiomysql's acquire may first
+    have to retake the pool's lock from another caller stuck in a handshake with a frozen server; that
+    wait is unbounded. A late connection is handed straight back to the pool.
+    """
+    task = asyncio.ensure_future(pool.acquire())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        done = set()
+        raise
+    finally:
+        if not done:
+            task.cancel()
+            task.add_done_callback(lambda t: _return_late_connection(pool, t))
+    if not done:
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+def _return_late_connection(pool: aiomysql.Pool, task: asyncio.Future[aiomysql.Connection]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        pool.release(task.result())
 
 
 def _connection_is_suspect(exc: BaseException) -> bool:
