@@ -5,16 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= settings.toml
 
-.PHONY: run test check-reliability venv db browser lint clean play-miniprogram play-app
+.PHONY: run test check-reliability venv db browser tools lint clean play-miniprogram play-app
 
 run: db
 	$(PY) server.py --config $(CONFIG)
 
-test: db browser
+test: db browser tools
 	$(PY) -m pytest
 
 # The reliability suite's long run: bigger races, longer faults, more fuzzing; ends with the figures table.
-check-reliability: db
+check-reliability: db tools
 	WXLOGIN_RELIABILITY=long $(PY) -m pytest tests/reliability -m reliability
 
 venv: $(VENV)/.installed
@@ -30,6 +30,9 @@ db: venv
 
 browser:
 	scripts/ensure-chromium.sh
+
+tools:
+	scripts/ensure-tools.sh
 
 # With `make run` going in another terminal: log a sandbox person in through the JSON API.
 play-miniprogram: venv

@@ -1,21 +1,30 @@
-"""Serve wxlogin: `python server.py --config settings.toml`.
+"""Serve wxlogin: `python server.py --config settings.toml [--processes N]`.
 
 Loads and validates the settings, applies migrations, builds the services (pool, WeChat client),
 serves the app, and on SIGTERM/SIGINT stops accepting, lets in-flight requests finish, closes the pool.
+With N > 1 (or [server] processes), the parent binds the port, forks N workers that share it, restarts
+a worker that dies, and passes SIGTERM/SIGINT on to them. Nothing a login needs lives in one worker's
+memory (states, the double-callback cache and sessions are in MySQL or signed), so any worker can
+finish what another started.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "site"))
 
 import tornado.httpserver  # noqa: E402
+import tornado.netutil  # noqa: E402
 
 from wxlogin.app import make_app  # noqa: E402
 from wxlogin.config import ConfigError, Settings, load_settings  # noqa: E402
@@ -39,7 +48,7 @@ def announce(settings: Settings) -> None:
     logger.info("serving %s on %s:%d", settings.server.public_url, settings.server.host, settings.server.port)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain and close."""
     try:
         applied = await migrate(settings.mysql)
@@ -53,7 +62,10 @@ async def serve(settings: Settings) -> None:
         app, xheaders=False, max_body_size=settings.server.max_body_size, max_header_size=16 * 1024,
         idle_connection_timeout=60, body_timeout=15,
     )
-    server.listen(settings.server.port, settings.server.host)
+    if sockets:
+        server.add_sockets(sockets)
+    else:
+        server.listen(settings.server.port, settings.server.host)
     announce(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,18 +96,74 @@ async def serve(settings: Settings) -> None:
     logger.info("stopped")
 
 
+def run_workers(settings: Settings, count: int) -> int:
+    """Bind once, fork ``count`` workers sharing the socket, keep them running until told to stop."""
+    sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                asyncio.run(serve(settings, sockets))
+            finally:
+                os._exit(0)
+        children[pid] = index
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for index in range(count):
+        spawn(index)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info("%d workers serving on %s:%d", count, settings.server.host, settings.server.port)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = children.pop(pid, None)
+        if index is not None and not stopping:
+            logger.warning("worker %d (pid %d) exited with status %d; starting a new one", index, pid, status)
+            time.sleep(1)  # a worker that dies at start must not become a fork storm
+            spawn(index)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve wxlogin.")
     parser.add_argument("--config", default="settings.toml", help="path to settings.toml")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="worker processes sharing the port (default [server] processes; 0 = one per CPU)")
     args = parser.parse_args(argv)
     configure_logging()
+    env = dict(os.environ)
+    if args.processes is not None:
+        env["WXLOGIN_SERVER_PROCESSES"] = str(args.processes)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, env)
     except ConfigError as exc:
         print(f"wxlogin: configuration error: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings))
-    return 0
+    count = settings.server.processes or (os.cpu_count() or 1)
+    if count == 1:
+        asyncio.run(serve(settings))
+        return 0
+    try:
+        asyncio.run(migrate(settings.mysql))  # once, before the workers exist
+    except DatabaseUnavailable as exc:
+        logger.warning("could not check the schema at start-up (%s)", exc.detail)
+    return run_workers(settings, count)
 
 
 if __name__ == "__main__":

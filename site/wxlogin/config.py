@@ -54,6 +54,7 @@ class ServerSettings:
     state_max_age: int = 600
     max_body_size: int = 2 * 1024 * 1024
     debug: bool = False
+    processes: int = 1
 
     @property
     def secure_cookies(self) -> bool:
@@ -257,6 +258,7 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         state_max_age=srv.int("state_max_age", 600, lo=1, hi=3600),
         max_body_size=srv.int("max_body_size", 2 * 1024 * 1024, lo=1024, hi=64 * 1024 * 1024),
         debug=srv.bool("debug", False),
+        processes=srv.int("processes", 1, lo=0, hi=256),
     )
 
     db = _Reader(data.get("mysql", {}), "mysql", env)
@@ -329,6 +331,11 @@ def _check_production_rules(settings: Settings) -> None:
                 )
             if len(key.value) < 32:
                 raise ConfigError(f"[server] secret_keys[{index}] is shorter than 32 characters")
+    elif settings.server.processes != 1:
+        raise ConfigError(
+            f"[server] processes = {settings.server.processes} with [wechat] sandbox on; the sandbox keeps its "
+            "codes in one process's memory, so run it with processes = 1"
+        )
     elif not _is_loopback(settings.server.host) and not settings.wechat.sandbox_allow_public:
         raise ConfigError(
             f"[server] host {settings.server.host!r} is not a loopback address and [wechat] sandbox is on; "

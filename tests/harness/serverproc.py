@@ -70,7 +70,7 @@ class ServerProcess:
         self.workdir = workdir
         self.settings = settings
         self.env = env or {}
-        self.url = settings["server"]["public_url"]
+        self.url = f"http://127.0.0.1:{settings['server']['port']}"  # where it listens (public_url may be a proxy)
         self.config_path = workdir / f"settings-{settings['server']['port']}.toml"
         self.log_path = workdir / f"server-{settings['server']['port']}.log"
         self.process: subprocess.Popen[bytes] | None = None

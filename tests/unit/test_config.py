@@ -90,6 +90,14 @@ def test_sandbox_refuses_a_public_address_unless_allowed():
     assert allowed.wechat.sandbox
 
 
+def test_several_processes_are_refused_with_the_sandbox():
+    with pytest.raises(ConfigError, match=r"\[server\] processes = 2"):
+        settings_from_mapping(with_changes(("server.processes", 2)), env={})
+    with pytest.raises(ConfigError, match=r"\[server\] processes"):
+        settings_from_mapping(with_changes(("server.processes", -1)), env={})
+    assert settings_from_mapping(with_changes(("server.processes", 1)), env={}).server.processes == 1
+
+
 def test_missing_file_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
