@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= settings.toml
 
-.PHONY: run test check-reliability venv db browser tools lint clean play-miniprogram play-app
+.PHONY: run test bench check-reliability venv db browser tools lint clean play-miniprogram play-app
 
 run: db
 	$(PY) server.py --config $(CONFIG)
@@ -16,6 +16,11 @@ test: db browser tools
 # The reliability suite's long run: bigger races, longer faults, more fuzzing; ends with the figures table.
 check-reliability: db tools
 	WXLOGIN_RELIABILITY=long $(PY) -m pytest tests/reliability -m reliability
+
+# Throughput and latency against the seed-style peer; prints one table (see bench/README.md).
+bench: db tools
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) bench/run.py
 
 venv: $(VENV)/.installed
 

@@ -1,0 +1,19 @@
+-- wrk script: replay pre-generated requests, one per line: METHOD <tab> PATH <tab> COOKIE <tab> AUTH <tab> BODY
+-- Run with one wrk thread (-t1) so every line, and so every single-use code and state, is sent once.
+local lines = {}
+local i = 0
+
+init = function(args)
+  for line in io.lines(args[1]) do lines[#lines + 1] = line end
+end
+
+request = function()
+  i = i + 1
+  if i > #lines then i = 1 end
+  local method, path, cookie, auth, body = lines[i]:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+  local headers = {}
+  if cookie ~= "" then headers["Cookie"] = cookie end
+  if auth ~= "" then headers["Authorization"] = auth end
+  if body ~= "" then headers["Content-Type"] = "application/json" else body = nil end
+  return wrk.format(method, path, headers, body)
+end

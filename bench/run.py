@@ -1,0 +1,315 @@
+"""`make bench`: one run, one table. Tornado hello world, /login, /api/me, the full desktop QR login, the
+mini-program login and the seed-style Flask peer, then the WeChat-latency and two-process variants.
+
+Everything runs here on 127.0.0.1: MariaDB (the shared server, databases wxlogin_bench and
+wxlogin_peer), the WeChat stand-in in its own process, the server with the sandbox off, and wrk
+(Debian) with bench/replay.lua over pre-generated requests (valid states with their binding cookies,
+single-use codes), so the load generator does no crypto and little work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "site"))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import pymysql  # noqa: E402  (the bench driver may block; it is not the server)
+
+from harness.serverproc import merge, to_toml  # noqa: E402
+from wxlogin.signing import Signing  # noqa: E402
+
+KEY = "bench-secret-key-000000000000000000000000000001"
+PY = sys.executable
+CONCURRENCY = 50
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str] | None = None, log: Path | None = None):
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (the workers), in MiB."""
+    pids = [pid] + [int(p) for p in subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True,
+                                                      text=True).stdout.split()]
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+def peak_rss_mb(pid: int) -> list[float]:
+    out = []
+    pids = [int(p) for p in subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True,
+                                           text=True).stdout.split()] or [pid]
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                out.append(int(line.split()[1]) / 1024)
+    return out
+
+
+def wrk(url: str, lines: Path | None, seconds: int) -> dict[str, float]:
+    args = ["wrk", "-t1", f"-c{CONCURRENCY}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if lines is not None:
+        args += ["-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(lines)]
+    else:
+        args.append(url)
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "requests": total,
+            "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)}
+
+
+class Bench:
+    def __init__(self, seconds: int, workdir: Path) -> None:
+        self.seconds = seconds
+        self.workdir = workdir
+        with open(ROOT / "settings.toml", "rb") as handle:
+            self.base = tomllib.load(handle)
+        self.mysql = self.base["mysql"]
+        self.signing = Signing([KEY])
+        self.results: dict[str, dict[str, float]] = {}
+        self.rss: dict[str, float] = {}
+        self.counter = 0
+
+    # --- pre-generated requests ---------------------------------------------------------------
+    def lines(self, name: str, rows: list[str]) -> Path:
+        path = self.workdir / f"{name}.tsv"
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
+    def qr_requests(self, count: int) -> Path:
+        rows = []
+        for i in range(count):
+            self.counter += 1
+            person = f"new{self.counter}" if i % 2 == 0 else f"ret{i % 200}"
+            state, secret = self.signing.make_state("web", "/")
+            rows.append(f"GET\t/auth/wechat/callback/web?code=ok.{person}.{self.counter}&state={state}\t"
+                        f"wxstate={secret}\t\t")
+        return self.lines(f"qr{self.counter}", rows)
+
+    def mp_requests(self, count: int) -> Path:
+        rows = []
+        for i in range(count):
+            self.counter += 1
+            person = f"mpnew{self.counter}" if i % 2 == 0 else f"mpret{i % 200}"
+            rows.append(f"POST\t/api/miniprogram/login\t\t\t" + json.dumps({"code": f"ok.{person}.{self.counter}"}))
+        return self.lines(f"mp{self.counter}", rows)
+
+    def peer_requests(self, count: int) -> Path:
+        rows = []
+        for i in range(count):
+            self.counter += 1
+            person = f"pnew{self.counter}" if i % 2 == 0 else f"pret{i % 200}"
+            rows.append(f"GET\t/callback?code=ok.{person}.{self.counter}\t\t\t")
+        return self.lines(f"peer{self.counter}", rows)
+
+    # --- processes ----------------------------------------------------------------------------
+    def reset_databases(self) -> None:
+        conn = pymysql.connect(host=self.mysql["host"], port=self.mysql["port"], user=self.mysql["user"],
+                               password=os.environ.get("WXLOGIN_MYSQL_PASSWORD", self.mysql["password"]))
+        with conn.cursor() as cur:
+            cur.execute("SET sql_notes = 0")
+            for db in ("wxlogin_bench", "wxlogin_peer"):
+                cur.execute(f"DROP DATABASE IF EXISTS {db}")
+                cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
+            cur.execute("USE wxlogin_peer")
+            from bench.peer.app import SCHEMA
+
+            for statement in SCHEMA:
+                cur.execute(statement)
+        conn.close()
+
+    def server_config(self, port: int, wechat: str, processes: int = 1) -> Path:
+        data = merge(self.base, {
+            "server": {"port": port, "public_url": f"http://127.0.0.1:{port}", "secret_keys": [KEY],
+                       "processes": processes},
+            "mysql": {"database": "wxlogin_bench", "pool_max": 20},
+            "wechat": {"sandbox": False, "open_base": wechat, "api_base": wechat, "http_client": "curl",
+                       "max_clients": 200},
+            "ratelimit": {"enabled": False},
+        })
+        path = self.workdir / f"settings-{port}.toml"
+        path.write_text(to_toml(data))
+        return path
+
+    def warm_returning(self, url: str, qr: bool) -> None:
+        """Register the 'returning' half of the people before measuring."""
+        make = self.qr_requests if qr else self.mp_requests
+        saved = self.counter
+        path = make(400)
+        wrk_short = ["wrk", "-t1", "-c10", "-d3s", "-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(path)]
+        subprocess.run(wrk_short, capture_output=True, check=True)
+        del saved
+
+    def measure(self, name: str, url: str, lines: Path | None) -> None:
+        print(f"  {name} ...", flush=True)
+        self.results[name] = wrk(url, lines, self.seconds)
+
+    # --- the run ------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.reset_databases()
+        log = self.workdir / "bench.log"
+        stand_port, hello_port, app_port, peer_port = free_port(), free_port(), free_port(), free_port()
+        wechat = f"http://127.0.0.1:{stand_port}"
+        per_run = int(self.seconds * 2500)  # more lines than the fastest case can use: no code is sent twice
+        with process([PY, "bench/hello.py", str(hello_port)]) as _hello, \
+                process([PY, "bench/standin.py", str(stand_port)], log=log):
+            wait_http(f"http://127.0.0.1:{hello_port}/")
+            wait_http(f"{wechat}/")
+            self.measure("1 hello world", f"http://127.0.0.1:{hello_port}/", None)
+            config = self.server_config(app_port, wechat)
+            app = f"http://127.0.0.1:{app_port}"
+            with process([PY, "server.py", "--config", str(config)], log=log) as server:
+                wait_http(f"{app}/healthz")
+                self.rss["start"] = rss_mb(server.pid)
+                self.measure("2 GET /login", f"{app}/login", None)
+                token = self.api_token(app)
+                me = self.lines("me", [f"GET\t/api/me\t\tBearer {token}\t"])
+                self.measure("3 GET /api/me", app, me)
+                self.warm_returning(app, qr=True)
+                self.measure("4 QR callback login", app, self.qr_requests(per_run))
+                self.rss["after case 4"] = rss_mb(server.pid)
+                self.warm_returning(app, qr=False)
+                self.measure("5 mini-program login", app, self.mp_requests(per_run))
+                self.measure("4 again (RSS drift check)", app, self.qr_requests(per_run))
+                self.rss["end"] = rss_mb(server.pid)
+                self.rss["peak"] = max(peak_rss_mb(server.pid))
+            peer_env = {"PEER_WECHAT": wechat, "PEER_MYSQL_PORT": str(self.mysql["port"])}
+            gunicorn = [PY, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{peer_port}", "--log-level", "warning",
+                        "bench.peer.app:app"]
+            with process(gunicorn, env=peer_env, log=log):
+                wait_http(f"http://127.0.0.1:{peer_port}/callback?code=x")
+                self.measure("6 peer (Flask, 4 workers)", f"http://127.0.0.1:{peer_port}", self.peer_requests(per_run))
+        # WeChat 50 ms away
+        with process([PY, "bench/standin.py", str(stand_port), "0.05"], log=log):
+            wait_http(f"{wechat}/")
+            with process([PY, "server.py", "--config", str(config)], log=log):
+                wait_http(f"{app}/healthz")
+                self.measure("4 QR login, WeChat +50 ms", app, self.qr_requests(per_run))
+            with process(gunicorn, env=peer_env, log=log):
+                wait_http(f"http://127.0.0.1:{peer_port}/callback?code=x")
+                self.measure("6 peer, WeChat +50 ms", f"http://127.0.0.1:{peer_port}", self.peer_requests(per_run))
+        with process([PY, "bench/standin.py", str(stand_port)], log=log):
+            wait_http(f"{wechat}/")
+            two = self.server_config(app_port, wechat, processes=2)
+            with process([PY, "server.py", "--config", str(two)], log=log) as server:
+                wait_http(f"{app}/healthz")
+                time.sleep(1)
+                self.measure("4 QR login, 2 processes", app, self.qr_requests(per_run))
+                self.rss["2 processes, peak per worker"] = max(peak_rss_mb(server.pid))
+
+    def api_token(self, app: str) -> str:
+        request = urllib.request.Request(f"{app}/api/miniprogram/login", method="POST",
+                                         data=json.dumps({"code": "ok.benchreader.1"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        return json.load(urllib.request.urlopen(request))["token"]
+
+    def report(self) -> str:
+        r = self.results
+        lines = [f"wxlogin benchmark, {datetime.date.today()}, {platform.node()}, {os.cpu_count()} cores, "
+                 f"wrk -t1 -c{CONCURRENCY} -d{self.seconds}s", "",
+                 "| case | req/s | p50 ms | p99 ms | requests | errors |", "|---|---:|---:|---:|---:|---:|"]
+        for name, m in r.items():
+            lines.append(f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['requests']} | "
+                         f"{m['errors']} |")
+
+        def ratio(a: str, b: str) -> float:
+            return r[a]["rps"] / r[b]["rps"]
+
+        targets = [
+            ("4/6 QR login vs peer", ratio("4 QR callback login", "6 peer (Flask, 4 workers)"), 2.5),
+            ("5/6 mini-program vs peer", ratio("5 mini-program login", "6 peer (Flask, 4 workers)"), 2.5),
+            ("4/6 with WeChat +50 ms", ratio("4 QR login, WeChat +50 ms", "6 peer, WeChat +50 ms"), 10),
+            ("2/1 /login vs hello world", ratio("2 GET /login", "1 hello world"), 0.6),
+            ("3/1 /api/me vs hello world", ratio("3 GET /api/me", "1 hello world"), 0.35),
+            ("2 processes / 1 process (case 4)", ratio("4 QR login, 2 processes", "4 QR callback login"), None),
+        ]
+        lines += ["", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
+        for name, value, target in targets:
+            met = "" if target is None else ("yes" if value >= target else "**no**")
+            lines.append(f"| {name} | {value:.2f} | {'' if target is None else f'≥ {target}'} | {met} |")
+        drift = (self.rss["end"] - self.rss["after case 4"]) / self.rss["after case 4"] * 100
+        lines += ["", f"RSS (MiB): start {self.rss['start']:.0f}, after case 4 {self.rss['after case 4']:.0f}, "
+                      f"end {self.rss['end']:.0f} (drift {drift:+.1f} %, target within 10 %), peak "
+                      f"{self.rss['peak']:.0f}; with 2 processes, peak per worker "
+                      f"{self.rss['2 processes, peak per worker']:.0f}."]
+        return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wxbench-") as tmp:
+        bench = Bench(args.seconds, Path(tmp))
+        bench.run()
+        table = bench.report()
+    print("\n" + table)
+    (ROOT / "bench" / "last-results.md").write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
