@@ -10,14 +10,12 @@ single-use codes), so the load generator does no crypto and little work.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import json
 import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,18 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 import pymysql  # noqa: E402  (the bench driver may block; it is not the server)
 
+from harness.mariadb import free_port  # noqa: E402
 from harness.serverproc import merge, to_toml  # noqa: E402
 from wxlogin.signing import Signing  # noqa: E402
 
 KEY = "bench-secret-key-000000000000000000000000000001"
 PY = sys.executable
 CONCURRENCY = 50
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -75,30 +68,26 @@ def process(args: list[str], env: dict[str, str] | None = None, log: Path | None
             proc.kill()
 
 
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (the workers), in MiB."""
-    pids = [pid] + [int(p) for p in subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True,
-                                                      text=True).stdout.split()]
-    total = 0
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total / 1024
+    return sum(_status_mb(p, "VmRSS") for p in [pid, *_children(pid)])
 
 
 def peak_rss_mb(pid: int) -> list[float]:
-    out = []
-    pids = [int(p) for p in subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True,
-                                           text=True).stdout.split()] or [pid]
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                out.append(int(line.split()[1]) / 1024)
-    return out
+    """Peak resident memory of each serving process (the workers, or the process itself), in MiB."""
+    return [_status_mb(p, "VmHWM") for p in _children(pid) or [pid]]
 
 
 def wrk(url: str, lines: Path | None, seconds: int) -> dict[str, float]:
@@ -154,7 +143,7 @@ class Bench:
         for i in range(count):
             self.counter += 1
             person = f"mpnew{self.counter}" if i % 2 == 0 else f"mpret{i % 200}"
-            rows.append(f"POST\t/api/miniprogram/login\t\t\t" + json.dumps({"code": f"ok.{person}.{self.counter}"}))
+            rows.append("POST\t/api/miniprogram/login\t\t\t" + json.dumps({"code": f"ok.{person}.{self.counter}"}))
         return self.lines(f"mp{self.counter}", rows)
 
     def peer_requests(self, count: int) -> Path:
@@ -196,12 +185,9 @@ class Bench:
 
     def warm_returning(self, url: str, qr: bool) -> None:
         """Register the 'returning' half of the people before measuring."""
-        make = self.qr_requests if qr else self.mp_requests
-        saved = self.counter
-        path = make(400)
-        wrk_short = ["wrk", "-t1", "-c10", "-d3s", "-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(path)]
-        subprocess.run(wrk_short, capture_output=True, check=True)
-        del saved
+        path = (self.qr_requests if qr else self.mp_requests)(400)
+        subprocess.run(["wrk", "-t1", "-c10", "-d3s", "-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(path)],
+                       capture_output=True, check=True)
 
     def measure(self, name: str, url: str, lines: Path | None) -> None:
         print(f"  {name} ...", flush=True)
@@ -214,7 +200,7 @@ class Bench:
         stand_port, hello_port, app_port, peer_port = free_port(), free_port(), free_port(), free_port()
         wechat = f"http://127.0.0.1:{stand_port}"
         per_run = int(self.seconds * 2500)  # more lines than the fastest case can use: no code is sent twice
-        with process([PY, "bench/hello.py", str(hello_port)]) as _hello, \
+        with process([PY, "bench/hello.py", str(hello_port)]), \
                 process([PY, "bench/standin.py", str(stand_port)], log=log):
             wait_http(f"http://127.0.0.1:{hello_port}/")
             wait_http(f"{wechat}/")

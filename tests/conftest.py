@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable

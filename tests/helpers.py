@@ -12,6 +12,22 @@ from urllib.parse import urljoin
 import httpx
 
 
+# Return targets that must never leave the site: security.md list 4.B (Django's list plus our own).
+BAD_RETURN_TARGETS = [
+    "http://example.com", "http:///example.com", "https://example.com", "ftp://example.com", "\\\\example.com",
+    "\\\\\\example.com", "/\\\\/example.com", "\\\\//example.com", "/\\/example.com", "\\/example.com",
+    "/\\example.com", "http:/\\//example.com", "http:\\/example.com", "http:/\\example.com",
+    'javascript:alert("XSS")', "\njavascript:alert(x)", "\x08//example.com", "http://otherserver\\@example.com",
+    "http:\\\\testserver\\@example.com", "http://testserver\\me:pass@example.com", "http:999999999",
+    "ftp:9999999999", "\n", "http://[2001:cdba::3257:9652/", "//evil.com", "///evil.com", "/%2F%2Fevil.com",
+    "/%5Cevil.com", "/%09/evil.com", " //evil.com", "%0d%0aLocation:%20https://evil.com",
+    "\r\nLocation: https://evil.com", "@evil.com",
+    ".evil.com", "https://127.0.0.1.evil.com", "https://127.0.0.1@evil.com", "https:evil.com",
+    "data:text/html,<script>alert(1)</script>", "vbscript:msgbox", "/logout", "/auth/wechat/web",
+    "/" + "a" * 5000,
+]
+
+
 class Flows:
     """Walks the sandbox the way a person would, over HTTP."""
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from helpers import location_path
+from helpers import BAD_RETURN_TARGETS, location_path
 from wxlogin.signing import Signing
 
 
@@ -252,21 +252,9 @@ async def test_extra_parameters_are_ignored(server, client, flows, sql):
     assert await sql("SELECT appid FROM user_login_methods") == [(server.settings.wechat.web.appid,)]
 
 
-BAD_TARGETS = [
-    "http://example.com", "http:///example.com", "https://example.com", "ftp://example.com", "\\\\example.com",
-    "\\\\\\example.com", "/\\\\/example.com", "\\\\//example.com", "/\\/example.com", "\\/example.com",
-    "/\\example.com", "http:/\\//example.com", "http:\\/example.com", "http:/\\example.com",
-    'javascript:alert("XSS")', "\njavascript:alert(x)", "\x08//example.com", "http://otherserver\\@example.com",
-    "http:\\\\testserver\\@example.com", "http://testserver\\me:pass@example.com", "http:999999999",
-    "ftp:9999999999", "\n", "http://[2001:cdba::3257:9652/", "//evil.com", "///evil.com", "/%2F%2Fevil.com",
-    "/%5Cevil.com", "/%09/evil.com", " //evil.com", "%0d%0aLocation:%20https://evil.com", "@evil.com",
-    ".evil.com", "https://127.0.0.1.evil.com", "https://127.0.0.1@evil.com", "https:evil.com",
-    "data:text/html,<script>alert(1)</script>", "vbscript:msgbox", "/logout", "/auth/wechat/web",
-    "/" + "a" * 5000,
-]
 
 
-@pytest.mark.parametrize("target", BAD_TARGETS)
+@pytest.mark.parametrize("target", BAD_RETURN_TARGETS)
 async def test_bad_return_targets_end_on_the_home_page(server, client, flows, target):
     response = await flows.login(client, "zhangsan", next_path=target)
 

@@ -109,8 +109,8 @@ class FakeWeChat:
             mode, _, rest = code.partition(".")
             person = rest.split(".")[0] or "nobody"
             self.attempts[code] = self.attempts.get(code, 0) + 1
-            if mode in ("slow", "uislow"):
-                await asyncio.sleep(self.slow_seconds) if mode == "slow" else None
+            if mode == "slow":  # a slow success: the caller's timeout decides whether it is a failure
+                await asyncio.sleep(self.slow_seconds)
             if mode == "m1once" and self.attempts[code] == 1:
                 return self._json(writer, {"errcode": -1, "errmsg": ERRMSG[-1]})
             if mode in FAULT_MODES and mode != "slow":

@@ -66,10 +66,12 @@ def settings_for(mysql_port: int, database: str, overrides: dict[str, Any] | Non
 class ServerProcess:
     """Start, signal and read the log of one server process."""
 
-    def __init__(self, workdir: Path, settings: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, settings: dict[str, Any], env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.settings = settings
         self.env = env or {}
+        self.args = args
         self.url = f"http://127.0.0.1:{settings['server']['port']}"  # where it listens (public_url may be a proxy)
         self.config_path = workdir / f"settings-{settings['server']['port']}.toml"
         self.log_path = workdir / f"server-{settings['server']['port']}.log"
@@ -83,7 +85,7 @@ class ServerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--config",
-                                             str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
+                                             str(self.config_path), *self.args], stdout=log, stderr=subprocess.STDOUT,
                                             env=env, cwd=ROOT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,9 +41,13 @@ def error_code(page: httpx.Response) -> str | None:
 
 
 def session_set(response: httpx.Response) -> bool:
-    return any(h.split("=", 1)[0].strip().endswith("wxsid") and "=;" not in h.replace(" ", "")[:40]
-               and not h.split("=", 1)[1].startswith('""')
-               for h in response.headers.get_list("set-cookie"))
+    """True when the response hands out a session cookie (clearing one does not count)."""
+    for header in response.headers.get_list("set-cookie"):
+        cookie = SimpleCookie()
+        cookie.load(header)
+        if "wxsid" in cookie and cookie["wxsid"].value:
+            return True
+    return False
 
 
 def assert_clean_body(response: httpx.Response, secrets: tuple[str, ...] = ()) -> None:

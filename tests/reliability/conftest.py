@@ -23,7 +23,7 @@ import pytest
 from harness import DATABASE, LONG, mariadb
 from harness.fakewechat import FakeWeChat
 from harness.figures import FIGURES
-from harness.serverproc import ROOT, ServerProcess, settings_for
+from harness.serverproc import ROOT, ServerProcess, merge, settings_for
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -73,16 +73,14 @@ def make_server(private_db: mariadb.PrivateMariaDB, fake_wechat: FakeWeChat,
     """Settings for a server process: WeChat = the stand-in unless the sandbox is asked for."""
 
     def make(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-             sandbox: bool = False, mysql_port: int | None = None) -> ServerProcess:
+             sandbox: bool = False, mysql_port: int | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
         wechat: dict[str, Any] = {"sandbox": sandbox, "timeout": 1.5, "connect_timeout": 1.0}
         if not sandbox:
             wechat.update(open_base=fake_wechat.url, api_base=fake_wechat.url)
         data = settings_for(mysql_port or private_db.port, DATABASE, {"wechat": wechat})
         if sandbox:
             data["server"]["secret_keys"] = ["dev-insecure-reliability-sandbox-key-000001"]
-        from harness.serverproc import merge
-
-        return ServerProcess(workdir, merge(data, overrides or {}), env)
+        return ServerProcess(workdir, merge(data, overrides or {}), env, args)
 
     return make
 

@@ -51,12 +51,12 @@ def _assert_fault_answers(outcomes) -> None:
     assert slowest < BOUND, f"a request took {slowest:.1f}s during the fault: {worst}"
 
 
-async def _recovered(traffic: Traffic, since: float) -> None:
+async def _recovered(traffic: Traffic) -> None:
     """Within a few seconds of the fault ending, everything answers 200 again, without a restart."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         await asyncio.sleep(1)
-        recent = [o for o in traffic.between(time.monotonic() - 1, time.monotonic())]
+        recent = traffic.between(time.monotonic() - 1, time.monotonic())
         if recent and all(o.status == 200 for o in recent):
             return
     raise AssertionError("the server did not recover after MySQL came back")
@@ -83,7 +83,7 @@ async def test_kill_9_mid_traffic_then_restart(fault_server, private_db, rel_sql
     assert (health.status_code, health.json()["database"]) == (503, "unavailable")
     await private_db.start()
     back_at = time.monotonic()
-    await _recovered(traffic, back_at)
+    await _recovered(traffic)
     await asyncio.sleep(scale(1, 20))
     traffic.stop()
     await runner
@@ -113,7 +113,7 @@ async def test_sigstop_freezes_mysql_and_the_server_answers_503_quickly(fault_se
     finally:
         private_db.thaw()
     thawed_at = time.monotonic()
-    await _recovered(traffic, thawed_at)
+    await _recovered(traffic)
     traffic.stop()
     await runner
     during = [o for o in traffic.between(frozen_at, thawed_at) if o.started + o.seconds < thawed_at]
@@ -139,7 +139,7 @@ async def test_slow_mysql_is_slower_then_503_then_normal(make_server, private_db
         await asyncio.sleep(scale(5, 15))
         crawl_end = time.monotonic()
         proxy.latency = 0
-        await _recovered(traffic, crawl_end)
+        await _recovered(traffic)
         traffic.stop()
         await runner
     finally:

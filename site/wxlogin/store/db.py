@@ -229,15 +229,17 @@ async def _acquire_within(pool: aiomysql.Pool, seconds: float) -> aiomysql.Conne
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
-        done = set()
+        _abandon(pool, task)
         raise
-    finally:
-        if not done:
-            task.cancel()
-            task.add_done_callback(lambda t: _return_late_connection(pool, t))
     if not done:
+        _abandon(pool, task)
         raise asyncio.TimeoutError
     return task.result()
+
+
+def _abandon(pool: aiomysql.Pool, task: asyncio.Future[aiomysql.Connection]) -> None:
+    task.cancel()
+    task.add_done_callback(lambda t: _return_late_connection(pool, t))
 
 
 def _return_late_connection(pool: aiomysql.Pool, task: asyncio.Future[aiomysql.Connection]) -> None:
