@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= settings.toml
 
-.PHONY: run test bench check-reliability venv db browser tools lint clean play-miniprogram play-app
+.PHONY: run test bench bench-profile check-reliability venv db browser tools lint clean play-miniprogram play-app
 
 run: db
 	$(PY) server.py --config $(CONFIG)
@@ -21,6 +21,11 @@ check-reliability: db tools
 bench: db tools
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/run.py
+
+# Where one server process spends its time under one case: CASE=login|me|qr|mp (py-spy, see bench/README.md).
+bench-profile: db tools
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) bench/profile.py $(or $(CASE),qr)
 
 venv: $(VENV)/.installed
 

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 import urllib.request
@@ -90,9 +91,13 @@ def peak_rss_mb(pid: int) -> list[float]:
     return [_status_mb(p, "VmHWM") for p in _children(pid) or [pid]]
 
 
-def wrk(url: str, lines: Path | None, seconds: int) -> dict[str, float]:
-    args = ["wrk", "-t1", f"-c{CONCURRENCY}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
-    if lines is not None:
+def wrk(url: str, lines: Path | None, seconds: int, connections: int = CONCURRENCY,
+        pace_ms: float | None = None) -> dict[str, float]:
+    """One wrk run; with ``pace_ms`` each connection waits that long after every answer (bench/paced.lua)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if lines is not None and pace_ms is not None:
+        args += ["-s", str(ROOT / "bench" / "paced.lua"), url, "--", str(lines), f"{pace_ms:.2f}"]
+    elif lines is not None:
         args += ["-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(lines)]
     else:
         args.append(url)
@@ -106,13 +111,16 @@ def wrk(url: str, lines: Path | None, seconds: int) -> dict[str, float]:
         value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "requests": total,
+    avg_value, avg_unit = re.search(r"Latency\s+([\d.]+)(us|ms|s)\b", out).groups()
+    average = float(avg_value) * {"us": 0.001, "ms": 1, "s": 1000}[avg_unit]
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "avg": average, "requests": total,
             "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)}
 
 
 class Bench:
-    def __init__(self, seconds: int, workdir: Path) -> None:
+    def __init__(self, seconds: int, workdir: Path, soak_seconds: int = 0) -> None:
         self.seconds = seconds
+        self.soak_seconds = soak_seconds
         self.workdir = workdir
         with open(ROOT / "settings.toml", "rb") as handle:
             self.base = tomllib.load(handle)
@@ -193,6 +201,40 @@ class Bench:
         print(f"  {name} ...", flush=True)
         self.results[name] = wrk(url, lines, self.seconds)
 
+    def at_half_peak(self, name: str, app: str, peak: float) -> None:
+        """Case 4 at half its measured peak rate: paced connections, the pace calibrated by a short probe."""
+        target, connections = peak / 2, 20
+        pace = connections / target * 1000  # ms per cycle per connection, before subtracting latency
+        print(f"  {name} (target {target:.0f} req/s) ...", flush=True)
+        probe = wrk(app, self.qr_requests(int(target * 6)), 3, connections, pace)
+        pace = max(0.0, connections / target * 1000 - probe["avg"])
+        result = wrk(app, self.qr_requests(int(target * self.seconds * 1.5)), self.seconds, connections, pace)
+        result["target"] = target
+        self.results[name] = result
+
+    def soak(self, app: str, pid: int, seconds: int, peak: float) -> None:
+        """Case 4 at full load for ``seconds``, sampling the server's RSS every second."""
+        print(f"  soak: QR login for {seconds} s ...", flush=True)
+        samples: list[tuple[float, float]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            start = time.monotonic()
+            while not done.wait(1.0):
+                samples.append((time.monotonic() - start, rss_mb(pid)))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            self.results[f"4 QR login, soak {seconds} s"] = wrk(app, self.qr_requests(int(peak * seconds * 1.6)),
+                                                              seconds)
+        finally:
+            done.set()
+            sampler.join()
+        minute = min(60.0, seconds / 2)
+        self.rss["soak first minute"] = max(mb for t, mb in samples if t <= minute)
+        self.rss["soak last minute"] = max(mb for t, mb in samples if t >= samples[-1][0] - minute)
+
     # --- the run ------------------------------------------------------------------------------
     def run(self) -> None:
         self.reset_databases()
@@ -219,7 +261,9 @@ class Bench:
                 self.rss["after case 4"] = rss_mb(server.pid)
                 self.warm_returning(app, qr=False)
                 self.measure("5 mini-program login", app, self.mp_requests(per_run))
-                self.measure("4 again (RSS drift check)", app, self.qr_requests(per_run))
+                self.at_half_peak("4 QR login at half its peak", app, self.results["4 QR callback login"]["rps"])
+                if self.soak_seconds:
+                    self.soak(app, server.pid, self.soak_seconds, self.results["4 QR callback login"]["rps"])
                 self.rss["end"] = rss_mb(server.pid)
                 self.rss["peak"] = max(peak_rss_mb(server.pid))
             peer_env = {"PEER_WECHAT": wechat, "PEER_MYSQL_PORT": str(self.mysql["port"])}
@@ -264,32 +308,43 @@ class Bench:
         def ratio(a: str, b: str) -> float:
             return r[a]["rps"] / r[b]["rps"]
 
-        targets = [
-            ("4/6 QR login vs peer", ratio("4 QR callback login", "6 peer (Flask, 4 workers)"), 2.5),
-            ("5/6 mini-program vs peer", ratio("5 mini-program login", "6 peer (Flask, 4 workers)"), 2.5),
-            ("4/6 with WeChat +50 ms", ratio("4 QR login, WeChat +50 ms", "6 peer, WeChat +50 ms"), 10),
-            ("2/1 /login vs hello world", ratio("2 GET /login", "1 hello world"), 0.6),
-            ("3/1 /api/me vs hello world", ratio("3 GET /api/me", "1 hello world"), 0.35),
-            ("2 processes / 1 process (case 4)", ratio("4 QR login, 2 processes", "4 QR callback login"), None),
+        rows: list[tuple[str, str, str, bool | None]] = [
+            (name, f"{value:.2f}", "" if target is None else f"≥ {target}", None if target is None else value >= target)
+            for name, value, target in [
+                ("4/6 QR login vs peer", ratio("4 QR callback login", "6 peer (Flask, 4 workers)"), 2.5),
+                ("5/6 mini-program vs peer", ratio("5 mini-program login", "6 peer (Flask, 4 workers)"), 2.5),
+                ("4/6 with WeChat +50 ms", ratio("4 QR login, WeChat +50 ms", "6 peer, WeChat +50 ms"), 10),
+                ("2/1 /login vs hello world", ratio("2 GET /login", "1 hello world"), 0.6),
+                ("3/1 /api/me vs hello world", ratio("3 GET /api/me", "1 hello world"), 0.35),
+                ("2 processes / 1 process (case 4)", ratio("4 QR login, 2 processes", "4 QR callback login"), None),
+            ]
         ]
+        half = r["4 QR login at half its peak"]
+        rows.append((f"case 4 p99 at half its peak ({half['rps']:.0f} req/s, aimed at {half['target']:.0f})",
+                     f"{half['p99']:.1f} ms", "≤ 30 ms", half["p99"] <= 30))
+        if "soak first minute" in self.rss:
+            first, last = self.rss["soak first minute"], self.rss["soak last minute"]
+            change = (last - first) / first * 100
+            rows.append((f"RSS, last minute of the soak against the first ({first:.1f} → {last:.1f} MiB)",
+                         f"{change:+.1f} %", "within 10 %", abs(change) <= 10))
         lines += ["", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
-        for name, value, target in targets:
-            met = "" if target is None else ("yes" if value >= target else "**no**")
-            lines.append(f"| {name} | {value:.2f} | {'' if target is None else f'≥ {target}'} | {met} |")
-        drift = (self.rss["end"] - self.rss["after case 4"]) / self.rss["after case 4"] * 100
-        lines += ["", f"RSS (MiB): start {self.rss['start']:.0f}, after case 4 {self.rss['after case 4']:.0f}, "
-                      f"end {self.rss['end']:.0f} (drift {drift:+.1f} %, target within 10 %), peak "
-                      f"{self.rss['peak']:.0f}; with 2 processes, peak per worker "
-                      f"{self.rss['2 processes, peak per worker']:.0f}."]
+        for name, measured, target, met in rows:
+            lines.append(f"| {name} | {measured} | {target} | {'' if met is None else 'yes' if met else '**no**'} |")
+        lines += ["", f"RSS (MiB) of the one-process server: at start {self.rss['start']:.0f}, after case 4 "
+                      f"{self.rss['after case 4']:.0f}, at the end {self.rss['end']:.0f}, peak {self.rss['peak']:.0f}; "
+                      f"with 2 processes, peak per worker {self.rss['2 processes, peak per worker']:.0f}."]
         return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--soak", type=int, default=150,
+                        help="seconds of case 4 at full load for the RSS check (0 skips it; at least 120 "
+                             "compares a first and a last minute)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wxbench-") as tmp:
-        bench = Bench(args.seconds, Path(tmp))
+        bench = Bench(args.seconds, Path(tmp), args.soak)
         bench.run()
         table = bench.report()
     print("\n" + table)

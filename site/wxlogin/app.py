@@ -11,6 +11,7 @@ import tornado.web
 
 from wxlogin.config import Settings
 from wxlogin.handlers import api, oauth, pages
+from wxlogin.handlers.i18n import LOCALES, CompiledGettext
 from wxlogin.handlers.inflight import InFlight
 from wxlogin.handlers.pages import NotFoundHandler
 from wxlogin.services import Services
@@ -22,15 +23,21 @@ TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
 
 
-def make_jinja_env(debug: bool) -> jinja2.Environment:
-    """One environment for the whole app: autoescape, StrictUndefined, reloading only in debug."""
-    return jinja2.Environment(
+def make_jinja_env(debug: bool, locale: str = "zh") -> jinja2.Environment:
+    """The environment for one locale: autoescape, StrictUndefined, reloading only in debug.
+
+    Fixed ``_("...")`` text is translated while compiling (``CompiledGettext``), hence one per locale.
+    """
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=jinja2.select_autoescape(("html",), default_for_string=True),
         undefined=jinja2.StrictUndefined,
         auto_reload=debug,
         cache_size=400,
+        extensions=[CompiledGettext],
     )
+    env.extend(wx_locale=locale)
+    return env
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -62,7 +69,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 def make_app(settings: Settings, services: Services) -> tornado.web.Application:
     """Build the application; reads nothing global."""
-    jinja_env = make_jinja_env(settings.server.debug)
+    jinja_envs = {locale: make_jinja_env(settings.server.debug, locale) for locale in LOCALES}
+    jinja_env = jinja_envs["zh"]  # the sandbox's pages are Chinese only, like WeChat's
     routes = pages.routes + oauth.routes + api.routes
     emulator = None
     if settings.wechat.sandbox:
@@ -75,7 +83,8 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
         routes,
         services=services,
         sandbox=emulator,
-        jinja_env=jinja_env,
+        jinja_envs=jinja_envs,
+        static_urls={},  # path -> versioned URL, filled on first use (the files do not change while serving)
         csp=content_security_policy(settings),
         in_flight=InFlight(),
         cookie_names=cookie_names(settings),

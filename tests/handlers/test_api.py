@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import time
 
 import jsonschema
@@ -112,6 +113,19 @@ async def test_mini_program_and_desktop_qr_land_on_one_user(api, server, new_cli
     assert methods == [("app",), ("miniprogram",), ("web",)]
     me = await api.request("GET", "/api/me", token=app.json()["token"])
     assert {m["channel"] for m in me.json()["login_methods"]} == {"app", "miniprogram", "web"}
+
+
+async def test_me_lists_login_methods_in_linking_order_with_dates(api, server, new_client, sql):
+    await Flows(server).login(new_client(), "zhangsan")
+    token = (await api.login("zhangsan")).json()["token"]
+    await sql("UPDATE user_login_methods SET created_at = '2024-05-06 07:08:09' WHERE login_method = 'web'")
+
+    me = (await api.request("GET", "/api/me", token=token)).json()
+
+    assert [m["channel"] for m in me["login_methods"]] == ["web", "miniprogram"]
+    assert me["login_methods"][0]["linked_at"] == "2024-05-06T07:08:09Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", me["login_methods"][1]["linked_at"])
+    assert me["user"]["nickname"] == "张三"
 
 
 async def test_reused_code_is_refused(api):

@@ -87,7 +87,7 @@ class APIHandler(BaseHandler):
             raise e.BadRequest("body is not a JSON object")
         return data
 
-    async def authenticate(self) -> ApiCaller:
+    async def authenticate(self, with_login_methods: bool = False) -> ApiCaller:
         values = self.request.headers.get_list("Authorization")
         if len(values) != 1:
             raise e.InvalidToken()
@@ -95,7 +95,7 @@ class APIHandler(BaseHandler):
         token = token.strip()
         if scheme.lower() != "bearer" or not _TOKEN_RE.match(token):
             raise e.InvalidToken()
-        self.caller = await self.services.api.authenticate(token)
+        self.caller = await self.services.api.authenticate(token, with_login_methods)
         return self.caller
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -191,8 +191,8 @@ class MeHandler(APIHandler):
 
     @public  # authenticated by bearer token
     async def get(self) -> None:
-        caller = await self.authenticate()
-        methods = await self.services.api.login_methods(caller.user.id)
+        caller = await self.authenticate(with_login_methods=True)
+        methods = caller.login_methods or ()
         self.finish({
             "user": user_json(caller.user),
             "login_methods": [{"channel": m.channel.value, "appid": m.appid,

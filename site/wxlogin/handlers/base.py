@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
+import markupsafe
 import tornado.web
 
 from wxlogin import dbbudget
@@ -165,13 +166,14 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def render_template(self, name: str, **context: Any) -> None:
         """Render a Jinja2 template with the common namespace; fetch data before calling this."""
-        env: jinja2.Environment = self.application.settings["jinja_env"]
         translator = Translator(self.locale_code)
+        env: jinja2.Environment = self.application.settings["jinja_envs"][translator.locale]
         namespace = {
             "current_user": self.current_user,
-            "static_url": self.static_url,
+            "static_url": self._cached_static_url,
             "reverse_url": self.reverse_url,
-            "xsrf_token": self.xsrf_token.decode("ascii"),
+            # Lazy: only pages with a form set the XSRF cookie (and pay for the token).
+            "xsrf_token": _Lazy(lambda: self.xsrf_token.decode("ascii")),
             "locale": translator.locale,
             "_": translator.gettext,
             "sandbox": self.services.settings.wechat.sandbox,
@@ -181,6 +183,15 @@ class BaseHandler(tornado.web.RequestHandler):
         namespace.update(context)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(env.get_template(name).render(**namespace))
+
+    def _cached_static_url(self, path: str) -> str:
+        if self.services.settings.server.debug:
+            return self.static_url(path)  # files may change while a developer works
+        cache: dict[str, str] = self.application.settings["static_urls"]
+        url = cache.get(path)
+        if url is None:
+            url = cache[path] = self.static_url(path)
+        return url
 
     def _lang_switch_url(self, locale: str) -> str:
         query = [(k, v[-1].decode("utf-8", "replace")) for k, v in self.request.query_arguments.items() if k != "lang"]
@@ -222,3 +233,20 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             super().log_exception(typ, value, tb)
 
+
+class _Lazy:
+    """A template value computed the first time a template prints it (Jinja calls ``__html__``)."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+    def __html__(self) -> str:
+        return str(markupsafe.escape(str(self)))

@@ -43,6 +43,7 @@ class ApiCaller:
     user: User
     claims: SessionClaims
     channel: str
+    login_methods: tuple[LoginMethod, ...] | None = None  # loaded only when asked for
 
 
 class ApiService:
@@ -115,21 +116,26 @@ class ApiService:
                   "iat": int(time.time()), "ch": channel.value}
         return ApiLogin(self.signing.dump_api_token(claims), self.token_max_age, user, created)
 
-    async def authenticate(self, token: str) -> ApiCaller:
-        """Resolve a bearer token to its user; raise InvalidToken for anything else."""
+    async def authenticate(self, token: str, with_login_methods: bool = False) -> ApiCaller:
+        """Resolve a bearer token to its user; raise InvalidToken for anything else.
+
+        ``with_login_methods`` also loads the user's login methods, in the same query.
+        """
         loaded = self.signing.load_api_token(token, max_age=self.token_max_age)
         claims = claims_from(loaded[0]) if loaded else None
         if loaded is None or claims is None:
             raise InvalidToken()
-        user, revoked = await self.users.get_session_user(claims.user_id, claims.sid)
+        methods: tuple[LoginMethod, ...] | None = None
+        if with_login_methods:
+            user, revoked, found = await self.users.get_session_user_with_methods(claims.user_id, claims.sid)
+            methods = tuple(found)
+        else:
+            user, revoked = await self.users.get_session_user(claims.user_id, claims.sid)
         if user is None or revoked or user.session_version != claims.session_version:
             raise InvalidToken()
         if user.disabled:
             raise AccountDisabled()
-        return ApiCaller(user=user, claims=claims, channel=str(loaded[0].get("ch", "")))
+        return ApiCaller(user=user, claims=claims, channel=str(loaded[0].get("ch", "")), login_methods=methods)
 
     async def logout(self, caller: ApiCaller) -> None:
         await self.sessions.end(caller.claims, lifetime=self.token_max_age)
-
-    async def login_methods(self, user_id: int) -> list[LoginMethod]:
-        return await self.users.list_login_methods(user_id)

@@ -170,8 +170,10 @@ class Database:
                 wait = dbbudget.allowance(self.settings.query_timeout)
                 if wait <= 0:
                     raise DatabaseUnavailable("request budget spent")
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every statement in a new Task.
                 with dbbudget.Meter():
-                    return await asyncio.wait_for(runner(conn, work), timeout=wait)
+                    async with asyncio.timeout(wait):
+                        return await runner(conn, work)
         except asyncio.TimeoutError:
             logger.warning("MySQL query exceeded %.1fs", self.settings.query_timeout)
             self._trip()

@@ -36,6 +36,7 @@ USER_COLUMNS = (
     "u.created_at, u.last_login_at"
 )
 _METHOD_COLUMNS = "id, user_id, login_method, appid, openid, unionid, created_at, last_login_at"
+_METHOD_COLUMNS_LM = ", ".join("lm." + c for c in _METHOD_COLUMNS.split(", "))
 
 
 def user_from_row(row: tuple[Any, ...]) -> User:
@@ -123,6 +124,26 @@ class UserStore:
             if not row:
                 return None, False
             return user_from_row(row[:9]), bool(row[9])
+
+        return await self.db.run(work)
+
+    async def get_session_user_with_methods(
+        self, user_id: int, sid: str
+    ) -> tuple[User | None, bool, list[LoginMethod]]:
+        """Like ``get_session_user``, plus the user's login methods, still in one round trip (for /api/me)."""
+
+        async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool, list[LoginMethod]]:
+            await cur.execute(
+                f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s), "
+                f"{_METHOD_COLUMNS_LM} FROM users u LEFT JOIN user_login_methods lm ON lm.user_id = u.id "
+                "WHERE u.id = %s ORDER BY lm.id",
+                (sid, user_id),
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return None, False, []
+            methods = [method_from_row(row[10:]) for row in rows if row[10] is not None]
+            return user_from_row(rows[0][:9]), bool(rows[0][9]), methods
 
         return await self.db.run(work)
 
