@@ -70,7 +70,8 @@ async def serve(settings: Settings, sockets: list[socket.socket] | None = None) 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if loop.get_debug():  # PYTHONASYNCIODEBUG=1: asyncio logs every callback that holds the loop too long
-        logger.warning("asyncio debug mode: callbacks slower than %.0f ms are logged", 1000 * loop.slow_callback_duration)
+        logger.warning("asyncio debug mode: callbacks slower than %.0f ms are logged",
+                       1000 * loop.slow_callback_duration)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
