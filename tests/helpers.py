@@ -28,6 +28,44 @@ BAD_RETURN_TARGETS = [
 ]
 
 
+JSON = "application/json"
+# Bad bodies for the JSON login endpoints: security.md list 4.C plus our own, with the status each gets.
+BAD_JSON_BODIES: dict[str, tuple[bytes, str, int]] = {
+    "empty": (b"", JSON, 400),
+    "not json": (b"not json", JSON, 400),
+    "open brace": (b"{", JSON, 400),
+    "text/plain": (b'{"code":"x"}', "text/plain", 415),
+    "form": (b"code=x", "application/x-www-form-urlencoded", 415),
+    "latin1": ('{"code":"é"}'.encode("latin-1"), "application/json; charset=latin1", 400),
+    "utf-16": ('{"code":"x"}'.encode("utf-16"), JSON, 400),
+    "BOM": (b'\xef\xbb\xbf{"code":"x"}', JSON, 400),
+    "invalid UTF-8": (b'{"code": "\xff\xfe"}', JSON, 400),
+    "null": (b"null", JSON, 400),
+    "array": (b"[]", JSON, 400),
+    "string": (b'"code"', JSON, 400),
+    "number": (b"123", JSON, 400),
+    "deep nesting": (b"[" * 100000 + b"]" * 100000, JSON, 413),
+    "5000 digits": (b'{"code":' + b"9" * 5000 + b"}", JSON, 400),
+    "NaN": (b'{"code":NaN}', JSON, 400),
+    "Infinity": (b'{"code":Infinity}', JSON, 400),
+    "{}": (b"{}", JSON, 400),
+    "code null": (b'{"code":null}', JSON, 400),
+    "code int": (b'{"code":123}', JSON, 400),
+    "code true": (b'{"code":true}', JSON, 400),
+    "code list": (b'{"code":["a"]}', JSON, 400),
+    "code object (CVE-2024-36039)": (b'{"code":{"x\' OR 1=1 -- ":1}}', JSON, 400),
+    "code empty": (b'{"code":""}', JSON, 400),
+    "code space": (b'{"code":" "}', JSON, 400),
+    "code 10 KB": (b'{"code":"' + b"a" * 10240 + b'"}', JSON, 400),
+    "code NUL": (b'{"code":"a\\u0000"}', JSON, 400),
+    "lone surrogate": (b'{"code":"\\ud800"}', JSON, 400),
+    "RTL override": (b'{"code":"a\\u202e"}', JSON, 400),
+    "duplicate keys": (b'{"code":"a","code":"b"}', JSON, 400),
+    "40 KB": (b'{"code":"' + b"a" * (40 << 10) + b'"}', JSON, 413),
+    "1 MB": (b'{"code":"' + b"a" * (1 << 20) + b'"}', JSON, 413),
+}
+
+
 class Flows:
     """Walks the sandbox the way a person would, over HTTP."""
 

@@ -21,7 +21,7 @@ from harness.figures import FIGURES
 from harness.rawhttp import raw_request
 from harness.serverproc import SECRET_MARKER
 from harness.web import assert_clean_body, counted_client, session_set, start_web_login, web_callback
-from helpers import BAD_RETURN_TARGETS
+from helpers import BAD_JSON_BODIES, BAD_RETURN_TARGETS
 
 LEAKS = (SECRET_MARKER, "SKMARK", "U0tNQVJL")
 SESSION_KEY = base64.b64decode("U0tNQVJLU0tNQVJLU0tNQQ==")  # what the stand-in's jscode2session hands out
@@ -197,43 +197,10 @@ async def test_return_target_ends_on_our_origin(target, wx_server):
 
 # ---- 4.C JSON login bodies ------------------------------------------------------------------------
 
-JSON_BODIES = {
-    "empty": (b"", "application/json"),
-    "text/plain": (b'{"code":"x"}', "text/plain"),
-    "form": (b"code=x", "application/x-www-form-urlencoded"),
-    "latin1": ('{"code":"é"}'.encode("latin-1"), "application/json; charset=latin1"),
-    "utf-16": ('{"code":"x"}'.encode("utf-16"), "application/json"),
-    "BOM": (b'\xef\xbb\xbf{"code":"x"}', "application/json"),
-    "open brace": (b"{", "application/json"),
-    "null": (b"null", "application/json"),
-    "array": (b"[]", "application/json"),
-    "string": (b'"code"', "application/json"),
-    "number": (b"123", "application/json"),
-    "deep nesting": (b"[" * 100000 + b"]" * 100000, "application/json"),
-    "5000 digits": (b'{"code":' + b"9" * 5000 + b"}", "application/json"),
-    "NaN": (b'{"code":NaN}', "application/json"),
-    "Infinity": (b'{"code":Infinity}', "application/json"),
-    "{}": (b"{}", "application/json"),
-    "code null": (b'{"code":null}', "application/json"),
-    "code int": (b'{"code":123}', "application/json"),
-    "code true": (b'{"code":true}', "application/json"),
-    "code list": (b'{"code":["a"]}', "application/json"),
-    "code object (CVE-2024-36039)": (b'{"code":{"x\' OR 1=1 -- ":1}}', "application/json"),
-    "code empty": (b'{"code":""}', "application/json"),
-    "code space": (b'{"code":" "}', "application/json"),
-    "code 10 KB": (b'{"code":"' + b"a" * 10240 + b'"}', "application/json"),
-    "code NUL": (b'{"code":"a\\u0000"}', "application/json"),
-    "lone surrogate": (b'{"code":"\\ud800"}', "application/json"),
-    "RTL override": (b'{"code":"a\\u202e"}', "application/json"),
-    "duplicate keys": (b'{"code":"a","code":"b"}', "application/json"),
-    "40 KB": (b'{"code":"' + b"a" * (40 << 10) + b'"}', "application/json"),
-}
-
-
 @pytest.mark.parametrize("endpoint", ["/api/miniprogram/login", "/api/app/login"])
-@pytest.mark.parametrize("name", list(JSON_BODIES))
+@pytest.mark.parametrize("name", list(BAD_JSON_BODIES))
 async def test_json_login_bodies(name, endpoint, wx_server, fake_wechat, no_account_rows):
-    body, content_type = JSON_BODIES[name]
+    body, content_type, _ = BAD_JSON_BODIES[name]
     calls = len(fake_wechat.calls)
     async with counted_client() as client:
         response = await client.post(wx_server.url + endpoint, content=body, headers={"Content-Type": content_type})

@@ -37,6 +37,8 @@ USER_COLUMNS = (
 )
 _METHOD_COLUMNS = "id, user_id, login_method, appid, openid, unionid, created_at, last_login_at"
 _METHOD_COLUMNS_LM = ", ".join("lm." + c for c in _METHOD_COLUMNS.split(", "))
+# The user, and whether session ``sid`` (the first parameter) was logged out.
+_SESSION_USER = f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s)"
 
 
 def user_from_row(row: tuple[Any, ...]) -> User:
@@ -115,11 +117,7 @@ class UserStore:
         """Return the user and whether this session id was revoked, in one round trip."""
 
         async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool]:
-            await cur.execute(
-                f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s) "
-                "FROM users u WHERE u.id = %s",
-                (sid, user_id),
-            )
+            await cur.execute(f"{_SESSION_USER} FROM users u WHERE u.id = %s", (sid, user_id))
             row = await cur.fetchone()
             if not row:
                 return None, False
@@ -134,9 +132,8 @@ class UserStore:
 
         async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool, list[LoginMethod]]:
             await cur.execute(
-                f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s), "
-                f"{_METHOD_COLUMNS_LM} FROM users u LEFT JOIN user_login_methods lm ON lm.user_id = u.id "
-                "WHERE u.id = %s ORDER BY lm.id",
+                f"{_SESSION_USER}, {_METHOD_COLUMNS_LM} FROM users u "
+                "LEFT JOIN user_login_methods lm ON lm.user_id = u.id WHERE u.id = %s ORDER BY lm.id",
                 (sid, user_id),
             )
             rows = await cur.fetchall()
