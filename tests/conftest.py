@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from wxlogin.store.migrations import TABLES, create_database, migrate
 from helpers import Flows
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_DATABASE = "wxlogin_test"
+# Parallel checkouts (git worktrees) on one machine each set their own name.
+TEST_DATABASE = os.environ.get("WXLOGIN_TEST_DATABASE", "wxlogin_test")
 TEST_KEY = "test-dev-insecure-key-0000000000000000000001"
 
 
