@@ -79,7 +79,7 @@ async def serve(settings: Settings, sockets: list[socket.socket] | None = None) 
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
             try:
-                await services.users.purge_expired()
+                await services.maintenance.purge_expired()
             except DatabaseUnavailable:
                 pass
 

@@ -73,8 +73,8 @@ def test_every_translatable_string_has_english():
     assert missing == []
 
 
-def test_every_handler_method_is_marked_public_or_login_required(server):
-    checked = 0
+def _marked_methods(server):
+    """(route, HTTP method, access marker) for every handler method of ours."""
     for rule in server.app.wildcard_router.rules:
         handler = rule.target
         if not getattr(handler, "__module__", "").startswith("wxlogin.handlers"):
@@ -82,6 +82,30 @@ def test_every_handler_method_is_marked_public_or_login_required(server):
         for method in ("get", "post", "put", "delete", "patch", "head"):
             impl = getattr(handler, method, None)
             if impl is not None and "RequestHandler." not in impl.__qualname__:
-                assert getattr(impl, "access", None) in ("public", "login_required"), (handler, method)
-                checked += 1
-    assert checked >= 6
+                yield rule, method, getattr(impl, "access", None)
+
+
+def test_every_handler_method_is_marked_public_login_or_bearer_required(server):
+    marked = list(_marked_methods(server))
+    for rule, method, access in marked:
+        assert access in ("public", "login_required", "bearer_required"), (rule.target, method)
+    assert len(marked) >= 6
+    # Every API route that reads a person's data is behind a bearer token.
+    bearer = {rule.matcher.regex.pattern for rule, _, access in marked if access == "bearer_required"}
+    assert {r"/api/me$", r"/api/logout$", r"/api/miniprogram/profile$"} <= bearer
+
+
+async def test_every_bearer_route_refuses_a_request_without_a_valid_token(server, client):
+    checked = 0
+    for rule, method, access in _marked_methods(server):
+        if access != "bearer_required":
+            continue
+        path = rule.matcher.regex.pattern.rstrip("$")
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+            r = await client.request(method.upper(), server.url + path, headers=headers,
+                                     content=b"{}" if method == "post" else None)
+            assert r.status_code == 401, (path, method, headers)
+            assert r.json()["error"] == "invalid_token"
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        checked += 1
+    assert checked >= 3

@@ -44,7 +44,7 @@ def login_required(method: F) -> F:
     async def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
         if self.current_user is None:
             if self.request.method in ("GET", "HEAD"):
-                self.redirect("/login?" + urlencode({"next": self.request.uri}))
+                self.redirect(self.reverse_url("login") + "?" + urlencode({"next": self.request.uri}))
                 return None
             raise tornado.web.HTTPError(403)
         result = method(self, *args, **kwargs)
@@ -129,6 +129,14 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def get_current_user(self) -> User | None:
         return self.session.user if self.session else None
+
+    @property
+    def signed_in_user(self) -> User:
+        """The person, inside a method marked ``login_required`` (which guarantees there is one)."""
+        user = self.current_user
+        if user is None:
+            raise tornado.web.HTTPError(403)
+        return user
 
     @property
     def session_claims(self) -> SessionClaims | None:
@@ -219,7 +227,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.render_template("error.html", page=page, retry_url=retry)
 
     def get_retry_url(self) -> str:
-        return "/login"
+        return self.reverse_url("login")
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         # Expected failures get one warning line; only real bugs get "Uncaught exception".

@@ -1,7 +1,8 @@
 """The redirect flows: start (302 to WeChat with a bound state) and the callback that finishes them.
 
-The binding cookie holds the nonces of the flows this browser started (a few, so two tabs work);
-the callback accepts a state only if its nonce is there. Every callback outcome removes its nonce.
+The binding cookie holds the secrets of the flows this browser started (a few, so two tabs work);
+the callback accepts a state only if the secret's hash is the state's nonce. Once a state is
+verified, the callback removes its nonce whatever the outcome.
 """
 
 from __future__ import annotations
@@ -16,25 +17,40 @@ import tornado.web
 from wxlogin.errors import BadRequest, StateUnbound
 from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.redirects import safe_next
-from wxlogin.services.oauth import MAX_PENDING_BINDINGS, SCOPE_BASE, SCOPE_USERINFO, FlowResult
-from wxlogin.signing import binding_nonce, state_nonce
+from wxlogin.services.oauth import (
+    MAX_PENDING_BINDINGS,
+    SCOPE_BASE,
+    SCOPE_USERINFO,
+    AlreadySignedIn,
+    Browser,
+    Flow,
+    Linked,
+    LinkConflictFound,
+    NeedsConsent,
+    Purpose,
+    SignedIn,
+)
+from wxlogin.models import Channel
+from wxlogin.signing import binding_nonce
 
 logger = logging.getLogger(__name__)
 
 _SECRET_RE = re.compile(r"^[0-9a-f]{32}$")
 _CODE_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _SINGLE_VALUED = ("code", "state", "next", "retry")
+# Where each login flow starts over: the QR flow from the login page, the official account from its start.
+_RESTART_ROUTE = {Channel.WEB: "login", Channel.MP: "auth_mp"}
 
 
 class OAuthHandler(BaseHandler):
-    """Shared helpers for the binding cookie."""
+    """Shared helpers for the binding cookie and for starting a flow."""
 
     def binding_secrets(self) -> list[str]:
         raw = self.get_cookie(self.cookie_names["binding"]) or ""
         return [n for n in raw.split(".") if _SECRET_RE.match(n)][:MAX_PENDING_BINDINGS]
 
-    def bound_nonces(self) -> list[str]:
-        return [binding_nonce(s) for s in self.binding_secrets()]
+    def bound_nonces(self) -> tuple[str, ...]:
+        return tuple(binding_nonce(s) for s in self.binding_secrets())
 
     def bind(self, secret: str) -> None:
         """Remember that this browser started a flow (10 minutes; Lax so WeChat's redirect back carries it)."""
@@ -42,9 +58,12 @@ class OAuthHandler(BaseHandler):
         self._write_binding(secrets[:MAX_PENDING_BINDINGS])
 
     def unbind(self, nonce: str) -> None:
-        secrets = [s for s in self.binding_secrets() if not hmac.compare_digest(binding_nonce(s), nonce)]
-        if secrets:
-            self._write_binding(secrets)
+        """Forget a flow this browser started; nothing happens when it is not bound here."""
+        kept = [s for s in self.binding_secrets() if not hmac.compare_digest(binding_nonce(s), nonce)]
+        if len(kept) == len(self.binding_secrets()):
+            return
+        if kept:
+            self._write_binding(kept)
         else:
             self.clear_cookie(self.cookie_names["binding"], httponly=True, secure=self.secure_cookies, samesite="Lax")
 
@@ -55,11 +74,22 @@ class OAuthHandler(BaseHandler):
             httponly=True, secure=self.secure_cookies, samesite="Lax",
         )
 
-    def start_flow(self, flow: str, next_path: str, retry: bool = False, scope: str = SCOPE_BASE) -> None:
-        start = self.services.oauth.start(flow, next_path, scope=scope, retry=retry, lang=self.locale_code)
+    def begin_flow(
+        self, flow: Flow, next_path: str, *, embedded: bool = False, retry: bool = False, scope: str = SCOPE_BASE
+    ) -> str:
+        """Bind a new state to this browser; returns WeChat's URL for it."""
+        start = self.services.oauth.start(
+            flow, next_path, self.reverse_url("auth_callback", flow.slug), embedded=embedded, scope=scope,
+            retry=retry, lang=self.locale_code,
+        )
         self.bind(start.binding_secret)
+        return start.url
+
+    def start_flow(self, flow: Flow, next_path: str, retry: bool = False, scope: str = SCOPE_BASE) -> None:
+        """Bind a new state to this browser and send it to WeChat."""
+        url = self.begin_flow(flow, next_path, retry=retry, scope=scope)
         self.set_header("Cache-Control", "no-store")
-        self.redirect(start.url)
+        self.redirect(url)
 
 
 class WebStartHandler(OAuthHandler):
@@ -67,7 +97,7 @@ class WebStartHandler(OAuthHandler):
 
     @public
     def get(self) -> None:
-        self.start_flow("web", safe_next(self.get_query_argument("next", "/")),
+        self.start_flow(Flow(Channel.WEB), self.get_query_argument("next", "/"),
                         retry=self.get_query_argument("retry", "") == "1")
 
 
@@ -76,7 +106,7 @@ class MpStartHandler(OAuthHandler):
 
     @public
     def get(self) -> None:
-        self.start_flow("mp", safe_next(self.get_query_argument("next", "/")),
+        self.start_flow(Flow(Channel.MP), self.get_query_argument("next", "/"),
                         retry=self.get_query_argument("retry", "") == "1", scope=SCOPE_BASE)
 
 
@@ -86,81 +116,62 @@ class LinkStartHandler(OAuthHandler):
     @login_required
     def post(self, channel: str) -> None:
         # Linking is an explicit action, so asking for the profile (snsapi_userinfo) is justified.
-        self.start_flow(f"{channel}-link", "/account", scope=SCOPE_USERINFO)
+        self.start_flow(Flow(Channel(channel), Purpose.LINK), self.reverse_url("account"), scope=SCOPE_USERINFO)
 
 
 class CallbackHandler(OAuthHandler):
     """GET /auth/wechat/callback/<flow>: WeChat sends the browser back here with code and state."""
 
-    flow = "web"
+    flow = Flow(Channel.WEB)
 
     @public
-    async def get(self, flow: str) -> None:
-        self.flow = flow
+    async def get(self, slug: str) -> None:
+        self.flow = Flow.from_slug(slug)  # the route's pattern admits only real flows
         self.set_header("Cache-Control", "no-store")
         self.set_header("Referrer-Policy", "no-referrer")
         params = self._single_valued_params()
         code, state = params.get("code"), params.get("state")
-        next_path = safe_next(params.get("next", "/"))
-        retry = params.get("retry") == "1"
         if not state:
             raise BadRequest("state missing")
         if code is not None and not _CODE_RE.match(code):
             raise BadRequest("code malformed")
-        claims = self.session_claims
+        oauth = self.services.oauth
+        verified = oauth.verify(self.flow, state, params.get("next", "/"))
+        bound = self.bound_nonces()
         try:
-            result = await self.services.oauth.finish(
-                flow, code, state, next_path, self.bound_nonces(), self.request_context(),
-                signed_in_user_id=claims.user_id if claims else None,
-            )
+            outcome = await oauth.finish(verified, code, Browser(bound, self.session_claims, self.request_context()))
         except StateUnbound:
-            if not retry and flow in ("web", "mp") and not self.bound_nonces():
+            if params.get("retry") != "1" and not self.flow.is_link and not bound:
                 # WeChat's browser drops cookies now and then: start over once, then explain. A browser
                 # that still holds bindings, none of them for this state, was handed someone else's link.
-                logger.info("callback without binding cookie; restarting the %s flow once", flow)
-                self.redirect(f"/auth/wechat/{flow}?" + urlencode({"next": next_path, "retry": "1"}))
+                logger.info("callback without binding cookie; restarting the %s flow once", self.flow.slug)
+                self.redirect(self._restart_url(verified.next_path, retry=True))
                 return
             raise
         finally:
-            self._unbind_state(state)
-        await self._complete(result)
+            self.unbind(verified.nonce)
+        match outcome:
+            case SignedIn(session_cookie=cookie, next_path=next_path):
+                self.set_session_cookie(cookie)
+                self.redirect(next_path)
+            case AlreadySignedIn(next_path=next_path):
+                self.redirect(next_path)
+            case NeedsConsent(flow=flow, next_path=next_path):
+                self.start_flow(flow, next_path, scope=SCOPE_USERINFO)
+            case Linked():
+                self.redirect(self.reverse_url("account") + "?done=linked")
+            case LinkConflictFound(proposal=proposal):
+                self.set_status(409)
+                self.render_template("link_conflict.html", proposal=proposal)
 
-    async def _complete(self, result: FlowResult) -> None:
-        if result.needs_userinfo:
-            self.start_flow(self.flow, result.next_path, scope=SCOPE_USERINFO)
-            return
-        if result.link_conflict_user_id is not None:
-            await self._offer_merge(result.user_id, result.link_conflict_user_id)
-            return
-        if result.linked:
-            self.redirect("/account?done=linked")
-            return
-        current = self.session_claims
-        if result.repeat and current is not None and current.user_id == result.user_id:
-            self.redirect(result.next_path)  # the double callback: already signed in as this person
-            return
-        user = result.user or await self.services.users.get_user(result.user_id)
-        if user is None:
-            raise BadRequest("user vanished")
-        if current is not None:
-            await self.services.sessions.end(current)  # a login never upgrades an existing session
-        value, _ = self.services.sessions.new_session(user)
-        self.set_session_cookie(value)
-        self.redirect(result.next_path)
-
-    async def _offer_merge(self, user_id: int, other_id: int) -> None:
-        other = await self.services.users.get_user(other_id)
-        methods = await self.services.users.list_login_methods(other_id)
-        self.set_status(409)
-        self.render_template(
-            "link_conflict.html", other=other, other_methods=methods,
-            offer=self.services.accounts.merge_offer(user_id, other_id),
-        )
-
-    def _unbind_state(self, state: str | None) -> None:
-        nonce = state_nonce(state)
-        if nonce is not None and nonce in self.bound_nonces():
-            self.unbind(nonce)
+    def _restart_url(self, next_path: str, retry: bool = False) -> str:
+        query = {"next": next_path, **({"retry": "1"} if retry else {})}
+        if retry:
+            # The automatic restart goes straight back to WeChat, for either channel.
+            route = "auth_web" if self.flow.channel is Channel.WEB else "auth_mp"
+        else:
+            route = _RESTART_ROUTE[self.flow.channel]
+        return self.reverse_url(route) + "?" + urlencode(query)
 
     def _single_valued_params(self) -> dict[str, str]:
         # Tornado's get_argument silently takes the last of duplicates; a login callback refuses them.
@@ -177,12 +188,10 @@ class CallbackHandler(OAuthHandler):
         return result
 
     def get_retry_url(self) -> str:
-        if self.flow.endswith("-link"):
-            return "/account"
+        if self.flow.is_link:
+            return self.reverse_url("account")
         values = self.request.query_arguments.get("next", [])
-        next_path = safe_next(values[0].decode("utf-8", "replace") if len(values) == 1 else "/")
-        start = "/login" if self.flow == "web" else f"/auth/wechat/{self.flow}"
-        return start + "?" + urlencode({"next": next_path})
+        return self._restart_url(safe_next(values[0].decode("utf-8", "replace") if len(values) == 1 else "/"))
 
 
 routes = [

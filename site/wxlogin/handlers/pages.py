@@ -7,11 +7,14 @@ from urllib.parse import urlencode
 import segno
 import tornado.web
 
-from wxlogin.errors import BadRequest, DatabaseUnavailable
+from wxlogin.errors import BadRequest
 from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.handlers.oauth import OAuthHandler
+from wxlogin.models import Channel
 from wxlogin.redirects import safe_next
+from wxlogin.services import Services
 from wxlogin.services.accounts import RefreshOutcome
+from wxlogin.services.oauth import SCOPE_USERINFO, Flow, Purpose
 from wxlogin.useragent import Surface, in_wechat
 
 CHANNEL_NAMES = {"web": "网站扫码登录", "mp": "公众号登录", "app": "移动应用登录", "miniprogram": "小程序登录"}
@@ -47,11 +50,11 @@ class LoginHandler(OAuthHandler):
         if in_wechat(surface):
             template = "login_wechat.html"
         elif surface is Surface.DESKTOP:
-            start = self.services.oauth.start("web", next_path, embedded=True, lang=self.locale_code)
-            self.bind(start.binding_secret)
-            template, context["qr_iframe_url"] = "login.html", start.url
+            template = "login.html"
+            context["qr_iframe_url"] = self.begin_flow(Flow(Channel.WEB), next_path, embedded=True)
         else:
-            page_url = self.services.settings.server.public_url + "/login?" + urlencode({"next": next_path})
+            page_url = (self.services.settings.server.public_url + self.reverse_url("login") + "?"
+                        + urlencode({"next": next_path}))
             template = "login_elsewhere.html"
             context.update(page_url=page_url, page_qr=segno.make(page_url, error="m").svg_data_uri(scale=4))
         self.render_template(template, **context)
@@ -62,18 +65,11 @@ class AccountHandler(BaseHandler):
 
     @login_required
     async def get(self) -> None:
-        user = self.current_user
-        assert user is not None
-        methods = await self.services.users.list_login_methods(user.id)
-        events = await self.services.events.recent(user.id, limit=10)
-        conflicts = await self.services.accounts.conflicts(user.id)
+        user = self.signed_in_user
+        overview = await self.services.accounts.overview(user.id)
         self.set_header("Cache-Control", "no-store")
-        linked = {m.channel.value for m in methods}
-        self.render_template(
-            "account.html", user=user, methods=methods, events=events, channel_names=CHANNEL_NAMES,
-            conflicts=conflicts, can_link=[c for c in ("web", "mp") if c not in linked],
-            done=self.get_query_argument("done", ""), can_unlink=len(methods) > 1,
-        )
+        self.render_template("account.html", user=user, overview=overview, channel_names=CHANNEL_NAMES,
+                             done=self.get_query_argument("done", ""))
 
 
 class UnlinkHandler(BaseHandler):
@@ -85,8 +81,8 @@ class UnlinkHandler(BaseHandler):
             method_id = int(self.get_body_argument("method_id", ""))
         except ValueError:
             raise BadRequest("method_id") from None
-        await self.services.accounts.unlink(self.current_user.id, method_id)  # type: ignore[union-attr]
-        self.redirect("/account?done=unlinked")
+        await self.services.accounts.unlink(self.signed_in_user.id, method_id)
+        self.redirect(self.reverse_url("account") + "?done=unlinked")
 
 
 class MergeHandler(BaseHandler):
@@ -94,8 +90,8 @@ class MergeHandler(BaseHandler):
 
     @login_required
     async def post(self) -> None:
-        await self.services.accounts.merge(self.current_user.id, self.get_body_argument("offer", ""))  # type: ignore[union-attr]
-        self.redirect("/account?done=merged")
+        await self.services.accounts.merge(self.signed_in_user.id, self.get_body_argument("offer", ""))
+        self.redirect(self.reverse_url("account") + "?done=merged")
 
 
 class RefreshProfileHandler(OAuthHandler):
@@ -103,13 +99,13 @@ class RefreshProfileHandler(OAuthHandler):
 
     @login_required
     async def post(self) -> None:
-        outcome = await self.services.accounts.refresh_profile(self.current_user.id)  # type: ignore[union-attr]
+        outcome = await self.services.accounts.refresh_profile(self.signed_in_user.id)
         if outcome is RefreshOutcome.REAUTHORIZE:
             # The refresh token is gone: only a new authorisation can bring the profile back.
-            channel = "mp" if in_wechat(self.surface) else "web"
-            self.start_flow(f"{channel}-link", "/account", scope="snsapi_userinfo")
+            channel = Channel.MP if in_wechat(self.surface) else Channel.WEB
+            self.start_flow(Flow(channel, Purpose.LINK), self.reverse_url("account"), scope=SCOPE_USERINFO)
             return
-        self.redirect(f"/account?done={outcome.value}")
+        self.redirect(self.reverse_url("account") + f"?done={outcome.value}")
 
 
 class LogoutHandler(BaseHandler):
@@ -125,7 +121,7 @@ class LogoutHandler(BaseHandler):
                 await self.services.sessions.end(claims)
         self.clear_session_cookie()
         self.set_header("Cache-Control", "no-store")
-        self.redirect("/")
+        self.redirect(self.reverse_url("home"))
 
 
 class HealthHandler(tornado.web.RequestHandler):
@@ -133,11 +129,8 @@ class HealthHandler(tornado.web.RequestHandler):
 
     @public
     async def get(self) -> None:
-        services = self.application.settings["services"]
-        try:
-            ready = await services.database_ready()
-        except DatabaseUnavailable:
-            ready = False
+        services: Services = self.application.settings["services"]
+        ready = await services.maintenance.database_ready()
         self.set_status(200 if ready else 503)
         self.set_header("Cache-Control", "no-store")
         self.finish({"status": "ok" if ready else "unavailable", "database": "ok" if ready else "unavailable"})

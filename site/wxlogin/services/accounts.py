@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import enum
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from wxlogin.config import Settings, WeChatApp
-from wxlogin.errors import AccessTokenExpired, BadRequest, RefreshTokenExpired, ScopeUnauthorized
-from wxlogin.models import Channel
+from wxlogin.errors import AccessTokenExpired, BadRequest, NotFound, RefreshTokenExpired, ScopeUnauthorized
+from wxlogin.models import Channel, LoginEvent, LoginMethod, User
 from wxlogin.services.login import LoginService
 from wxlogin.signing import Signing
-from wxlogin.store import AccountStore, StoredGrant
+from wxlogin.store import AccountStore, EventStore, StoredGrant, UserStore
 from wxlogin.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
@@ -25,16 +26,52 @@ class RefreshOutcome(str, enum.Enum):
     REAUTHORIZE = "reauthorize"  # the refresh token is gone: the person must authorise again
 
 
-class AccountService:
-    """Account changes, each on the signed-in person's explicit request."""
+@dataclass(frozen=True)
+class AccountOverview:
+    """Everything the account page shows about one person."""
 
-    def __init__(self, settings: Settings, signing: Signing, accounts: AccountStore, wechat: WeChatClient,
-                 login: LoginService) -> None:
+    methods: list[LoginMethod]
+    recent_events: list[LoginEvent]
+    conflicts: list[int]  # accounts that share this person's unionid (made before linking existed)
+    linkable: list[Channel]  # browser login channels not linked yet
+    can_unlink: bool  # never the last login method
+
+
+@dataclass(frozen=True)
+class MergeProposal:
+    """The other account a link ran into, and the signed offer that lets its owner merge it."""
+
+    other: User
+    other_methods: list[LoginMethod]
+    offer: str
+
+
+_LINKABLE = (Channel.WEB, Channel.MP)  # the login methods a browser can attach
+
+
+class AccountService:
+    """Account changes, each on the signed-in person's explicit request, and what the account page shows."""
+
+    def __init__(self, settings: Settings, signing: Signing, accounts: AccountStore, users: UserStore,
+                 events: EventStore, wechat: WeChatClient, login: LoginService) -> None:
         self.settings = settings
         self.signing = signing
         self.accounts = accounts
+        self.users = users
+        self.events = events
         self.wechat = wechat
         self.login = login
+
+    async def overview(self, user_id: int, recent: int = 10) -> AccountOverview:
+        methods = await self.users.list_login_methods(user_id)
+        linked = {m.channel for m in methods}
+        return AccountOverview(
+            methods=methods,
+            recent_events=await self.events.recent(user_id, limit=recent),
+            conflicts=await self.accounts.conflicting_accounts(user_id),
+            linkable=[c for c in _LINKABLE if c not in linked],
+            can_unlink=len(methods) > 1,
+        )
 
     async def unlink(self, user_id: int, method_id: int) -> None:
         await self.accounts.unlink(user_id, method_id)
@@ -43,15 +80,20 @@ class AccountService:
         """A signed, short-lived offer to merge; made only after the person proved the other identity."""
         return self.signing.dump_merge_offer(into_user_id, from_user_id)
 
+    async def merge_proposal(self, into_user_id: int, from_user_id: int) -> MergeProposal:
+        """What the conflict page shows: the other account, its login methods, and the signed offer."""
+        other = await self.users.get_user(from_user_id)
+        if other is None:
+            raise NotFound("the other account is gone")
+        return MergeProposal(other=other, other_methods=await self.users.list_login_methods(from_user_id),
+                             offer=self.merge_offer(into_user_id, from_user_id))
+
     async def merge(self, user_id: int, offer: str) -> int:
         """Carry out a merge offer made to this user; returns how many login methods moved."""
         parsed = self.signing.load_merge_offer(offer)
         if parsed is None or parsed[0] != user_id or parsed[1] == user_id:
             raise BadRequest("merge offer invalid")
         return await self.accounts.merge(user_id, parsed[1])
-
-    async def conflicts(self, user_id: int) -> list[int]:
-        return await self.accounts.conflicting_accounts(user_id)
 
     async def refresh_profile(self, user_id: int) -> RefreshOutcome:
         """Re-read the profile from WeChat with the stored tokens, refreshing them when they expired."""

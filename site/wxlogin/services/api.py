@@ -1,6 +1,6 @@
 """The JSON API's logins (mini-program, mobile app) and bearer tokens.
 
-A bearer token is signed under its own salt and carries ``{uid, sid, sv, iat, ch}``: it expires,
+A bearer token is signed under its own salt and carries ``{uid, sid, sv, iat}``: it expires,
 dies with the user's session version, and can be revoked one by one (its ``sid``). The mini-program's
 ``session_key`` is kept encrypted next to its login method, replaced on every login, and never leaves
 this module except into the database.
@@ -42,7 +42,6 @@ class ApiLogin:
 class ApiCaller:
     user: User
     claims: SessionClaims
-    channel: str
     login_methods: tuple[LoginMethod, ...] | None = None  # loaded only when asked for
 
 
@@ -82,7 +81,7 @@ class ApiService:
         identity = WeChatIdentity(Channel.MINIPROGRAM, app.appid, session.openid, session.unionid)
         grant = EncryptedGrant(session_key_enc=self.login.cipher.encrypt(session.session_key))
         result = await self.login.login(identity, profile, context, grant=grant)
-        return self._issue(result.user, Channel.MINIPROGRAM, result.created)
+        return self._issue(result.user, result.created)
 
     async def app_login(self, code: str, context: RequestContext) -> ApiLogin:
         """The mobile app's OpenSDK code -> access token -> userinfo -> login-or-register."""
@@ -92,7 +91,7 @@ class ApiService:
         info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
         identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
         result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
-        return self._issue(result.user, Channel.APP, result.created)
+        return self._issue(result.user, result.created)
 
     async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any]) -> User:
         """Update the profile from open data sealed with the stored session_key."""
@@ -111,9 +110,9 @@ class ApiService:
 
     # --- tokens ------------------------------------------------------------------------------
 
-    def _issue(self, user: User, channel: Channel, created: bool) -> ApiLogin:
+    def _issue(self, user: User, created: bool) -> ApiLogin:
         claims = {"uid": user.id, "sid": secrets.token_urlsafe(16), "sv": user.session_version,
-                  "iat": int(time.time()), "ch": channel.value}
+                  "iat": int(time.time())}
         return ApiLogin(self.signing.dump_api_token(claims), self.token_max_age, user, created)
 
     async def authenticate(self, token: str, with_login_methods: bool = False) -> ApiCaller:
@@ -135,7 +134,7 @@ class ApiService:
             raise InvalidToken()
         if user.disabled:
             raise AccountDisabled()
-        return ApiCaller(user=user, claims=claims, channel=str(loaded[0].get("ch", "")), login_methods=methods)
+        return ApiCaller(user=user, claims=claims, login_methods=methods)
 
     async def logout(self, caller: ApiCaller) -> None:
         await self.sessions.end(caller.claims, lifetime=self.token_max_age)

@@ -1,14 +1,16 @@
 """The browser OAuth flows (website QR and official account): start with a bound state, finish once.
 
-Order of checks on the callback, each before anything costs WeChat quota: the state's signature
-(which also covers the flow and the return path), its age, the browser binding, then its single use
-in MySQL. WeChat's habit of hitting the callback twice is absorbed: a second hit in the same
-browser with the same code waits for the first and signs in as the same user.
+A callback goes one way: the handler asks ``verify`` for the state (signature, flow, return path,
+age), then ``finish`` with the browser's bindings and session, and turns the tagged outcome into
+HTTP. Order of checks, each before anything costs WeChat quota: the state's signature (which also
+covers the flow and the return path), its age, the browser binding, then its single use in MySQL.
+WeChat's habit of hitting the callback twice is handled in one place, ``_repeat_hit``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import logging
 import time
@@ -25,20 +27,61 @@ from wxlogin.errors import (
     StateUnbound,
     WxLoginError,
 )
-from wxlogin.models import Channel, RequestContext, User, WeChatIdentity, WeChatProfile, WeChatTokens
+from wxlogin.models import (
+    CallbackClaim,
+    Channel,
+    RequestContext,
+    SessionClaims,
+    User,
+    WeChatIdentity,
+    WeChatProfile,
+    WeChatTokens,
+)
 from wxlogin.redirects import safe_next
+from wxlogin.services.accounts import AccountService, MergeProposal
 from wxlogin.services.login import LoginService
+from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, UserStore
 from wxlogin.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
 
-LOGIN_FLOWS = ("web", "mp")
-LINK_FLOWS = ("web-link", "mp-link")  # a signed-in person attaches another WeChat login
 SCOPE_BASE = "snsapi_base"
 SCOPE_USERINFO = "snsapi_userinfo"
 MAX_PENDING_BINDINGS = 4  # flows one browser may have open at once (several tabs)
+_FIRST_HIT_POLL = 0.1  # seconds between looks at the first hit's progress
+
+
+class Purpose(str, enum.Enum):
+    LOGIN = "login"
+    LINK = "link"  # a signed-in person attaches another WeChat login to their account
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Which redirect flow a state belongs to: the WeChat app (channel) and what it is for."""
+
+    channel: Channel  # Channel.WEB (website QR) or Channel.MP (official account)
+    purpose: Purpose = Purpose.LOGIN
+
+    @classmethod
+    def from_slug(cls, slug: str) -> Flow:
+        """Parse the route's spelling: ``web``, ``mp``, ``web-link``, ``mp-link``."""
+        channel, _, purpose = slug.partition("-")
+        flow = cls(Channel(channel), Purpose.LINK if purpose == "link" else Purpose.LOGIN)
+        if flow.channel not in (Channel.WEB, Channel.MP) or flow.slug != slug:
+            raise ValueError(f"no such flow: {slug!r}")
+        return flow
+
+    @property
+    def slug(self) -> str:
+        """The spelling in URLs and in the signed state (so a state cannot cross flows)."""
+        return self.channel.value + ("-link" if self.purpose is Purpose.LINK else "")
+
+    @property
+    def is_link(self) -> bool:
+        return self.purpose is Purpose.LINK
 
 
 @dataclass(frozen=True)
@@ -50,18 +93,65 @@ class FlowStart:
 
 
 @dataclass(frozen=True)
-class FlowResult:
-    """A finished callback: who logged in, and whether this was a repeat of an earlier hit."""
+class VerifiedState:
+    """A callback's state after its signature, flow, return path and age were checked."""
 
-    user: User | None
-    user_id: int
+    flow: Flow
+    nonce: str
     next_path: str
-    created: bool = False
-    repeat: bool = False
-    conflict_user_id: int | None = None
-    needs_userinfo: bool = False  # official account, snsapi_base, unknown person: ask for consent
-    linked: bool = False  # a link flow attached (or re-authorised) a login method
-    link_conflict_user_id: int | None = None  # a link flow found the identity owned by this account
+
+
+@dataclass(frozen=True)
+class Browser:
+    """What the returning browser brings: the nonces of flows it started, its session, where it is."""
+
+    bound_nonces: tuple[str, ...]
+    session: SessionClaims | None
+    context: RequestContext
+
+
+# --- what a callback can end in -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A fresh session for ``user``; the handler sets the cookie and goes to ``next_path``."""
+
+    user: User
+    session_cookie: str
+    next_path: str
+
+
+@dataclass(frozen=True)
+class AlreadySignedIn:
+    """The browser is signed in as the person this callback is for (WeChat's double hit)."""
+
+    next_path: str
+
+
+@dataclass(frozen=True)
+class NeedsConsent:
+    """Official account, silent grant, someone we do not know yet: ask again with snsapi_userinfo."""
+
+    flow: Flow
+    next_path: str
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A link flow attached (or re-authorised) a login method of the signed-in person."""
+
+    user_id: int
+
+
+@dataclass(frozen=True)
+class LinkConflictFound:
+    """The identity being linked belongs to another account: offer a merge, never move it silently."""
+
+    proposal: MergeProposal
+
+
+FlowOutcome = SignedIn | AlreadySignedIn | NeedsConsent | Linked | LinkConflictFound
 
 
 class OAuthService:
@@ -69,104 +159,121 @@ class OAuthService:
 
     def __init__(
         self, settings: Settings, signing: Signing, wechat: WeChatClient, login: LoginService,
-        callbacks: CallbackStore, users: UserStore, accounts: AccountStore,
+        sessions: SessionService, accounts: AccountService, callbacks: CallbackStore, users: UserStore,
+        account_store: AccountStore,
     ) -> None:
         self.settings = settings
         self.signing = signing
         self.wechat = wechat
         self.login = login
+        self.sessions = sessions
+        self.accounts = accounts
         self.callbacks = callbacks
         self.users = users
-        self.accounts = accounts
+        self.account_store = account_store
 
-    def app_for(self, flow: str) -> WeChatApp:
-        return self.settings.wechat.web if flow.startswith("web") else self.settings.wechat.mp
+    def app_for(self, flow: Flow) -> WeChatApp:
+        return self.settings.wechat.web if flow.channel is Channel.WEB else self.settings.wechat.mp
 
-    def redirect_uri(self, flow: str, next_path: str, retry: bool = False) -> str:
-        """Our callback URL, built from configuration (never from the Host header)."""
-        uri = f"{self.settings.server.public_url}/auth/wechat/callback/{flow}?next={quote(next_path, safe='/')}"
-        return uri + "&retry=1" if retry else uri
+    # --- start ------------------------------------------------------------------------------
 
     def start(
-        self, flow: str, next_path: str, embedded: bool = False, scope: str = SCOPE_BASE, retry: bool = False,
-        lang: str = "",
+        self, flow: Flow, next_path: str, callback_path: str, *, embedded: bool = False,
+        scope: str = SCOPE_BASE, retry: bool = False, lang: str = "",
     ) -> FlowStart:
-        """Mint a state bound to this flow and return path, and build WeChat's URL for it."""
+        """Mint a state bound to this flow and return path, and build WeChat's URL for it.
+
+        ``callback_path`` is our callback route for this flow (the handlers own the routes); the
+        redirect URI is built on ``public_url``, never on the Host header.
+        """
         next_path = safe_next(next_path)
-        state, secret = self.signing.make_state(flow, next_path)
+        state, secret = self.signing.make_state(flow.slug, next_path)
         app = self.app_for(flow)
-        redirect_uri = self.redirect_uri(flow, next_path, retry)
-        if flow.startswith("web"):
+        redirect_uri = f"{self.settings.server.public_url}{callback_path}?next={quote(next_path, safe='/')}"
+        if retry:
+            redirect_uri += "&retry=1"
+        if flow.channel is Channel.WEB:
             url = self.wechat.qrconnect_url(app.appid, redirect_uri, state, embedded=embedded, lang=lang)
         else:
             url = self.wechat.authorize_url(app.appid, redirect_uri, scope, state)
         return FlowStart(url=url, binding_secret=secret)
 
-    async def finish(
-        self,
-        flow: str,
-        code: str | None,
-        state: str,
-        next_path: str,
-        bound_nonces: list[str],
-        context: RequestContext,
-        signed_in_user_id: int | None,
-    ) -> FlowResult:
-        """Verify the callback and log the person in; raises a WxLoginError describing any failure."""
+    # --- finish -----------------------------------------------------------------------------
+
+    def verify(self, flow: Flow, state: str, next_path: str) -> VerifiedState:
+        """Check the state's signature for this flow and return path, and its age; raises StateInvalid."""
         next_path = safe_next(next_path)
-        verified = self.signing.load_state(state, flow, next_path, self.settings.server.state_max_age)
-        nonce = verified.nonce
-        if nonce not in bound_nonces:
+        checked = self.signing.load_state(state, flow.slug, next_path, self.settings.server.state_max_age)
+        return VerifiedState(flow=flow, nonce=checked.nonce, next_path=next_path)
+
+    async def finish(self, state: VerifiedState, code: str | None, browser: Browser) -> FlowOutcome:
+        """Claim the state once, exchange the code and sign in (or link); raises a WxLoginError on failure."""
+        if state.nonce not in browser.bound_nonces:
             # The second of WeChat's double hits may arrive after the first one signed this browser in.
-            if signed_in_user_id is not None:
-                claim = await self.callbacks.get(nonce)
-                if claim is not None and claim.status == "ok" and claim.user_id == signed_in_user_id:
-                    return FlowResult(user=None, user_id=signed_in_user_id, next_path=next_path, repeat=True)
+            if browser.session is not None:
+                claim = await self.callbacks.get(state.nonce)
+                if claim is not None and _finished_for(claim, browser.session):
+                    return AlreadySignedIn(state.next_path)
             raise StateUnbound()
+        channel = state.flow.channel.value
         if code is None:
-            await self.callbacks.claim(nonce, _code_hash(""))
-            await self.callbacks.fail(nonce)
-            await self.login.record_failure(flow.split("-")[0], LoginCancelled.code, context)
+            await self.callbacks.claim(state.nonce, _code_hash(""))
+            await self.callbacks.fail(state.nonce)
+            await self.login.record_failure(channel, LoginCancelled.code, browser.context)
             raise LoginCancelled()
 
-        claim = await self.callbacks.claim(nonce, _code_hash(code))
+        claim = await self.callbacks.claim(state.nonce, _code_hash(code))
         if not claim.fresh:
-            if claim.status == "ok" and claim.user_id == signed_in_user_id:
-                return FlowResult(user=None, user_id=claim.user_id, next_path=next_path, repeat=True)
-            if claim.status != "pending":
-                # Finished already: a replay, even with a copy of the binding cookie.
-                raise StateReplayed()
-            # WeChat's double hit while the first is still in flight: this browser ends signed in too.
-            user_id = await self._await_first_hit(nonce, claim.same_code)
-            return FlowResult(user=None, user_id=user_id, next_path=next_path, repeat=True)
+            return await self._repeat_hit(state, claim, browser)
         try:
-            if flow in LINK_FLOWS:
-                return await self._exchange_and_link(flow, code, nonce, next_path, signed_in_user_id)
-            return await self._exchange_and_login(flow, code, nonce, next_path, context)
+            if state.flow.is_link:
+                return await self._exchange_and_link(state, code, browser.session)
+            return await self._exchange_and_login(state, code, browser)
         except BaseException as exc:
             try:
-                await self.callbacks.fail(nonce)
+                await self.callbacks.fail(state.nonce)
                 # A snapshot-page person is virtual: nothing at all is written for them.
                 if isinstance(exc, WxLoginError) and not isinstance(exc, SnapshotUser):
-                    await self.login.record_failure(flow.split("-")[0], exc.code, context)
+                    await self.login.record_failure(channel, exc.code, browser.context)
             except WxLoginError:
                 pass  # the database is down as well: the original error is what the person sees
             raise
 
-    async def _await_first_hit(self, nonce: str, same_code: bool) -> int:
-        if not same_code:
+    async def _repeat_hit(self, state: VerifiedState, claim: CallbackClaim, browser: Browser) -> FlowOutcome:
+        """WeChat's double callback, the whole rule.
+
+        A second hit in the browser already signed in as the state's person just continues. A second
+        hit with the same code while the first is in flight waits for it and signs this browser in as
+        the same person. Anything else is a replay, even with a copy of the binding cookie.
+        """
+        if browser.session is not None and _finished_for(claim, browser.session):
+            return AlreadySignedIn(state.next_path)
+        if claim.status != "pending" or not claim.same_code:
             raise StateReplayed()
+        user_id = await self._await_first_hit(state.nonce)
+        if browser.session is not None and browser.session.user_id == user_id:
+            return AlreadySignedIn(state.next_path)
+        user = await self.users.get_user(user_id)
+        if user is None:
+            raise StateReplayed()  # merged away or deleted since the first hit
+        return await self._sign_in(user, state, browser)
+
+    async def _await_first_hit(self, nonce: str) -> int:
         status, user_id = "pending", None
         deadline = time.monotonic() + 2 * self.settings.wechat.timeout + 2
         while status == "pending" and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(_FIRST_HIT_POLL)
             claim = await self.callbacks.get(nonce)
             status, user_id = (claim.status, claim.user_id) if claim else ("failed", None)
         if status != "ok" or user_id is None:
             raise StateReplayed()
         return user_id
 
-    async def _exchange(self, flow: str, code: str) -> tuple[WeChatIdentity, WeChatProfile | None, WeChatTokens]:
+    async def _sign_in(self, user: User, state: VerifiedState, browser: Browser) -> SignedIn:
+        cookie = await self.sessions.sign_in(user, browser.session)
+        return SignedIn(user=user, session_cookie=cookie, next_path=state.next_path)
+
+    async def _exchange(self, flow: Flow, code: str) -> tuple[WeChatIdentity, WeChatProfile | None, WeChatTokens]:
         """Code -> tokens -> (userinfo when the grant allows it); refuses snapshot-page people."""
         app = self.app_for(flow)
         tokens = await self.wechat.exchange_code(app, code)
@@ -178,47 +285,45 @@ class OAuthService:
             info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
             profile = info.profile
             unionid = unionid or info.unionid
-        channel = Channel.WEB if flow.startswith("web") else Channel.MP
-        return WeChatIdentity(channel=channel, appid=app.appid, openid=tokens.openid, unionid=unionid), profile, tokens
+        identity = WeChatIdentity(channel=flow.channel, appid=app.appid, openid=tokens.openid, unionid=unionid)
+        return identity, profile, tokens
 
     async def _exchange_and_link(
-        self, flow: str, code: str, nonce: str, next_path: str, user_id: int | None
-    ) -> FlowResult:
-        if user_id is None:
+        self, state: VerifiedState, code: str, session: SessionClaims | None
+    ) -> Linked | LinkConflictFound:
+        if session is None:
             raise StateUnbound()  # linking belongs to the signed-in browser that started it
-        identity, profile, tokens = await self._exchange(flow, code)
+        user_id = session.user_id
+        identity, profile, tokens = await self._exchange(state.flow, code)
         try:
-            await self.accounts.link(user_id, identity, self.login.seal_tokens(tokens))
+            await self.account_store.link(user_id, identity, self.login.seal_tokens(tokens))
         except LinkConflict as conflict:
-            await self.callbacks.fail(nonce)
-            return FlowResult(user=None, user_id=user_id, next_path=next_path,
-                              link_conflict_user_id=conflict.other_user_id)
+            await self.callbacks.fail(state.nonce)
+            return LinkConflictFound(await self.accounts.merge_proposal(user_id, conflict.other_user_id))
         if profile is not None:
-            await self.accounts.update_profile(user_id, profile)
-        await self.callbacks.succeed(nonce, user_id)
+            await self.account_store.update_profile(user_id, profile)
+        await self.callbacks.succeed(state.nonce, user_id)
         logger.info("linked %s login to user %d", identity.channel.value, user_id)
-        return FlowResult(user=None, user_id=user_id, next_path=next_path, linked=True)
+        return Linked(user_id)
 
-    async def _exchange_and_login(
-        self, flow: str, code: str, nonce: str, next_path: str, context: RequestContext
-    ) -> FlowResult:
-        identity, profile, tokens = await self._exchange(flow, code)
-        grant = self.login.seal_tokens(tokens)
+    async def _exchange_and_login(self, state: VerifiedState, code: str, browser: Browser) -> SignedIn | NeedsConsent:
+        identity, profile, tokens = await self._exchange(state.flow, code)
         try:
             result = await self.login.login(
-                identity, profile, context, grant=grant, callback_nonce=nonce,
+                identity, profile, browser.context, grant=self.login.seal_tokens(tokens), callback_nonce=state.nonce,
                 # A silent snsapi_base grant only signs in people we already know.
                 allow_create=profile is not None,
             )
         except NotFound:
-            return FlowResult(user=None, user_id=0, next_path=next_path, needs_userinfo=True)
-        return FlowResult(
-            user=result.user, user_id=result.user.id, next_path=next_path, created=result.created,
-            conflict_user_id=result.conflict_user_id,
-        )
+            return NeedsConsent(state.flow, state.next_path)
+        return await self._sign_in(result.user, state, browser)
+
+
+def _finished_for(claim: CallbackClaim, session: SessionClaims) -> bool:
+    """The state's first hit finished by signing in the person this browser is signed in as."""
+    return claim.status == "ok" and claim.user_id == session.user_id
 
 
 def _code_hash(code: str) -> bytes:
     # Codes are credentials for five minutes; only their hash is stored.
     return hashlib.sha256(code.encode("utf-8", "surrogatepass")).digest()
-

@@ -44,6 +44,17 @@ class SessionService:
         )
         return self.cookie_value(claims), claims
 
+    async def sign_in(self, user: User, current: SessionClaims | None) -> str:
+        """Rotate: end the browser's current session, if any, and return the cookie of a fresh one.
+
+        A login never upgrades an existing session (no fixation, and a shared computer's previous
+        person is signed out), whoever was signed in before.
+        """
+        if current is not None:
+            await self.end(current)
+        value, _ = self.new_session(user)
+        return value
+
     def cookie_value(self, claims: SessionClaims) -> str:
         return self.signing.dump_session(
             {"uid": claims.user_id, "sid": claims.sid, "sv": claims.session_version, "iat": claims.issued_at}
@@ -83,6 +94,7 @@ class SessionService:
 
 def claims_from(payload: dict[str, object]) -> SessionClaims | None:
     """Validate the shape of a signed payload (signed is not the same as well-formed)."""
+    # "ch" (the channel) was in bearer tokens issued before 2026-11; accepted until they expire, unused.
     if set(payload) - {"ch"} != _CLAIM_KEYS:
         return None
     uid, sid, sv, iat = payload["uid"], payload["sid"], payload["sv"], payload["iat"]

@@ -1,0 +1,28 @@
+"""What handlers may use: the services and the settings, never a store, the pool or the WeChat client."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from wxlogin.config import Settings
+from wxlogin.services.accounts import AccountService
+from wxlogin.services.api import ApiService
+from wxlogin.services.maintenance import MaintenanceService
+from wxlogin.services.oauth import OAuthService
+from wxlogin.services.sessions import SessionService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    sessions: SessionService
+    oauth: OAuthService
+    accounts: AccountService
+    api: ApiService
+    maintenance: MaintenanceService
+    _close: Callable[[], Awaitable[None]] = field(repr=False)
+
+    async def close(self) -> None:
+        """Release the pool and the HTTP client."""
+        await self._close()

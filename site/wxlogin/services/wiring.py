@@ -1,0 +1,42 @@
+"""The composition root: builds every service from settings (the pool opens lazily on first use)."""
+
+from __future__ import annotations
+
+from tornado.httpclient import AsyncHTTPClient
+
+from wxlogin.config import Settings
+from wxlogin.services.accounts import AccountService
+from wxlogin.services.api import ApiService
+from wxlogin.services.container import Services
+from wxlogin.services.login import LoginService
+from wxlogin.services.maintenance import MaintenanceService
+from wxlogin.services.oauth import OAuthService
+from wxlogin.services.sessions import SessionService
+from wxlogin.signing import Signing
+from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, UserStore
+from wxlogin.wechat.client import WeChatClient
+from wxlogin.wechat.crypto import TokenCipher
+
+
+def build_services(settings: Settings, http: AsyncHTTPClient | None = None) -> Services:
+    """Wire every service; the stores, the pool and the WeChat client stay inside the services."""
+    db = Database(settings.mysql)
+    signing = Signing([k.value for k in settings.server.secret_keys])
+    wechat = WeChatClient(settings.wechat, http)
+    users = UserStore(db)
+    events = EventStore(db)
+    account_store = AccountStore(db)
+    login = LoginService(users, events, TokenCipher(signing.encryption_keys))
+    sessions = SessionService(settings.server, signing, users)
+    accounts = AccountService(settings, signing, account_store, users, events, wechat, login)
+    oauth = OAuthService(settings, signing, wechat, login, sessions, accounts, CallbackStore(db), users, account_store)
+    api = ApiService(settings, signing, wechat, login, users, account_store, sessions)
+
+    async def close() -> None:
+        await db.close()
+        wechat.close()
+
+    return Services(
+        settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
+        maintenance=MaintenanceService(db, users), _close=close,
+    )
