@@ -24,8 +24,16 @@
       .catch(function () { setTimeout(poll, 2000); });
   }
 
+  // Embedded in the site's 300x400 frame, the open picker replaces the QR code (sandbox.css) so
+  // that every test person fits on screen; closing it brings the QR code back.
+  var picker = document.getElementById("qr-simulate");
+  function showPicking() { box.classList.toggle("picking", picker.open); }
+  if (picker) { picker.addEventListener("toggle", showPicking); showPicking(); }
+
   Array.prototype.forEach.call(document.querySelectorAll(".sb-person"), function (button) {
     button.addEventListener("click", function () {
+      if (picker) picker.open = false;
+      status.textContent = button.dataset.action === "deny" ? "正在取消…" : "已扫码（" + button.textContent + "），正在登录…";
       var form = new FormData();
       form.append("_xsrf", box.dataset.xsrf);
       form.append("respond", "json");
