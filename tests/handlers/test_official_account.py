@@ -3,6 +3,7 @@ lost cookies and one account per person across the QR code and the official acco
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qsl, urlsplit
 
 from unit.test_useragent import ANDROID_WECHAT, IPHONE_SAFARI, MINIPROGRAM, WECOM, WINDOWS_WECHAT
@@ -177,3 +178,24 @@ async def test_sandbox_authorize_rejects_a_website_appid_and_foreign_redirect(se
 
     assert "10016" in wrong_app.text
     assert "10003" in foreign.text
+
+
+async def test_a_repeated_callback_that_needed_consent_asks_again_at_once(server, new_client, sql):
+    # WeChat's browser may hit the callback twice; the silent grant of someone new ends in "ask for
+    # consent". That claim is finished, so the repeat neither waits for a login that will not come
+    # (it used to poll MySQL for 12 s) nor fails: it asks for consent again.
+    client = new_client()
+    client.cookies.set("sbwx", "newcomer-consent")
+    start = await client.get(server.url + "/auth/wechat/mp", params={"next": "/account"})
+    authorize = await client.get(start.headers["location"].split("#", 1)[0])
+    callback = authorize.headers["location"]
+    assert "/auth/wechat/callback/mp?" in callback
+
+    first = await client.get(callback)
+    assert first.status_code == 302 and "scope=snsapi_userinfo" in first.headers["location"]
+    assert await sql("SELECT status FROM oauth_callbacks") == [("consent",)]
+
+    second = await asyncio.wait_for(client.get(callback), timeout=3)  # bounded: no 12 s poll
+
+    assert second.status_code == 302 and "scope=snsapi_userinfo" in second.headers["location"]
+    assert await sql("SELECT COUNT(*) FROM users") == [(0,)]

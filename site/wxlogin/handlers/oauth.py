@@ -2,7 +2,8 @@
 
 The binding cookie holds the secrets of the flows this browser started (a few, so two tabs work);
 the callback accepts a state only if the secret's hash is the state's nonce. Once a state is
-verified, the callback removes its nonce whatever the outcome.
+verified, the callback removes its nonce whatever the outcome, except a request for consent (WeChat may
+repeat that callback, and the repeat must find the claim).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import urlencode
 
 import tornado.web
 
-from wxlogin.errors import BadRequest, StateUnbound
+from wxlogin.errors import BadRequest, StateUnbound, WxLoginError
 from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.redirects import safe_next
 from wxlogin.services.oauth import (
@@ -45,7 +46,11 @@ _RESTART_ROUTE = {Channel.WEB: "login", Channel.MP: "auth_mp"}
 class OAuthHandler(BaseHandler):
     """Shared helpers for the binding cookie and for starting a flow."""
 
+    _binding: list[str] | None = None  # what this response has set the cookie to, once it changed it
+
     def binding_secrets(self) -> list[str]:
+        if self._binding is not None:
+            return list(self._binding)
         raw = self.get_cookie(self.cookie_names["binding"]) or ""
         return [n for n in raw.split(".") if _SECRET_RE.match(n)][:MAX_PENDING_BINDINGS]
 
@@ -65,9 +70,11 @@ class OAuthHandler(BaseHandler):
         if kept:
             self._write_binding(kept)
         else:
+            self._binding = []
             self.clear_cookie(self.cookie_names["binding"], httponly=True, secure=self.secure_cookies, samesite="Lax")
 
     def _write_binding(self, secrets: list[str]) -> None:
+        self._binding = secrets
         # Not signed: a secret only matters when its hash is the nonce inside a validly signed state.
         self.set_cookie(
             self.cookie_names["binding"], ".".join(secrets), max_age=self.services.settings.server.state_max_age,
@@ -148,7 +155,11 @@ class CallbackHandler(OAuthHandler):
                 self.redirect(self._restart_url(verified.next_path, retry=True))
                 return
             raise
-        finally:
+        except WxLoginError:
+            self.unbind(verified.nonce)
+            raise
+        if not isinstance(outcome, NeedsConsent):
+            # Asking for consent keeps the binding: WeChat's repeat of this callback must reach the claim.
             self.unbind(verified.nonce)
         match outcome:
             case SignedIn(session_cookie=cookie, next_path=next_path):

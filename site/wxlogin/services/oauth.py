@@ -50,7 +50,10 @@ logger = logging.getLogger(__name__)
 SCOPE_BASE = "snsapi_base"
 SCOPE_USERINFO = "snsapi_userinfo"
 MAX_PENDING_BINDINGS = 4  # flows one browser may have open at once (several tabs)
-_FIRST_HIT_POLL = 0.1  # seconds between looks at the first hit's progress
+# Waiting for WeChat's first hit: look again after 50 ms, then twice as long each time, at most 2 s
+# apart: a waiter costs about ten statements over the longest wait (two WeChat timeouts + 2 s).
+_FIRST_HIT_POLL_FIRST = 0.05
+_FIRST_HIT_POLL_MAX = 2.0
 
 
 class Purpose(str, enum.Enum):
@@ -248,7 +251,12 @@ class OAuthService:
         """
         if browser.session is not None and _finished_for(claim, browser.session):
             return AlreadySignedIn(state.next_path)
-        if claim.status != "pending" or not claim.same_code:
+        if not claim.same_code:
+            raise StateReplayed()
+        if claim.status == "consent":
+            # The first hit asked for consent: so does this one (WeChat's browser may show either answer).
+            return NeedsConsent(state.flow, state.next_path)
+        if claim.status != "pending":
             raise StateReplayed()
         user_id = await self._await_first_hit(state.nonce)
         if browser.session is not None and browser.session.user_id == user_id:
@@ -259,10 +267,13 @@ class OAuthService:
         return await self._sign_in(user, state, browser)
 
     async def _await_first_hit(self, nonce: str) -> int:
+        """The user the first hit signed in; it has at most two WeChat calls' time to finish."""
         status, user_id = "pending", None
         deadline = time.monotonic() + 2 * self.settings.wechat.timeout + 2
+        pause = _FIRST_HIT_POLL_FIRST
         while status == "pending" and time.monotonic() < deadline:
-            await asyncio.sleep(_FIRST_HIT_POLL)
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(2 * pause, _FIRST_HIT_POLL_MAX)
             claim = await self.callbacks.get(nonce)
             status, user_id = (claim.status, claim.user_id) if claim else ("failed", None)
         if status != "ok" or user_id is None:
@@ -315,6 +326,8 @@ class OAuthService:
                 allow_create=profile is not None,
             )
         except NotFound:
+            # Finish the claim: a repeat of this callback must not wait for a login that will not come.
+            await self.callbacks.need_consent(state.nonce)
             return NeedsConsent(state.flow, state.next_path)
         return await self._sign_in(result.user, state, browser)
 

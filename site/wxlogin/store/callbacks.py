@@ -65,6 +65,16 @@ class CallbackStore:
 
         await self.db.run(work)
 
+    async def need_consent(self, nonce: str) -> None:
+        """Mark a claimed state as finished by asking the person for consent (snsapi_userinfo)."""
+
+        async def work(cur: aiomysql.Cursor) -> None:
+            await cur.execute(
+                "UPDATE oauth_callbacks SET status = 'consent' WHERE nonce = %s AND status = 'pending'", (nonce,)
+            )
+
+        await self.db.run(work)
+
     async def fail(self, nonce: str) -> None:
         """Mark a claimed state as finished without a login (error, refusal, snapshot user)."""
 
