@@ -7,6 +7,9 @@ class WxLoginError(Exception):
     """Base of every expected failure; ``code`` is stable and shown to API clients."""
 
     code = "internal_error"
+    # Seconds a client should wait before trying again (sent as Retry-After), or None: a fact of the
+    # error, so whichever dialect answers (page or API) sends the same header.
+    retry_after: int | None = None
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.code)
@@ -104,6 +107,25 @@ class NotFound(WxLoginError):
     code = "not_found"
 
 
+class Overloaded(WxLoginError):
+    """The site is shedding load; ``retry_after`` is in seconds."""
+
+    code = "overloaded"
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class EncryptedDataInvalid(WxLoginError):
+    """Any failure to decrypt or verify mini-program open data; deliberately carries no detail.
+
+    Lives here, not in wechat/crypto.py, so handlers can name it without importing the crypto module.
+    """
+
+    code = "encrypted_data_invalid"
+
+
 # --- WeChat upstream -----------------------------------------------------------------------
 
 
@@ -148,6 +170,7 @@ class WeChatRateLimited(WeChatError):
     """45011: the per-minute quota is exhausted."""
 
     code = "wechat_rate_limited"
+    retry_after = 60  # the quota is per minute
 
 
 class WeChatRiskBlocked(WeChatError):

@@ -62,12 +62,10 @@ def test_every_translatable_string_has_english():
     for text in sources:
         wanted |= set(re.findall(r'_\("([^"]+)"', text))
         wanted |= set(re.findall(r"_\('([^']+)'", text))
-    from wxlogin.handlers.errors import _PAGES, _STATUS_PAGES
+    from wxlogin.handlers.errors import ERRORS, STATUSES
 
-    for _, _, title, message in _PAGES:
-        wanted |= {title, message}
-    for title, message in _STATUS_PAGES.values():
-        wanted |= {title, message}
+    for row in (*ERRORS, *STATUSES):
+        wanted |= {row.title, row.message}
     wanted |= {"网站扫码登录", "公众号登录", "移动应用登录", "小程序登录", "出错了", "服务器遇到了问题，请稍后重试。"}
     missing = sorted(w for w in wanted if w not in EN and re.search(r"[\u4e00-\u9fff]", w))
     assert missing == []

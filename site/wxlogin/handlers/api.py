@@ -2,7 +2,7 @@
 
 Handlers here read no cookies (so they need no XSRF protection) and take tokens only from
 ``Authorization: Bearer``. Every failure is ``{"error": <stable code>, "message": <text>}`` with the
-status from ``API_ERRORS``; that table is the one the README documents.
+status and headers from the one error table in handlers/errors.py (the README documents it).
 """
 
 from __future__ import annotations
@@ -17,42 +17,14 @@ import tornado.web
 
 from wxlogin import errors as e
 from wxlogin.handlers.base import BaseHandler, public
+from wxlogin.handlers.errors import api_error
 from wxlogin.handlers.openapi import openapi_document
 from wxlogin.models import User
 from wxlogin.services.api import ApiCaller, ApiLogin
-from wxlogin.wechat.crypto import EncryptedDataInvalid
 
 MAX_API_BODY = 32 * 1024
 _CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,2048}$")
-
-# error class -> (status, message); the most specific class listed first.
-API_ERRORS: list[tuple[type[e.WxLoginError], int, str]] = [
-    (EncryptedDataInvalid, 400, "加密数据无效或已过期，请重新获取后再试。"),
-    (e.BadRequest, 400, "请求格式不正确。"),
-    (e.CodeInvalid, 401, "登录凭证 code 无效、已过期或已使用，请重新调用 wx.login。"),
-    (e.InvalidToken, 401, "令牌无效、已过期或已注销，请重新登录。"),
-    (e.AccountDisabled, 403, "账号已停用。"),
-    (e.WeChatRiskBlocked, 403, "微信判断此次登录存在风险，已拦截。"),
-    (e.NotFound, 404, "资源不存在。"),
-    (e.RateLimited, 429, "请求过于频繁，请稍后再试。"),
-    (e.WeChatRateLimited, 429, "微信接口调用过于频繁，请一分钟后再试。"),
-    (e.WeChatMisconfigured, 502, "服务端微信配置有误。"),
-    (e.WeChatTimeout, 504, "微信服务器响应超时，请稍后再试。"),
-    (e.WeChatUnavailable, 502, "微信服务器暂时无法访问，请稍后再试。"),
-    (e.WeChatBusy, 503, "微信服务器繁忙，请稍后再试。"),
-    (e.WeChatError, 502, "微信返回了错误，请稍后再试。"),
-    (e.DatabaseUnavailable, 503, "服务暂时不可用，请稍后再试。"),
-]
-STATUS_ERRORS = {
-    400: ("bad_request", "请求格式不正确。"),
-    404: ("not_found", "接口不存在。"),
-    405: ("method_not_allowed", "不支持该请求方法。"),
-    413: ("body_too_large", "请求体过大。"),
-    415: ("unsupported_media_type", "请使用 Content-Type: application/json。"),
-    500: ("internal_error", "服务器内部错误。"),
-}
-
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -104,26 +76,12 @@ class APIHandler(BaseHandler):
         return await self.services.api.authenticate(token, self.with_login_methods)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message, status = _describe(exc, status_code)
-        self.set_status(status)
-        if status == 401:
-            self.set_header("WWW-Authenticate", 'Bearer realm="wxlogin", error="invalid_token"')
-        if isinstance(exc, e.RateLimited):
-            self.set_header("Retry-After", str(exc.retry_after))
-        elif isinstance(exc, e.WeChatRateLimited):
-            self.set_header("Retry-After", "60")
-        self.finish({"error": code, "message": message})
-
-
-def _describe(exc: BaseException | None, status_code: int) -> tuple[str, str, int]:
-    if isinstance(exc, e.WxLoginError):
-        for cls, status, message in API_ERRORS:
-            if isinstance(exc, cls):
-                return exc.code, message, status
-    status = status_code if status_code in STATUS_ERRORS else 500
-    code, message = STATUS_ERRORS[status]
-    return code, message, status
+        # Status, code, message and headers all come from the one table in handlers/errors.py.
+        answer = api_error(kwargs.get("exc_info", (None, None, None))[1], status_code)
+        self.set_status(answer.status)
+        for name, value in answer.headers:
+            self.set_header(name, value)
+        self.finish(answer.body())
 
 
 def bearer_required(
@@ -164,7 +122,7 @@ def _open_data(data: dict[str, Any]) -> dict[str, Any]:
     fields = {k: data.get(k) for k in ("encryptedData", "iv", "rawData", "signature")}
     for key, value in fields.items():
         if value is not None and not isinstance(value, str):
-            raise EncryptedDataInvalid()  # a wrong type is just another malformed ciphertext
+            raise e.EncryptedDataInvalid()  # a wrong type is just another malformed ciphertext
     return fields
 
 

@@ -19,7 +19,7 @@ import tornado.web
 
 from wxlogin import dbbudget
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
-from wxlogin.handlers.errors import page_for_error, page_for_status
+from wxlogin.handlers.errors import error_page
 from wxlogin.handlers.i18n import Translator, choose_locale
 from wxlogin.models import RequestContext, SessionClaims, User
 from wxlogin.services import Services
@@ -216,13 +216,12 @@ class BaseHandler(tornado.web.RequestHandler):
     # --- errors -------------------------------------------------------------------------------
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, WxLoginError):
-            page = page_for_error(exc)
-        else:
-            page = page_for_status(status_code)
+        # Status, text and headers all come from the one table in handlers/errors.py.
+        page = error_page(kwargs.get("exc_info", (None, None, None))[1], status_code)
         self.set_status(page.status)
         self.set_header("Cache-Control", "no-store")
+        for name, value in page.headers:
+            self.set_header(name, value)
         retry = self.get_retry_url() if page.retry else None
         self.render_template("error.html", page=page, retry_url=retry)
 

@@ -1,10 +1,167 @@
-"""One table from domain errors to what a person sees: status, title, explanation, next step."""
+"""The one error table: every domain error and bare HTTP status -> its page, its API answer, its OpenAPI text.
+
+Why here: the error classes and their stable codes are domain facts and stay in ``wxlogin.errors``,
+which knows no HTTP (services and the store raise them without a status in sight). Which status, page
+and JSON body a failure becomes is the handlers layer's business, and both dialects live in this
+layer, so the mapping is one table here, not one per dialect. ``BaseHandler.write_error`` (pages),
+``APIHandler.write_error`` (JSON) and ``openapi.py`` (the ``Error.error`` enum and each operation's
+error statuses) all read it, and ``tests/unit/test_error_table.py`` proves every domain error has
+exactly one row, and that the OpenAPI document and the README's API table list exactly its API codes.
+
+A row is found by walking the exception's MRO, so the most specific class wins whatever the row
+order, and a subclass without its own row answers as its nearest listed ancestor (with that row's
+code, so the API never sends a code the OpenAPI document does not list).
+
+The page and the API agree on a status except where a page cannot honestly use the API's one; the
+README (next to the API error table) says why for each. Pages show Chinese titles and messages that
+``catalog_en.py`` translates; API messages are Chinese only (clients branch on ``error``).
+Headers come from here too: ``Retry-After`` from the error's ``retry_after``, ``WWW-Authenticate``
+from the row (every API 401 carries a challenge; a page never answers 401).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from wxlogin import errors as e
+
+# WWW-Authenticate for the API's 401s (RFC 6750): ``error="invalid_token"`` only where a bearer token was
+# presented and refused; a refused WeChat code is not a token, so its challenge names no error (§3.1).
+_TOKEN_CHALLENGE = 'Bearer realm="wxlogin", error="invalid_token"'
+_LOGIN_CHALLENGE = 'Bearer realm="wxlogin"'
+
+_RETRY_LOGIN = "请重新发起登录。"
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One domain error: the page a person sees and the JSON an API client gets."""
+
+    cls: type[e.WxLoginError]
+    page_status: int
+    title: str                 # Chinese; catalog_en.py has the English
+    message: str
+    api_status: int
+    api_message: str           # Chinese, sent as-is
+    doc: str                   # English, for the OpenAPI document
+    retry: bool = True         # the page offers "sign in again"
+    challenge: str | None = None  # WWW-Authenticate on the API answer
+
+    @property
+    def code(self) -> str:
+        return self.cls.code
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """A bare HTTP status (Tornado's own errors, HTTPError(n)): same status in both dialects."""
+
+    status: int
+    title: str
+    message: str
+    api_code: str
+    api_message: str
+    doc: str
+
+
+ERRORS: tuple[ErrorRow, ...] = (
+    # --- request and session -------------------------------------------------------------------
+    ErrorRow(e.BadRequest, 400, "请求无效", "请求的参数不正确。",
+             400, "请求格式不正确。", "Not JSON, not an object, duplicate keys, NaN, a missing or malformed field"),
+    ErrorRow(e.EncryptedDataInvalid, 400, "请求无效", "请求的参数不正确。",  # pages never decrypt open data
+             400, "加密数据无效或已过期，请重新获取后再试。",
+             "Any open-data failure (one status, one body: no padding oracle)"),
+    ErrorRow(e.InvalidToken, 400, "请求无效", "请求的参数不正确。",  # pages never read bearer tokens
+             401, "令牌无效、已过期或已注销，请重新登录。",
+             "Bearer token missing, malformed, expired, revoked or of another kind",
+             challenge=_TOKEN_CHALLENGE),
+    ErrorRow(e.AccountDisabled, 403, "账号已停用", "这个账号已被停用。如有疑问请联系客服。",
+             403, "账号已停用。", "The account is disabled", retry=False),
+    ErrorRow(e.NotFound, 404, "找不到页面", "你访问的内容不存在。",
+             404, "资源不存在。", "No such resource"),
+    ErrorRow(e.LinkConflict, 409, "这个微信已绑定其他账号", "这个微信身份属于另一个账号。",
+             409, "该微信身份已绑定其他账号。", "The WeChat identity belongs to another account (web flows)"),
+    ErrorRow(e.LastLoginMethod, 400, "无法解除绑定", "账号至少需要保留一种登录方式。",
+             400, "账号至少需要保留一种登录方式。", "The last login method cannot be unlinked (web flows)"),
+    ErrorRow(e.RateLimited, 429, "请求过于频繁", "请稍等一会儿再试。",
+             429, "请求过于频繁，请稍后再试。", "This site's limit on attempts (see Retry-After)"),
+    ErrorRow(e.Overloaded, 503, "服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。",
+             503, "服务繁忙，请稍后再试。", "The site is shedding load (see Retry-After)"),
+    ErrorRow(e.DatabaseUnavailable, 503, "服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。",
+             503, "服务暂时不可用，请稍后再试。", "MySQL did not answer within the configured timeouts"),
+    # --- the OAuth redirect flows (web pages only; listed for the API so every error has one answer)
+    ErrorRow(e.StateExpired, 400, "登录链接已过期", "登录需在 10 分钟内完成。" + _RETRY_LOGIN,
+             400, "登录已超时，请重新发起登录。", "The OAuth state is older than 10 minutes (web flows)"),
+    ErrorRow(e.StateUnbound, 400, "无法确认是你本人发起的登录",
+             "请在发起登录的同一个浏览器中完成登录，并允许本站使用 Cookie。",
+             400, "无法确认登录的发起方，请重新发起登录。", "The browser binding cookie is missing (web flows)"),
+    ErrorRow(e.StateReplayed, 400, "登录链接已被使用", "每个登录链接只能使用一次。" + _RETRY_LOGIN,
+             400, "登录请求已被使用，请重新发起登录。", "The OAuth state was already used (web flows)"),
+    ErrorRow(e.StateInvalid, 400, "登录链接无效", "这个登录链接不完整或已被修改。" + _RETRY_LOGIN,
+             400, "登录参数无效，请重新发起登录。", "The OAuth state is malformed or forged (web flows)"),
+    # 200 on a page: declining is a normal outcome, shown as information; for a client it is a refusal.
+    ErrorRow(e.LoginCancelled, 200, "你已取消登录", "你在微信中拒绝了授权，没有登录。想登录时可以再试一次。",
+             403, "用户拒绝了微信授权。", "The person declined in WeChat (web flows)"),
+    ErrorRow(e.SnapshotUser, 200, "请使用完整服务",
+             "你正在查看页面快照。请点击页面底部的「使用完整服务」，然后再次登录。",
+             403, "页面快照中的虚拟用户无法登录。", "A snapshot-page virtual person (web flows)"),
+    # --- WeChat upstream -------------------------------------------------------------------------
+    # A page is 400 where the API is 401: a 401 must carry a WWW-Authenticate challenge, and a page has
+    # none to offer (signing in is a redirect to /login), so the page says "start again" with a 400.
+    ErrorRow(e.CodeInvalid, 400, "微信登录凭证已失效", "微信返回的登录凭证已过期或已被使用。" + _RETRY_LOGIN,
+             401, "登录凭证 code 无效、已过期或已使用，请重新调用 wx.login。",
+             "WeChat says the code is wrong, expired or used (40029, 40163, 42003, 41008)",
+             challenge=_LOGIN_CHALLENGE),
+    ErrorRow(e.AccessTokenExpired, 400, "微信授权已过期", "请重新授权登录。",
+             401, "微信授权已过期，请重新授权登录。", "WeChat refused the access token (42001, 40001, 40014)",
+             challenge=_LOGIN_CHALLENGE),
+    ErrorRow(e.RefreshTokenExpired, 400, "微信授权已过期", "请重新授权登录。",
+             401, "微信授权已过期，请重新授权登录。", "WeChat refused the refresh token (40030, 42002, 42007)",
+             challenge=_LOGIN_CHALLENGE),
+    ErrorRow(e.ScopeUnauthorized, 400, "微信授权范围不足", "请重新授权登录。",
+             401, "微信授权范围不足，请重新授权登录。", "The WeChat grant does not allow the call (48001, 50001)",
+             challenge=_LOGIN_CHALLENGE),
+    ErrorRow(e.WeChatRiskBlocked, 403, "微信拦截了这次登录", "微信判断这次登录存在风险。请稍后再试或联系客服。",
+             403, "微信判断此次登录存在风险，已拦截。", "WeChat's risk control (40226, 50002)"),
+    ErrorRow(e.WeChatRateLimited, 429, "登录过于频繁", "请稍等一分钟后再试。",
+             429, "微信接口调用过于频繁，请一分钟后再试。", "WeChat's minute quota (45011), Retry-After: 60"),
+    ErrorRow(e.WeChatMisconfigured, 502, "登录服务暂时不可用", "网站的微信登录配置有误，我们已记录这个问题。请稍后再试。",
+             502, "服务端微信配置有误。", "The site's appid/secret is wrong (40013, 40125, ...)"),
+    ErrorRow(e.WeChatUnavailable, 502, "微信暂时没有响应", "连接微信服务器失败。请稍后再试。",
+             502, "微信服务器暂时无法访问，请稍后再试。", "WeChat unreachable or answering nonsense"),
+    ErrorRow(e.WeChatTimeout, 504, "微信暂时没有响应", "连接微信服务器失败。请稍后再试。",
+             504, "微信服务器响应超时，请稍后再试。", "WeChat did not answer in time"),
+    ErrorRow(e.WeChatBusy, 503, "微信繁忙", "微信服务器繁忙。请稍后再试。",
+             503, "微信服务器繁忙，请稍后再试。", "WeChat errcode -1 twice (it is retried once)"),
+    ErrorRow(e.WeChatError, 502, "微信登录失败", "微信返回了错误。请稍后再试。",
+             502, "微信返回了错误，请稍后再试。", "Any other WeChat errcode"),
+)
+
+STATUSES: tuple[StatusRow, ...] = (
+    StatusRow(400, "请求无效", "请求的参数不正确。", "bad_request", "请求格式不正确。", "Malformed request"),
+    StatusRow(403, "没有权限", "请求被拒绝。如果你刚才提交了表单，请刷新页面后再试。",
+              "forbidden", "请求被拒绝。", "Refused"),
+    StatusRow(404, "找不到页面", "你访问的页面不存在。", "not_found", "接口不存在。", "No such API path"),
+    StatusRow(405, "请求方式不支持", "这个地址不支持这种请求方式。",
+              "method_not_allowed", "不支持该请求方法。", "Wrong method"),
+    StatusRow(413, "请求太大", "提交的内容超过了大小限制。", "body_too_large", "请求体过大。", "Body over 32 KiB"),
+    StatusRow(415, "请求无效", "请求的参数不正确。",
+              "unsupported_media_type", "请使用 Content-Type: application/json。", "Not application/json"),
+    StatusRow(429, "请求过于频繁", "请稍等一会儿再试。", "rate_limited", "请求过于频繁，请稍后再试。", "Too many requests"),
+    StatusRow(500, "出错了", "服务器遇到了问题，请稍后重试。", "internal_error", "服务器内部错误。", "A bug"),
+    StatusRow(503, "服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。",
+              "service_unavailable", "服务暂时不可用，请稍后再试。", "Temporarily unavailable"),
+)
+
+_BY_CLASS = {row.cls: row for row in ERRORS}
+_BY_STATUS = {row.status: row for row in STATUSES}
+INTERNAL = _BY_STATUS[500]
+
+
+def api_codes() -> list[str]:
+    """Every code the API can answer, in table order, each once (the OpenAPI ``Error.error`` enum)."""
+    codes = [row.code for row in ERRORS] + [row.api_code for row in STATUSES]
+    return list(dict.fromkeys(codes))
 
 
 @dataclass(frozen=True)
@@ -14,58 +171,61 @@ class ErrorPage:
     title: str
     message: str
     retry: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-_RETRY_LOGIN = "请重新发起登录。"
+@dataclass(frozen=True)
+class ApiError:
+    status: int
+    code: str
+    message: str
+    headers: tuple[tuple[str, str], ...] = ()
 
-_PAGES: list[tuple[type[e.WxLoginError], int, str, str]] = [
-    (e.StateExpired, 400, "登录链接已过期", "登录需在 10 分钟内完成。" + _RETRY_LOGIN),
-    (e.StateUnbound, 400, "无法确认是你本人发起的登录",
-     "请在发起登录的同一个浏览器中完成登录，并允许本站使用 Cookie。"),
-    (e.StateReplayed, 400, "登录链接已被使用", "每个登录链接只能使用一次。" + _RETRY_LOGIN),
-    (e.StateInvalid, 400, "登录链接无效", "这个登录链接不完整或已被修改。" + _RETRY_LOGIN),
-    (e.LoginCancelled, 200, "你已取消登录", "你在微信中拒绝了授权，没有登录。想登录时可以再试一次。"),
-    (e.SnapshotUser, 200, "请使用完整服务",
-     "你正在查看页面快照。请点击页面底部的「使用完整服务」，然后再次登录。"),
-    (e.CodeInvalid, 400, "微信登录凭证已失效", "微信返回的登录凭证已过期或已被使用。" + _RETRY_LOGIN),
-    (e.WeChatRateLimited, 429, "登录过于频繁", "请稍等一分钟后再试。"),
-    (e.WeChatRiskBlocked, 403, "微信拦截了这次登录", "微信判断这次登录存在风险。请稍后再试或联系客服。"),
-    (e.WeChatMisconfigured, 502, "登录服务暂时不可用", "网站的微信登录配置有误，我们已记录这个问题。请稍后再试。"),
-    (e.WeChatUnavailable, 502, "微信暂时没有响应", "连接微信服务器失败。请稍后再试。"),
-    (e.WeChatBusy, 503, "微信繁忙", "微信服务器繁忙。请稍后再试。"),
-    (e.AccessTokenExpired, 400, "微信授权已过期", "请重新授权登录。"),
-    (e.RefreshTokenExpired, 400, "微信授权已过期", "请重新授权登录。"),
-    (e.ScopeUnauthorized, 400, "微信授权范围不足", "请重新授权登录。"),
-    (e.WeChatError, 502, "微信登录失败", "微信返回了错误。请稍后再试。"),
-    (e.AccountDisabled, 403, "账号已停用", "这个账号已被停用。如有疑问请联系客服。"),
-    (e.DatabaseUnavailable, 503, "服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。"),
-    (e.LinkConflict, 409, "这个微信已绑定其他账号", "这个微信身份属于另一个账号。"),
-    (e.LastLoginMethod, 400, "无法解除绑定", "账号至少需要保留一种登录方式。"),
-    (e.NotFound, 404, "找不到页面", "你访问的内容不存在。"),
-    (e.BadRequest, 400, "请求无效", "请求的参数不正确。"),
-]
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
 
-_STATUS_PAGES = {
-    400: ("请求无效", "请求的参数不正确。"),
-    403: ("没有权限", "请求被拒绝。如果你刚才提交了表单，请刷新页面后再试。"),
-    404: ("找不到页面", "你访问的页面不存在。"),
-    405: ("请求方式不支持", "这个地址不支持这种请求方式。"),
-    413: ("请求太大", "提交的内容超过了大小限制。"),
-    429: ("请求过于频繁", "请稍等一会儿再试。"),
-    503: ("服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。"),
-}
+
+def row_for(exc: BaseException | None) -> ErrorRow | None:
+    """The row of a domain error: its own class's, else its nearest listed ancestor's; None for anything else."""
+    if not isinstance(exc, e.WxLoginError):
+        return None
+    for cls in type(exc).__mro__:
+        row = _BY_CLASS.get(cls)
+        if row is not None:
+            return row
+    return None
+
+
+def _retry_after(exc: BaseException | None) -> tuple[tuple[str, str], ...]:
+    seconds = exc.retry_after if isinstance(exc, e.WxLoginError) else None
+    return (("Retry-After", str(seconds)),) if seconds is not None else ()
+
+
+def error_page(exc: BaseException | None, status_code: int) -> ErrorPage:
+    """The page for whatever ``write_error`` was given: a domain error's row, else the bare status."""
+    row = row_for(exc)
+    if row is None:
+        return page_for_status(status_code)
+    return ErrorPage(status=row.page_status, code=row.code, title=row.title, message=row.message,
+                     retry=row.retry, headers=_retry_after(exc))
 
 
 def page_for_error(exc: e.WxLoginError) -> ErrorPage:
-    """Return the page for a domain error (the most specific class in the table wins)."""
-    for cls, status, title, message in _PAGES:
-        if isinstance(exc, cls):
-            return ErrorPage(status=status, code=exc.code, title=title, message=message,
-                             retry=not isinstance(exc, e.AccountDisabled))
-    return page_for_status(500)
+    """The page for a domain error (an error outside the table is a 500 page)."""
+    return error_page(exc, 500)
 
 
 def page_for_status(status: int) -> ErrorPage:
-    """Return the page for a bare HTTP status."""
-    title, message = _STATUS_PAGES.get(status, ("出错了", "服务器遇到了问题，请稍后重试。"))
-    return ErrorPage(status=status, code=f"http_{status}", title=title, message=message, retry=status >= 500)
+    """The page for a bare HTTP status; a status outside the table keeps its number with the generic text."""
+    row = _BY_STATUS.get(status, INTERNAL)
+    return ErrorPage(status=status, code=f"http_{status}", title=row.title, message=row.message, retry=status >= 500)
+
+
+def api_error(exc: BaseException | None, status_code: int) -> ApiError:
+    """The API's answer for whatever ``write_error`` was given; a status outside the table is a 500."""
+    row = row_for(exc)
+    if row is not None:
+        headers = _retry_after(exc) + ((("WWW-Authenticate", row.challenge),) if row.challenge else ())
+        return ApiError(status=row.api_status, code=row.code, message=row.api_message, headers=headers)
+    status_row = _BY_STATUS.get(status_code, INTERNAL)
+    return ApiError(status=status_row.status, code=status_row.api_code, message=status_row.api_message)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERROR_CODES = [
-    "bad_request", "encrypted_data_invalid", "code_invalid", "invalid_token", "account_disabled", "wechat_blocked",
-    "not_found", "rate_limited", "wechat_rate_limited", "wechat_misconfigured", "wechat_timeout",
-    "wechat_unavailable", "wechat_busy", "wechat_error", "database_unavailable", "method_not_allowed",
-    "body_too_large", "unsupported_media_type", "internal_error",
-]
+from wxlogin import errors as e
+from wxlogin.handlers.errors import ERRORS, STATUSES, api_codes
+
+# What each operation can answer, by error class or bare status; statuses and texts come from the one
+# table in handlers/errors.py. Every WeChat error is listed for the logins because WeChat may answer any
+# errcode to any call. A 405 belongs to no operation (the method has none), and a 500 is a bug.
+_EVERYWHERE: tuple[type[e.WxLoginError] | int, ...] = (e.DatabaseUnavailable, e.Overloaded)
+_JSON_BODY: tuple[type[e.WxLoginError] | int, ...] = (e.BadRequest, 413, 415)
+_BEARER: tuple[type[e.WxLoginError] | int, ...] = (e.InvalidToken, e.AccountDisabled)
+_WECHAT = tuple(row.cls for row in ERRORS if issubclass(row.cls, e.WeChatError))
+_APP_LOGIN = _JSON_BODY + (e.RateLimited, e.AccountDisabled) + _WECHAT + _EVERYWHERE
+_MINIPROGRAM_LOGIN = _APP_LOGIN + (e.EncryptedDataInvalid,)
+_PROFILE = _BEARER + _JSON_BODY + (e.EncryptedDataInvalid, e.RateLimited) + _EVERYWHERE
+_BEARER_ONLY = _BEARER + _EVERYWHERE
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -20,20 +28,25 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    text = {400: "Malformed input", 401: "Bad or reused code, or bad token", 403: "Blocked by WeChat or disabled",
-            413: "Body too large", 415: "Not application/json", 429: "Too many attempts (see Retry-After)",
-            502: "WeChat failed", 503: "WeChat busy or database unavailable", 504: "WeChat timed out"}
-    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
-
-
-_LOGIN_ERRORS = (400, 401, 403, 413, 415, 429, 502, 503, 504)
-_BEARER_ERRORS = (401, 403, 503)
+def _errors(answers: tuple[type[e.WxLoginError] | int, ...]) -> dict[str, Any]:
+    """One response per status, described by the codes this operation can answer with it."""
+    by_class = {row.cls: row for row in ERRORS}
+    by_status = {row.status: row for row in STATUSES}
+    grouped: dict[int, dict[str, str]] = {}
+    for answer in answers:
+        if isinstance(answer, int):
+            row = by_status[answer]
+            grouped.setdefault(row.status, {})[row.api_code] = row.doc
+        else:
+            entry = by_class[answer]
+            grouped.setdefault(entry.api_status, {})[entry.code] = entry.doc
+    return {str(status): _json(_ref("Error"), "; ".join(f"`{code}`: {doc}" for code, doc in grouped[status].items()))
+            for status in sorted(grouped)}
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     """Build the document for a server at ``server_url``."""
-    bearer = [{"bearer": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "wxlogin API", "version": "1.0.0",
@@ -44,28 +57,28 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "summary": "Log in with a wx.login code (jscode2session); optional open data updates the profile",
                 "operationId": "miniprogramLogin",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("MiniProgramLogin")}}},
-                "responses": {"200": _json(_ref("LoginResponse"), "Logged in"), **_errors(*_LOGIN_ERRORS)},
+                "responses": {"200": _json(_ref("LoginResponse"), "Logged in"), **_errors(_MINIPROGRAM_LOGIN)},
             }},
             "/api/app/login": {"post": {
                 "summary": "Log in with the mobile app's OpenSDK code",
                 "operationId": "appLogin",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CodeLogin")}}},
-                "responses": {"200": _json(_ref("LoginResponse"), "Logged in"), **_errors(*_LOGIN_ERRORS)},
+                "responses": {"200": _json(_ref("LoginResponse"), "Logged in"), **_errors(_APP_LOGIN)},
             }},
             "/api/miniprogram/profile": {"post": {
                 "summary": "Update the profile from encryptedData sealed with the session's session_key",
                 "operationId": "miniprogramProfile", "security": bearer,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OpenData")}}},
                 "responses": {"200": _json(_ref("UserResponse"), "Profile updated"),
-                              **_errors(400, 401, 403, 413, 415, 429, 503)},
+                              **_errors(_PROFILE)},
             }},
             "/api/me": {"get": {
                 "summary": "The signed-in user and their login methods", "operationId": "me", "security": bearer,
-                "responses": {"200": _json(_ref("Me"), "The user"), **_errors(*_BEARER_ERRORS)},
+                "responses": {"200": _json(_ref("Me"), "The user"), **_errors(_BEARER_ONLY)},
             }},
             "/api/logout": {"post": {
                 "summary": "Revoke this bearer token", "operationId": "logout", "security": bearer,
-                "responses": {"204": {"description": "Revoked"}, **_errors(*_BEARER_ERRORS)},
+                "responses": {"204": {"description": "Revoked"}, **_errors(_BEARER_ONLY)},
             }},
         },
         "components": {
@@ -97,7 +110,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                                "channel": {"enum": ["web", "mp", "app", "miniprogram"]},
                                "appid": {"type": "string"}, "linked_at": {"type": "string", "format": "date-time"}}}}}},
                 "Error": {"type": "object", "required": ["error", "message"], "additionalProperties": False,
-                          "properties": {"error": {"enum": _ERROR_CODES}, "message": {"type": "string"}}},
+                          "properties": {"error": {"enum": api_codes()}, "message": {"type": "string"}}},
             },
         },
     }

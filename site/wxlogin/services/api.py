@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wxlogin.config import Settings
-from wxlogin.errors import AccountDisabled, InvalidToken
+from wxlogin.errors import AccountDisabled, EncryptedDataInvalid, InvalidToken
 from wxlogin.models import Channel, EncryptedGrant, LoginMethod, RequestContext, SessionClaims, User, WeChatIdentity
 from wxlogin.services.login import LoginService
 from wxlogin.services.ratelimit import RateLimiter
@@ -23,7 +23,7 @@ from wxlogin.services.sessions import SessionService, claims_from
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, UserStore
 from wxlogin.wechat.client import WeChatClient, profile_from
-from wxlogin.wechat.crypto import EncryptedDataInvalid, decrypt_open_data, raw_data_signature_ok
+from wxlogin.wechat.crypto import decrypt_open_data, raw_data_signature_ok
 
 logger = logging.getLogger(__name__)
 

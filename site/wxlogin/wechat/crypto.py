@@ -19,16 +19,11 @@ from typing import Any
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import unpad
 
-from wxlogin.errors import WxLoginError
+# Defined with the other domain errors; re-exported (explicitly, for mypy --strict) for callers of this module.
+from wxlogin.errors import EncryptedDataInvalid as EncryptedDataInvalid
 
 _VERSION = b"\x01"
 MAX_CIPHERTEXT = 8 * 1024
-
-
-class EncryptedDataInvalid(WxLoginError):
-    """Any failure to decrypt or verify mini-program open data; deliberately carries no detail."""
-
-    code = "encrypted_data_invalid"
 
 
 class TokenCipher:
