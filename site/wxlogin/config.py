@@ -309,7 +309,7 @@ def _fields(cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
 
 
 def declared_keys(cls: type = Settings, table: str = "") -> list[Key]:
-    """Every key below ``cls``, tables first-to-last as declared (sub-tables such as [wechat.web] included)."""
+    """Every key below ``cls`` in declaration order, sub-tables such as [wechat.web] included."""
     keys: list[Key] = []
     for spec, kind in _fields(cls):
         path = f"{table}.{spec.name}" if table else spec.name

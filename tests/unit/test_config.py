@@ -191,7 +191,8 @@ def test_environment_overrides_every_kind_of_key():
 
 def test_secrets_never_show_their_value():
     settings = settings_from_mapping(BASE, env={"WXLOGIN_MYSQL_PASSWORD": "hunter2-password"})
-    for text in (repr(settings), str(settings), repr(settings.mysql.password), f"{settings.wechat.web.secret}"):
+    password, web_secret = settings.mysql.password, settings.wechat.web.secret
+    for text in (repr(settings), str(settings), repr(password), f"{web_secret}"):
         assert "hunter2" not in text and "sandbox-web-secret" not in text
         assert "dev-insecure-key" not in text
 
