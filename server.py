@@ -1,11 +1,12 @@
 """Serve wxlogin: `python server.py --config settings.toml [--processes N]`.
 
-Loads and validates the settings, applies migrations, builds the services (pool, WeChat client),
-serves the app, and on SIGTERM/SIGINT stops accepting, lets in-flight requests finish, closes the pool.
-With N > 1 (or [server] processes), the parent binds the port, forks N workers that share it, restarts
-a worker that dies, and passes SIGTERM/SIGINT on to them. Nothing a login needs lives in one worker's
-memory (states, the double-callback cache and sessions are in MySQL or signed), so any worker can
-finish what another started.
+Loads and validates the settings, applies migrations once (in the parent, before any worker exists),
+builds the services (pool, WeChat client), serves the app, and on SIGTERM/SIGINT stops accepting, lets
+in-flight requests finish, closes the pool. With N > 1 (or [server] processes), the parent binds the
+port, forks N workers that share it, restarts a worker that dies, and passes SIGTERM/SIGINT on to them.
+Nothing a login needs lives in one worker's memory (states, the double-callback cache and sessions are
+in MySQL or signed), so any worker can finish what another started. Templates and static files are the
+ones beside this file (templates/, static/), wherever the package itself is installed.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "site"))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "site"))
 
 import tornado.httpserver  # noqa: E402
 import tornado.netutil  # noqa: E402
 
-from wxlogin.app import make_app  # noqa: E402
+from wxlogin.app import Assets, make_app  # noqa: E402
 from wxlogin.config import ConfigError, Settings, load_settings  # noqa: E402
 from wxlogin.errors import DatabaseUnavailable  # noqa: E402
 from wxlogin.logsetup import configure_logging  # noqa: E402
@@ -48,16 +50,20 @@ def announce(settings: Settings) -> None:
     logger.info("serving %s on %s:%d", settings.server.public_url, settings.server.host, settings.server.port)
 
 
-async def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then drain and close."""
+async def migrate_once(settings: Settings) -> None:
+    """Bring the schema up to date; called once per start, before any worker exists."""
     try:
         applied = await migrate(settings.mysql)
         if applied:
             logger.info("database schema migrated to version %d", applied[-1])
     except DatabaseUnavailable as exc:
         logger.warning("could not check the schema at start-up (%s); continuing, pages will say 503", exc.detail)
+
+
+async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain and close."""
     services = build_services(settings)
-    app = make_app(settings, services)
+    app = make_app(settings, services, assets)
     server = tornado.httpserver.HTTPServer(
         app, xheaders=False, max_body_size=settings.server.max_body_size, max_header_size=16 * 1024,
         idle_connection_timeout=60, body_timeout=15,
@@ -99,7 +105,7 @@ async def serve(settings: Settings, sockets: list[socket.socket] | None = None) 
     logger.info("stopped")
 
 
-def run_workers(settings: Settings, count: int) -> int:
+def run_workers(settings: Settings, assets: Assets, count: int) -> int:
     """Bind once, fork ``count`` workers sharing the socket, keep them running until told to stop."""
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     children: dict[int, int] = {}
@@ -111,7 +117,7 @@ def run_workers(settings: Settings, count: int) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
-                asyncio.run(serve(settings, sockets))
+                asyncio.run(serve(settings, assets, sockets))
             finally:
                 os._exit(0)
         children[pid] = index
@@ -158,15 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wxlogin: configuration error: {exc}", file=sys.stderr)
         return 2
+    assets = Assets.beside(HERE)
+    if assets.missing():
+        print(f"wxlogin: {assets.missing()[0]} does not exist (templates/ and static/ sit beside server.py)",
+              file=sys.stderr)
+        return 2
     count = settings.server.processes or (os.cpu_count() or 1)
+    asyncio.run(migrate_once(settings))  # here, not in serve(): N workers would each migrate
     if count == 1:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, assets))
         return 0
-    try:
-        asyncio.run(migrate(settings.mysql))  # once, before the workers exist
-    except DatabaseUnavailable as exc:
-        logger.warning("could not check the schema at start-up (%s)", exc.detail)
-    return run_workers(settings, count)
+    return run_workers(settings, assets, count)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CONFIG=${CONFIG:-settings.toml}
 
-probe() { "$PY" -m wxlogin.dbsetup --config "$CONFIG" --check; }
+probe() { "$PY" -m wxlogin.store.setup --config "$CONFIG" --check; }
 need() {
   echo "wxlogin: no MySQL-compatible server answers for [mysql] in $CONFIG; $1" >&2
   exit 1
@@ -42,7 +42,7 @@ if [ "$status" -eq 4 ] && [ "$(id -u)" -eq 0 ] && [ "${fresh_install:-0}" = 1 ];
   status=0; probe || status=$?
 fi
 case "$status" in
-  0) exec "$PY" -m wxlogin.dbsetup --config "$CONFIG" ;;
+  0) exec "$PY" -m wxlogin.store.setup --config "$CONFIG" ;;
   4) need "the server refused the configured user; fix user/password in [mysql] or WXLOGIN_MYSQL_PASSWORD." ;;
   *) need "it did not come up; see the MariaDB log (journalctl or /var/log/mysql)." ;;
 esac

@@ -27,7 +27,7 @@ import pytest
 import tornado.httpserver
 import tornado.netutil
 
-from wxlogin.app import make_app
+from wxlogin.app import Assets, make_app
 from wxlogin.config import Settings, settings_from_mapping
 from wxlogin.services import Services, build_services
 from wxlogin.store.migrations import TABLES, create_database, migrate
@@ -87,7 +87,7 @@ async def launch(overrides: dict[str, Any] | None = None, env: dict[str, str] | 
     data = merge(data, overrides or {})
     settings = settings_from_mapping(data, env or {})
     services = build_services(settings)
-    app = make_app(settings, services)
+    app = make_app(settings, services, Assets.beside(ROOT))
     http_server = tornado.httpserver.HTTPServer(app, max_body_size=settings.server.max_body_size)
     http_server.add_sockets(sockets)
     return ServerHandle(url=url, settings=settings, services=services, app=app, http_server=http_server)

@@ -1,8 +1,9 @@
-"""make_app(settings, services): the Tornado application (Jinja environment, routes, 404 last)."""
+"""make_app(settings, services, assets): the Tornado application (Jinja environment, routes, 404 last)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,18 +19,35 @@ from wxlogin.services import Services
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates"
-STATIC = ROOT / "static"
+
+@dataclass(frozen=True)
+class Assets:
+    """Where the Jinja templates and the static files are.
+
+    Given by the caller (server.py sits beside them), never derived from this module's own path: in a
+    wheel install this module lives in site-packages, far from the project's templates/ and static/.
+    """
+
+    templates: Path
+    static: Path
+
+    @classmethod
+    def beside(cls, root: Path) -> Assets:
+        """The project layout: ``root/templates`` and ``root/static``."""
+        return cls(templates=root / "templates", static=root / "static")
+
+    def missing(self) -> list[Path]:
+        """The directories that do not exist (empty when all is well)."""
+        return [path for path in (self.templates, self.static) if not path.is_dir()]
 
 
-def make_jinja_env(debug: bool, locale: str = "zh") -> jinja2.Environment:
+def make_jinja_env(debug: bool, locale: str = "zh", *, templates: Path) -> jinja2.Environment:
     """The environment for one locale: autoescape, StrictUndefined, reloading only in debug.
 
     Fixed ``_("...")`` text is translated while compiling (``CompiledGettext``), hence one per locale.
     """
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(templates)),
         autoescape=jinja2.select_autoescape(("html",), default_for_string=True),
         undefined=jinja2.StrictUndefined,
         auto_reload=debug,
@@ -67,9 +85,12 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
                    1000.0 * handler.request.request_time())
 
 
-def make_app(settings: Settings, services: Services) -> tornado.web.Application:
+def make_app(settings: Settings, services: Services, assets: Assets) -> tornado.web.Application:
     """Build the application; reads nothing global."""
-    jinja_envs = {locale: make_jinja_env(settings.server.debug, locale) for locale in LOCALES}
+    if assets.missing():
+        raise FileNotFoundError(f"wxlogin: asset directory {str(assets.missing()[0])!r} does not exist")
+    jinja_envs = {locale: make_jinja_env(settings.server.debug, locale, templates=assets.templates)
+                  for locale in LOCALES}
     jinja_env = jinja_envs["zh"]  # the sandbox's pages are Chinese only, like WeChat's
     routes = pages.routes + oauth.routes + api.routes
     emulator = None
@@ -88,7 +109,7 @@ def make_app(settings: Settings, services: Services) -> tornado.web.Application:
         csp=content_security_policy(settings),
         in_flight=InFlight(),
         cookie_names=cookie_names(settings),
-        static_path=str(STATIC),
+        static_path=str(assets.static),
         static_url_prefix="/static/",
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": secure},

@@ -1,5 +1,11 @@
 """Typed, frozen settings built once from settings.toml plus environment overrides.
 
+Every key is declared once, as a field of the dataclasses below: its type, its default (no default: the
+key is required and must not be empty) and its limits, through ``setting(...)``. One generic reader
+(``_read_table``) turns a TOML table into a dataclass from those declarations; rules that involve several
+keys live in ``_check_rules``. Adding a key is one line here plus its line in settings.toml
+(tests/unit/test_config.py checks that the two agree).
+
 Every key can be overridden from the environment as ``WXLOGIN_<TABLE>_<KEY>`` (for example
 ``WXLOGIN_WECHAT_WEB_SECRET`` or ``WXLOGIN_SERVER_SECRET_KEYS`` as a comma-separated list), which is
 how secrets stay out of the file in production. Every validation error names the key at fault.
@@ -7,14 +13,17 @@ how secrets stay out of the file in production. Every validation error names the
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 OFFICIAL_OPEN_BASE = "https://open.weixin.qq.com"
@@ -42,19 +51,75 @@ class Secret:
         return self.__repr__()
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------------------------------------
+# Declaring a key
+
+
+def setting(default: Any = dataclasses.MISSING, *, lo: float | None = None, hi: float | None = None,
+            choices: tuple[str, ...] = (), check: Callable[[str, str], str] | None = None,
+            dev: str = "") -> Any:
+    """Declare one key of a settings table.
+
+    ``default``: used when neither the file nor the environment sets the key; without one the key is
+    required and a string, secret or list must not be empty. ``lo``/``hi``: limits of a number (whole
+    numbers lo <= n <= hi, default 0..2**31; decimals lo < x <= hi, default 0..3600). ``choices``: the only
+    strings allowed. ``check(value, label)``: validates and normalises a string (raises ConfigError naming
+    ``label``). ``dev``: why settings.toml, the development file, sets another value than the default;
+    the rule (checked by a test) is that settings.toml holds the default unless ``dev`` says why not.
+    """
+    metadata = {"lo": lo, "hi": hi, "choices": choices, "check": check, "dev": dev}
+    if default is dataclasses.MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _origin(value: str, label: str) -> str:
+    origin = value.rstrip("/")
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or parts.path not in ("", "/"):
+        raise ConfigError(f"{label} must be an http(s) origin without a path, not {origin!r}")
+    return origin
+
+
+def _base_url(value: str, label: str) -> str:
+    """An http(s) base URL without query or fragment; empty stays empty (it means "the default base")."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{label} must be an http(s) base URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def _database_name(value: str, label: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
+        raise ConfigError(f"{label} must be letters, digits and _, not {value!r}")
+    return value
+
+
+def _appid(value: str, label: str) -> str:
+    if not _APPID_RE.match(value):
+        raise ConfigError(f"{label} must look like wx followed by 16 hex digits, not {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The keys: one line each. Tables are frozen, keyword-only dataclasses (so declaration order is free).
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServerSettings:
-    host: str
-    port: int
-    public_url: str
-    secret_keys: tuple[Secret, ...]
-    session_max_age: int = 30 * 24 * 3600
-    session_idle_timeout: int = 7 * 24 * 3600
-    api_token_max_age: int = 7 * 24 * 3600
-    state_max_age: int = 600
-    max_body_size: int = 2 * 1024 * 1024
-    debug: bool = False
-    processes: int = 1
+    host: str = setting()
+    port: int = setting(lo=0, hi=65535)
+    public_url: str = setting(check=_origin)
+    secret_keys: tuple[Secret, ...] = setting()
+    session_max_age: int = setting(30 * 24 * 3600, lo=60)
+    session_idle_timeout: int = setting(7 * 24 * 3600, lo=30)
+    api_token_max_age: int = setting(7 * 24 * 3600, lo=5)
+    state_max_age: int = setting(600, lo=1, hi=3600)
+    max_body_size: int = setting(2 * 1024 * 1024, lo=1024, hi=64 * 1024 * 1024)
+    debug: bool = setting(False)
+    processes: int = setting(1, lo=0, hi=256)
 
     @property
     def secure_cookies(self) -> bool:
@@ -67,57 +132,58 @@ class ServerSettings:
         return f"{parts.scheme}://{parts.netloc}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MySQLSettings:
-    host: str
-    port: int
-    user: str
-    password: Secret
-    database: str
-    unix_socket: str = ""
-    pool_min: int = 2
-    pool_max: int = 20
-    connect_timeout: float = 3.0
-    acquire_timeout: float = 3.0
-    query_timeout: float = 3.0
-    pool_recycle: int = 3600
+    host: str = setting()
+    port: int = setting(3306, lo=1, hi=65535)
+    user: str = setting()
+    password: Secret = setting(Secret(""))
+    database: str = setting(check=_database_name)
+    unix_socket: str = setting("")
+    pool_min: int = setting(2, lo=0, hi=500)
+    pool_max: int = setting(20, lo=1, hi=500)
+    connect_timeout: float = setting(3.0, hi=60)
+    acquire_timeout: float = setting(3.0, hi=60)
+    query_timeout: float = setting(3.0, hi=60)
+    pool_recycle: int = setting(3600, lo=10)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WeChatApp:
-    appid: str
-    secret: Secret
+    appid: str = setting(check=_appid)
+    secret: Secret = setting()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WeChatSettings:
-    sandbox: bool
-    open_base: str
-    api_base: str
-    timeout: float
-    connect_timeout: float
-    max_clients: int
-    http_client: str
+    sandbox: bool = setting(False, dev="development runs the built-in WeChat sandbox")
+    # Empty: the sandbox when sandbox = true, else the official base. After loading, always the base in use.
+    open_base: str = setting("", check=_base_url)
+    api_base: str = setting("", check=_base_url)
+    timeout: float = setting(5.0, hi=60)
+    connect_timeout: float = setting(2.0, hi=60)
+    max_clients: int = setting(200, lo=1, hi=5000)
+    http_client: str = setting("curl", choices=("curl", "simple"))
+    sandbox_allow_public: bool = setting(False)
     web: WeChatApp
     mp: WeChatApp
     app: WeChatApp
     miniprogram: WeChatApp
-    sandbox_allow_public: bool = False
 
     @property
     def is_official(self) -> bool:
         return self.open_base == OFFICIAL_OPEN_BASE and self.api_base == OFFICIAL_API_BASE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RateLimitSettings:
-    enabled: bool = True
-    login_per_minute: int = 30
-    decrypt_per_minute: int = 20
-    trusted_proxies: tuple[str, ...] = ()
+    enabled: bool = setting(True)
+    login_per_minute: int = setting(30, lo=1)
+    decrypt_per_minute: int = setting(20, lo=1)
+    trusted_proxies: tuple[str, ...] = setting(())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     server: ServerSettings
     mysql: MySQLSettings
@@ -126,98 +192,153 @@ class Settings:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading
+# Reading: one generic reader for every declared key
+
+T = TypeVar("T")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
-_REQUIRED = object()
+@dataclass(frozen=True)
+class Key:
+    """One declared key: the table it lives in, its name, its type and its declaration."""
 
+    table: str
+    name: str
+    kind: Any
+    spec: dataclasses.Field[Any]
 
-class _Reader:
-    """Pulls typed values out of one TOML table, applying environment overrides."""
+    @property
+    def label(self) -> str:
+        return f"[{self.table}] {self.name}"
 
-    def __init__(self, data: Mapping[str, Any], path: str, env: Mapping[str, str]) -> None:
-        self.data = data
-        self.path = path
-        self.env = env
+    @property
+    def env_name(self) -> str:
+        return "WXLOGIN_" + f"{self.table}_{self.name}".replace(".", "_").upper()
 
-    def _raw(self, key: str, default: Any) -> Any:
-        env_name = "WXLOGIN_" + (self.path + "_" + key).replace(".", "_").upper()
-        if env_name in self.env:
-            return self.env[env_name]
-        if key in self.data:
-            return self.data[key]
-        if default is _REQUIRED:
-            raise ConfigError(f"[{self.path}] {key} is missing")
-        return default
+    @property
+    def required(self) -> bool:
+        return self.spec.default is dataclasses.MISSING
 
-    def str(self, key: str, default: Any = None) -> str:
-        value = self._raw(key, "" if default is None else default)
+    @property
+    def default(self) -> Any:
+        return self.spec.default
+
+    @property
+    def dev_reason(self) -> str:
+        return str(self.spec.metadata.get("dev", ""))
+
+    def parse(self, value: Any) -> Any:
+        """Validate one raw value (from TOML, or a string from the environment) into the declared type."""
+        meta = self.spec.metadata
+        if self.kind is bool:
+            return self._bool(value)
+        if self.kind is int:
+            return self._int(value, int(meta["lo"] if meta["lo"] is not None else 0),
+                             int(meta["hi"] if meta["hi"] is not None else 2**31))
+        if self.kind is float:
+            return self._float(value, float(meta["lo"] or 0.0), float(meta["hi"] or 3600.0))
+        if self.kind in (str, Secret):
+            text = self._str(value)
+            if meta["choices"] and text not in meta["choices"]:
+                allowed = " or ".join(repr(choice) for choice in meta["choices"])
+                raise ConfigError(f"{self.label} must be {allowed}, not {text!r}")
+            if meta["check"] is not None:
+                text = meta["check"](text, self.label)
+            return Secret(text) if self.kind is Secret else text
+        if self.kind in (tuple[str, ...], tuple[Secret, ...]):
+            items = self._str_list(value)
+            return tuple(Secret(v) for v in items) if self.kind == tuple[Secret, ...] else items
+        raise TypeError(f"{self.label}: no reader for type {self.kind!r}")  # a declaration mistake
+
+    def _str(self, value: Any) -> str:
         if not isinstance(value, str):
-            raise ConfigError(f"[{self.path}] {key} must be a string, not {type(value).__name__}")
+            raise ConfigError(f"{self.label} must be a string, not {type(value).__name__}")
+        if self.required and not value.strip():
+            raise ConfigError(f"{self.label} is empty")
         return value.strip()
 
-    def required_str(self, key: str) -> str:
-        value = self._raw(key, _REQUIRED)
-        if not isinstance(value, str):
-            raise ConfigError(f"[{self.path}] {key} must be a string, not {type(value).__name__}")
-        if not value.strip():
-            raise ConfigError(f"[{self.path}] {key} is empty")
-        return value.strip()
-
-    def int(self, key: str, default: int | None = None, lo: int = 0, hi: int = 2**31) -> int:
-        """Read a whole number; no default means the key is required."""
-        value = self._raw(key, _REQUIRED if default is None else default)
+    def _int(self, value: Any, lo: int, hi: int) -> int:
         try:
-            number = int(value) if not isinstance(value, bool) else None
+            number = int(value) if not isinstance(value, (bool, float)) else None
         except (TypeError, ValueError):
             number = None
-        if number is None or isinstance(value, float):
-            raise ConfigError(f"[{self.path}] {key} must be a whole number, not {value!r}")
+        if number is None:
+            raise ConfigError(f"{self.label} must be a whole number, not {value!r}")
         if not lo <= number <= hi:
-            raise ConfigError(f"[{self.path}] {key} must be between {lo} and {hi}, not {number}")
+            raise ConfigError(f"{self.label} must be between {lo} and {hi}, not {number}")
         return number
 
-    def float(self, key: str, default: float, lo: float = 0.0, hi: float = 3600.0) -> float:
-        value = self._raw(key, default)
+    def _float(self, value: Any, lo: float, hi: float) -> float:
         try:
             number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
             number = None
         if number is None:
-            raise ConfigError(f"[{self.path}] {key} must be a number, not {value!r}")
+            raise ConfigError(f"{self.label} must be a number, not {value!r}")
         if not lo < number <= hi:
-            raise ConfigError(f"[{self.path}] {key} must be above {lo} and at most {hi}, not {number}")
+            raise ConfigError(f"{self.label} must be above {lo} and at most {hi}, not {number}")
         return number
 
-    def bool(self, key: str, default: bool) -> bool:
-        value = self._raw(key, default)
+    def _bool(self, value: Any) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"[{self.path}] {key} must be true or false, not {value!r}")
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"{self.label} must be true or false, not {value!r}")
 
-    def str_list(self, key: str, default: Any = None) -> tuple[str, ...]:
-        value = self._raw(key, _REQUIRED if default is None else default)
-        if isinstance(value, str):
-            value = [part for part in value.split(",")]
+    def _str_list(self, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):  # from the environment: "old,new"
+            value = value.split(",")
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"[{self.path}] {key} must be a list of strings")
-        return tuple(v.strip() for v in value if v.strip())
-
-    def table(self, key: str) -> _Reader:
-        sub = self.data.get(key, {})
-        if not isinstance(sub, dict):
-            raise ConfigError(f"[{self.path}] {key} must be a table")
-        return _Reader(sub, f"{self.path}.{key}", self.env)
+            raise ConfigError(f"{self.label} must be a list of strings")
+        items = tuple(v.strip() for v in value if v.strip())
+        if self.required and not items:
+            raise ConfigError(f"{self.label} is empty")
+        return items
 
 
+def _is_table(kind: Any) -> bool:
+    return dataclasses.is_dataclass(kind) and kind is not Secret  # Secret is a value, not a [table]
 
-def _check_base_url(value: str, key: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"[wechat] {key} must be an http(s) base URL, not {value!r}")
-    return value.rstrip("/")
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((spec, hints[spec.name]) for spec in dataclasses.fields(cls))
+
+
+def declared_keys(cls: type = Settings, table: str = "") -> list[Key]:
+    """Every key below ``cls`` in declaration order, sub-tables such as [wechat.web] included."""
+    keys: list[Key] = []
+    for spec, kind in _fields(cls):
+        path = f"{table}.{spec.name}" if table else spec.name
+        if _is_table(kind):
+            keys.extend(declared_keys(typing.cast(type, kind), path))
+        else:
+            keys.append(Key(table, spec.name, kind, spec))
+    return keys
+
+
+def _read_table(cls: type[T], data: Any, table: str, env: Mapping[str, str]) -> T:
+    """Build the dataclass ``cls`` from one TOML table (and the environment), key by declared key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{table}] must be a table")
+    values: dict[str, Any] = {}
+    for spec, kind in _fields(cls):
+        path = f"{table}.{spec.name}" if table else spec.name
+        if _is_table(kind):
+            values[spec.name] = _read_table(typing.cast(type, kind), data.get(spec.name, {}), path, env)
+            continue
+        key = Key(table, spec.name, kind, spec)
+        if key.env_name in env:
+            values[spec.name] = key.parse(env[key.env_name])
+        elif spec.name in data:
+            values[spec.name] = key.parse(data[spec.name])
+        elif key.required:
+            raise ConfigError(f"{key.label} is missing")
+        # else: the dataclass fills in the declared default
+    return cls(**values)
 
 
 def _is_loopback(host: str) -> bool:
@@ -229,94 +350,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _read_app(reader: _Reader, name: str) -> WeChatApp:
-    table = reader.table(name)
-    appid = table.required_str("appid")
-    if not _APPID_RE.match(appid):
-        raise ConfigError(f"[wechat.{name}] appid must look like wx followed by 16 hex digits, not {appid!r}")
-    return WeChatApp(appid=appid, secret=Secret(table.required_str("secret")))
-
-
 def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate Settings from parsed TOML data and an environment."""
     env = os.environ if env is None else env
-    srv = _Reader(data.get("server", {}), "server", env)
-    public_url = srv.required_str("public_url").rstrip("/")
-    if urlsplit(public_url).scheme not in ("http", "https") or urlsplit(public_url).path not in ("", "/"):
-        raise ConfigError(f"[server] public_url must be an http(s) origin without a path, not {public_url!r}")
-    keys = srv.str_list("secret_keys")
-    if not keys:
-        raise ConfigError("[server] secret_keys is empty")
-    server = ServerSettings(
-        host=srv.required_str("host"),
-        port=srv.int("port", lo=0, hi=65535),
-        public_url=public_url,
-        secret_keys=tuple(Secret(k) for k in keys),
-        session_max_age=srv.int("session_max_age", 30 * 24 * 3600, lo=60),
-        session_idle_timeout=srv.int("session_idle_timeout", 7 * 24 * 3600, lo=30),
-        api_token_max_age=srv.int("api_token_max_age", 7 * 24 * 3600, lo=5),
-        state_max_age=srv.int("state_max_age", 600, lo=1, hi=3600),
-        max_body_size=srv.int("max_body_size", 2 * 1024 * 1024, lo=1024, hi=64 * 1024 * 1024),
-        debug=srv.bool("debug", False),
-        processes=srv.int("processes", 1, lo=0, hi=256),
-    )
+    settings = _read_table(Settings, dict(data), "", env)
+    return _check_rules(settings)
 
-    db = _Reader(data.get("mysql", {}), "mysql", env)
-    pool_min = db.int("pool_min", 2, lo=0, hi=500)
-    pool_max = db.int("pool_max", 20, lo=1, hi=500)
-    if pool_min > pool_max:
-        raise ConfigError(f"[mysql] pool_min ({pool_min}) must not exceed pool_max ({pool_max})")
-    mysql = MySQLSettings(
-        host=db.required_str("host"),
-        port=db.int("port", 3306, lo=1, hi=65535),
-        user=db.required_str("user"),
-        password=Secret(db.str("password")),
-        database=db.required_str("database"),
-        unix_socket=db.str("unix_socket"),
-        pool_min=pool_min,
-        pool_max=pool_max,
-        connect_timeout=db.float("connect_timeout", 3.0, hi=60),
-        acquire_timeout=db.float("acquire_timeout", 3.0, hi=60),
-        query_timeout=db.float("query_timeout", 3.0, hi=60),
-        pool_recycle=db.int("pool_recycle", 3600, lo=10),
-    )
-    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", mysql.database):
-        raise ConfigError(f"[mysql] database must be letters, digits and _, not {mysql.database!r}")
 
-    wx = _Reader(data.get("wechat", {}), "wechat", env)
-    sandbox = wx.bool("sandbox", False)
-    default_base = public_url + SANDBOX_PREFIX if sandbox else ""
-    open_base = _check_base_url(wx.str("open_base") or default_base or OFFICIAL_OPEN_BASE, "open_base")
-    api_base = _check_base_url(wx.str("api_base") or default_base or OFFICIAL_API_BASE, "api_base")
-    http_client = wx.str("http_client", "curl")
-    if http_client not in ("curl", "simple"):
-        raise ConfigError(f"[wechat] http_client must be 'curl' or 'simple', not {http_client!r}")
-    wechat = WeChatSettings(
-        sandbox=sandbox,
-        open_base=open_base,
-        api_base=api_base,
-        timeout=wx.float("timeout", 5.0, hi=60),
-        connect_timeout=wx.float("connect_timeout", 2.0, hi=60),
-        max_clients=wx.int("max_clients", 200, lo=1, hi=5000),
-        http_client=http_client,
-        web=_read_app(wx, "web"),
-        mp=_read_app(wx, "mp"),
-        app=_read_app(wx, "app"),
-        miniprogram=_read_app(wx, "miniprogram"),
-        sandbox_allow_public=wx.bool("sandbox_allow_public", False),
-    )
-
-    rl = _Reader(data.get("ratelimit", {}), "ratelimit", env)
-    ratelimit = RateLimitSettings(
-        enabled=rl.bool("enabled", True),
-        login_per_minute=rl.int("login_per_minute", 30, lo=1),
-        decrypt_per_minute=rl.int("decrypt_per_minute", 20, lo=1),
-        trusted_proxies=rl.str_list("trusted_proxies", []),
-    )
-
-    settings = Settings(server=server, mysql=mysql, wechat=wechat, ratelimit=ratelimit)
+def _check_rules(settings: Settings) -> Settings:
+    """The rules that involve more than one key; returns the settings with the WeChat bases resolved."""
+    mysql = settings.mysql
+    if mysql.pool_min > mysql.pool_max:
+        raise ConfigError(f"[mysql] pool_min ({mysql.pool_min}) must not exceed pool_max ({mysql.pool_max})")
+    wechat = _resolve_bases(settings.wechat, settings.server.public_url)
+    settings = dataclasses.replace(settings, wechat=wechat)
     _check_production_rules(settings)
     return settings
+
+
+def _resolve_bases(wx: WeChatSettings, public_url: str) -> WeChatSettings:
+    """Empty bases become the sandbox's (sandbox = true) or WeChat's own.
+
+    With the sandbox on, a base that points anywhere else is refused: the login page would embed that
+    site's QR page while the start-up log says the sandbox is in use (and WeChat's real page cannot
+    finish a sandbox login).
+    """
+    if not wx.sandbox:
+        return dataclasses.replace(wx, open_base=wx.open_base or OFFICIAL_OPEN_BASE,
+                                   api_base=wx.api_base or OFFICIAL_API_BASE)
+    sandbox_base = public_url + SANDBOX_PREFIX
+    for name, value in (("open_base", wx.open_base), ("api_base", wx.api_base)):
+        if value and value != sandbox_base:
+            raise ConfigError(
+                f"[wechat] {name} = {value!r} but [wechat] sandbox = true, which emulates WeChat at "
+                f"{sandbox_base}; leave {name} empty, or set sandbox = false to use {value}"
+            )
+    return dataclasses.replace(wx, open_base=sandbox_base, api_base=sandbox_base)
 
 
 def _check_production_rules(settings: Settings) -> None:

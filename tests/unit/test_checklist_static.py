@@ -7,7 +7,7 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
-from wxlogin.app import make_app
+from wxlogin.app import Assets, make_app
 from wxlogin.config import settings_from_mapping
 from wxlogin.services import build_services
 
@@ -31,7 +31,7 @@ def _routes(sandbox: bool) -> list[str]:
     if not sandbox:
         data["server"]["secret_keys"] = ["static-check-key-00000000000000000000000001"]
     settings = settings_from_mapping(data, {})
-    app = make_app(settings, build_services(settings))
+    app = make_app(settings, build_services(settings), Assets.beside(SITE.parents[1]))
     return [rule.matcher.regex.pattern for rule in app.wildcard_router.rules]
 
 

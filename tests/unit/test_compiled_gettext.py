@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from wxlogin.app import TEMPLATES, make_jinja_env
+from wxlogin.app import make_jinja_env
 from wxlogin.handlers.i18n import Translator
 
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SOURCE = '{{ _("登录") }}|{{ _("你好，{name}", name=who) }}|{{ obj._("登录") }}|{{ _(title) }}|{{ _("<b>") }}'
 
 
@@ -22,7 +24,7 @@ class Holder:
     ("en", "Sign in|Hello, &lt;i&gt;|method:登录|Sign in|&lt;b&gt;"),
 ])
 def test_fixed_text_is_a_constant_and_the_rest_still_calls_gettext(locale, expected):
-    env = make_jinja_env(False, locale)
+    env = make_jinja_env(False, locale, templates=TEMPLATES)
     calls = []
 
     def gettext(text: str, **values: object) -> str:
@@ -38,8 +40,8 @@ def test_fixed_text_is_a_constant_and_the_rest_still_calls_gettext(locale, expec
 @pytest.mark.parametrize("locale", ["zh", "en"])
 def test_every_template_renders_the_same_text_as_runtime_gettext(locale):
     """Compile each page both ways (constants, and plain runtime calls) and compare the generated text."""
-    compiled = make_jinja_env(False, locale)
-    plain = make_jinja_env(False, locale)
+    compiled = make_jinja_env(False, locale, templates=TEMPLATES)
+    plain = make_jinja_env(False, locale, templates=TEMPLATES)
     plain.extensions.clear()  # no compile-time translation: every _() is a call
     checked = 0
     for path in TEMPLATES.glob("*.html"):

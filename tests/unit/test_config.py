@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wxlogin.config import ConfigError, load_settings, settings_from_mapping
+from wxlogin.config import ConfigError, Secret, declared_keys, load_settings, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = tomllib.loads((ROOT / "settings.toml").read_text("utf-8"))
@@ -105,3 +105,114 @@ def test_missing_file_and_bad_toml(tmp_path):
     bad.write_text("[server\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad)
+
+
+# --- The declaration (site/wxlogin/config.py) and settings.toml agree -------------------------------------
+# Rule: every declared key is in settings.toml and every key there is declared. Where a key has a default,
+# settings.toml holds exactly that default, unless the declaration's `dev=` says why the development file
+# differs (and a `dev=` reason on a key that does not differ is stale, so it fails too).
+
+def toml_keys(data, table=""):
+    for name, value in data.items():
+        path = f"{table}.{name}" if table else name
+        if isinstance(value, dict):
+            yield from toml_keys(value, path)
+        else:
+            yield table, name, value
+
+
+def test_settings_toml_lists_exactly_the_declared_keys():
+    declared = {(key.table, key.name) for key in declared_keys()}
+    in_file = {(table, name) for table, name, _ in toml_keys(BASE)}
+    assert sorted(declared - in_file) == [], "declared but missing from settings.toml"
+    assert sorted(in_file - declared) == [], "in settings.toml but not declared in config.py"
+
+
+def test_settings_toml_holds_the_defaults_or_the_declaration_says_why_not():
+    values = {(table, name): value for table, name, value in toml_keys(BASE)}
+    for key in declared_keys():
+        if key.required:
+            assert not key.dev_reason, f"{key.label} has no default, so dev= explains nothing"
+            continue
+        differs = key.parse(values[(key.table, key.name)]) != key.default
+        if differs:
+            assert key.dev_reason, f"{key.label} differs from its default {key.default!r}: say why with dev="
+        else:
+            assert not key.dev_reason, f"{key.label} equals its default now: drop its stale dev= reason"
+
+
+def as_toml(value):
+    if isinstance(value, Secret):
+        return value.value
+    if isinstance(value, tuple):
+        return [as_toml(v) for v in value]
+    return value
+
+
+def test_every_default_is_within_its_own_limits():
+    for key in declared_keys():
+        if not key.required:
+            assert key.parse(as_toml(key.default)) == key.default, key.label
+
+
+def test_a_key_left_out_of_the_file_takes_its_declared_default():
+    data = with_changes(("mysql.pool_recycle", None), ("ratelimit.decrypt_per_minute", None))
+    settings = settings_from_mapping(data, env={})
+    assert settings.mysql.pool_recycle == 3600
+    assert settings.ratelimit.decrypt_per_minute == 20
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WXLOGIN_MYSQL_PORT": "abc"}, "[mysql] port must be a whole number"),
+    ({"WXLOGIN_SERVER_STATE_MAX_AGE": "7200"}, "[server] state_max_age must be between 1 and 3600, not 7200"),
+    ({"WXLOGIN_WECHAT_TIMEOUT": "-1"}, "[wechat] timeout must be above 0"),
+    ({"WXLOGIN_RATELIMIT_ENABLED": "maybe"}, "[ratelimit] enabled must be true or false"),
+    ({"WXLOGIN_WECHAT_MP_SECRET": "  "}, "[wechat.mp] secret is empty"),
+    ({"WXLOGIN_SERVER_SECRET_KEYS": " , "}, "[server] secret_keys is empty"),
+])
+def test_bad_environment_overrides_name_the_key(env, message):
+    with pytest.raises(ConfigError) as error:
+        settings_from_mapping(BASE, env=env)
+    assert message in str(error.value)
+
+
+def test_environment_overrides_every_kind_of_key():
+    settings = settings_from_mapping(BASE, env={
+        "WXLOGIN_RATELIMIT_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.1,",
+        "WXLOGIN_MYSQL_POOL_MAX": "7",
+        "WXLOGIN_MYSQL_QUERY_TIMEOUT": "1.5",
+        "WXLOGIN_RATELIMIT_ENABLED": "off",
+        "WXLOGIN_WECHAT_HTTP_CLIENT": "simple",
+    })
+    assert settings.ratelimit.trusted_proxies == ("127.0.0.1", "10.0.0.1")
+    assert settings.mysql.pool_max == 7 and settings.mysql.query_timeout == 1.5
+    assert settings.ratelimit.enabled is False and settings.wechat.http_client == "simple"
+
+
+def test_secrets_never_show_their_value():
+    settings = settings_from_mapping(BASE, env={"WXLOGIN_MYSQL_PASSWORD": "hunter2-password"})
+    password, web_secret = settings.mysql.password, settings.wechat.web.secret
+    for text in (repr(settings), str(settings), repr(password), f"{web_secret}"):
+        assert "hunter2" not in text and "sandbox-web-secret" not in text
+        assert "dev-insecure-key" not in text
+
+
+# --- Defect 3: the sandbox with explicit official bases embedded WeChat's real QR page ----------------------
+
+@pytest.mark.parametrize("key, value", [
+    ("open_base", "https://open.weixin.qq.com"),
+    ("api_base", "https://api.weixin.qq.com"),
+    ("open_base", "http://127.0.0.1:18080"),
+])
+def test_sandbox_refuses_a_base_that_is_not_the_sandbox(key, value):
+    with pytest.raises(ConfigError) as error:
+        settings_from_mapping(with_changes(("wechat.sandbox", True), (f"wechat.{key}", value)), env={})
+    assert str(error.value).startswith(f"[wechat] {key} = {value!r} but [wechat] sandbox = true")
+    assert "\n" not in str(error.value)
+
+
+def test_sandbox_accepts_empty_or_its_own_base():
+    own = "http://127.0.0.1:8000/_sandbox"
+    settings = settings_from_mapping(with_changes(("wechat.open_base", own + "/"), ("wechat.api_base", "")),
+                                     env={})
+    assert settings.wechat.open_base == settings.wechat.api_base == own

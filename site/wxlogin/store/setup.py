@@ -1,7 +1,8 @@
-"""`python -m wxlogin.dbsetup`: check that MySQL answers, create the database, apply migrations.
+"""`python -m wxlogin.store.setup`: check that MySQL answers, create the database, apply migrations.
 
-Exit codes: 0 ready; 2 bad settings; 3 no server answers; 4 the server refused the configured user;
-5 the server answered with another error.
+Quiet when there is nothing to do (`make run` calls it on every start): it says only what it created or
+migrated. Exit codes: 0 ready; 2 bad settings; 3 no server answers; 4 the server refused the configured
+user; 5 the server answered with another error.
 """
 
 from __future__ import annotations
@@ -35,11 +36,27 @@ async def probe(settings: MySQLSettings) -> int:
     return 0
 
 
+async def database_exists(settings: MySQLSettings) -> bool:
+    """Ask first: CREATE DATABASE IF NOT EXISTS on an existing database leaves a note that aiomysql prints
+    as a Python warning ("Can't create database ...; database exists") on every start."""
+    conn = await aiomysql.connect(**Database(settings).connect_kwargs(with_database=False))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                              (settings.database,))
+            return await cur.fetchone() is not None
+    finally:
+        conn.close()
+
+
 async def prepare(settings: MySQLSettings) -> None:
-    await create_database(settings)
+    where = f"{settings.database!r} on {settings.host}:{settings.port}"
+    if not await database_exists(settings):
+        await create_database(settings)
+        print(f"wxlogin: created database {where}")
     applied = await migrate(settings)
-    print(f"wxlogin: database {settings.database!r} on {settings.host}:{settings.port} is ready"
-          + (f" (migrated to version {applied[-1]})" if applied else ""))
+    if applied:
+        print(f"wxlogin: database {where} migrated to version {applied[-1]}")
 
 
 def main(argv: list[str] | None = None) -> int:
