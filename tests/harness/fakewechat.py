@@ -26,8 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 FAULT_MODES = ("slow", "http500", "http502", "http503", "reset", "truncated", "html", "big", "redirect",
                "noreply", "e-1", "e40029", "e40163", "e45011", "e40226", "noopenid", "openidint")
-KNOWN_MODES = {"ok", "nounion", "emptyunion", "m1once", "closekept", "uiclosekept", "slow", "uislow", *FAULT_MODES,
-               *(f"ui{m}" for m in FAULT_MODES)}
+KNOWN_MODES = {"ok", "nounion", "emptyunion", "m1once", "closekept", "uiclosekept", "slow", "uislow",
+               *FAULT_MODES, *(f"ui{m}" for m in FAULT_MODES)}
 ERRMSG = {-1: "system error", 40029: "invalid code", 40163: "code been used", 45011: "api minute-quota reach limit",
           40226: "code blocked"}
 

@@ -236,7 +236,8 @@ class WeChatClient:
         for attempt in (1, 2):
             try:
                 # The retry goes out on a fresh connection: libcurl will not re-send it (see _OneSend).
-                data = await self._fetch_json(url, path, max(deadline - loop.time(), 0.05), fresh=attempt == 2)
+                left = max(deadline - loop.time(), 0.05)
+                data = await self._fetch_json(url, path, left, fresh=attempt == 2)
                 errcode = data.get("errcode")
                 if errcode not in (None, 0, "0"):
                     raise _error_for(errcode, data.get("errmsg"))
@@ -298,8 +299,9 @@ def _network_error(path: str, exc: BaseException | None, resend_refused: bool = 
     what = type(exc).__name__
     text = str(exc).lower()
     timed_out = isinstance(exc, asyncio.TimeoutError) or "timeout" in text or "timed out" in text
-    detail = " (timeout)" if timed_out else \
-        " (a kept-alive connection closed without an answer; libcurl's re-send refused)" if resend_refused else ""
+    detail = " (timeout)" if timed_out else ""
+    if resend_refused:  # libcurl wanted to send again: a kept-alive connection closed without an answer
+        detail = " (kept-alive connection closed without an answer; libcurl's re-send refused)"
     logger.warning("WeChat %s unreachable: %s%s", path, what, detail)
     error = (WeChatTimeout if timed_out else WeChatUnavailable)(errmsg=f"network: {what}")
     error.network = True
