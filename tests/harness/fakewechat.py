@@ -3,8 +3,13 @@
 The code says what to do: ``<mode>.<person>.<nonce>``. ``ok`` answers like WeChat; the other modes
 inject one fault at the code-exchange step (``ui...`` modes at ``/sns/userinfo`` instead):
 slow, http500/502/503, reset (connection reset mid-body), truncated, html, big (10 MB), redirect,
+noreply (reads the request, closes the connection without a byte: libcurl's "Empty reply from
+server", or, on a kept-alive connection, its silent "Connection died, retrying a fresh connect"),
 e-1 / e40029 / e40163 / e45011 / e40226 (errcodes), m1once (-1 once, then fine), noopenid,
-openidint, nounion, emptyunion. ``pause()`` closes the port (connection refused) until ``resume()``.
+openidint, nounion, emptyunion. ``closekept`` / ``uiclosekept`` play a kept-alive connection closed
+without an answer: the request is answered normally when it is the first on its connection, and
+read then dropped (the socket closed without a byte) when the connection already answered one.
+``pause()`` closes the port (connection refused) until ``resume()``.
 Every request is logged, so tests can count calls per code. Codes are single-use (40163), like WeChat's.
 """
 
@@ -20,9 +25,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 FAULT_MODES = ("slow", "http500", "http502", "http503", "reset", "truncated", "html", "big", "redirect",
-               "e-1", "e40029", "e40163", "e45011", "e40226", "noopenid", "openidint")
-KNOWN_MODES = {"ok", "nounion", "emptyunion", "m1once", "slow", "uislow", *FAULT_MODES,
-               *(f"ui{m}" for m in FAULT_MODES)}
+               "noreply", "e-1", "e40029", "e40163", "e45011", "e40226", "noopenid", "openidint")
+KNOWN_MODES = {"ok", "nounion", "emptyunion", "m1once", "closekept", "uiclosekept", "slow", "uislow",
+               *FAULT_MODES, *(f"ui{m}" for m in FAULT_MODES)}
 ERRMSG = {-1: "system error", 40029: "invalid code", 40163: "code been used", 45011: "api minute-quota reach limit",
           40226: "code blocked"}
 
@@ -38,6 +43,7 @@ def ids(appid: str, person: str, mode: str) -> tuple[str, str | None]:
 class Call:
     path: str
     params: dict[str, list[str]]
+    reused: bool = False  # the connection had already answered a request (kept alive)
 
 
 @dataclass
@@ -75,11 +81,19 @@ class FakeWeChat:
     def calls_for(self, code: str) -> int:
         return sum(1 for c in self.calls if code in c.params.get("code", []) + c.params.get("js_code", []))
 
+    def userinfo_calls_for(self, code: str) -> int:
+        """/sns/userinfo calls made with the access token the stand-in issued for ``code``'s person."""
+        mode, _, rest = code.partition(".")
+        person = rest.split(".")[0]
+        return sum(1 for c in self.calls if c.path == "/sns/userinfo"
+                   and c.params.get("access_token", [""])[0].startswith(f"AT.{mode}.{person}."))
+
     def secrets_seen(self) -> set[str]:
         return {s for c in self.calls for s in c.params.get("secret", [])}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._open.add(writer)
+        answered = 0  # requests answered on this connection so far
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -89,12 +103,13 @@ class FakeWeChat:
                 params: dict[str, list[str]] = {}
                 for key, value in parse_qsl(parts.query, keep_blank_values=True):
                     params.setdefault(key, []).append(value)
-                self.calls.append(Call(parts.path, params))
+                self.calls.append(Call(parts.path, params, reused=answered > 0))
                 if self.latency:
                     await asyncio.sleep(self.latency)
-                keep = await self._answer(parts.path, params, writer)
+                keep = await self._answer(parts.path, params, writer, reused=answered > 0)
                 if not keep:
                     return
+                answered += 1
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
@@ -102,7 +117,8 @@ class FakeWeChat:
             if not writer.is_closing():
                 writer.close()
 
-    async def _answer(self, path: str, params: dict[str, list[str]], writer: asyncio.StreamWriter) -> bool:
+    async def _answer(self, path: str, params: dict[str, list[str]], writer: asyncio.StreamWriter,
+                      reused: bool) -> bool:
         one = {k: v[0] for k, v in params.items()}
         if path in ("/sns/oauth2/access_token", "/sns/jscode2session"):
             code = one.get("code") or one.get("js_code") or ""
@@ -111,6 +127,8 @@ class FakeWeChat:
             self.attempts[code] = self.attempts.get(code, 0) + 1
             if mode == "slow":  # a slow success: the caller's timeout decides whether it is a failure
                 await asyncio.sleep(self.slow_seconds)
+            if mode == "closekept" and reused:
+                return False  # read, then closed without a byte (the caller closes the socket)
             if mode == "m1once" and self.attempts[code] == 1:
                 return self._json(writer, {"errcode": -1, "errmsg": ERRMSG[-1]})
             if mode in FAULT_MODES and mode != "slow":
@@ -132,6 +150,8 @@ class FakeWeChat:
             return self._json(writer, body)
         if path == "/sns/userinfo":
             _, mode, person, appid = (one.get("access_token", "") + "...").split(".")[:4]
+            if mode == "uiclosekept" and reused:
+                return False
             if mode.startswith("ui") and mode[2:] in FAULT_MODES:
                 if mode == "uislow":
                     await asyncio.sleep(self.slow_seconds)
@@ -155,6 +175,8 @@ class FakeWeChat:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
             return False
+        if mode == "noreply":
+            return False  # the request was read; the caller closes the socket without writing a byte
         if mode == "truncated":
             return self._raw(writer, 200, "application/json", b'{"access_token":"AT","expires_in":72')
         if mode == "html":

@@ -4,7 +4,8 @@ It knows nothing of Tornado handlers. Every call has explicit timeouts, follows 
 most ``MAX_BODY`` bytes, decodes the body as UTF-8 itself (WeChat labels it ``encoding=utf-8``, not
 ``charset``) and parses with ``strict=False`` (nicknames carry raw control characters). Success means
 the expected field is present, not merely "no errcode". It retries once, only on a network error or
-errcode -1. URLs carry the secret and the code, so they are never logged; errcode and errmsg (with
+errcode -1, so WeChat sees at most two requests per call (libcurl's own re-sends included, see
+``_OneSend``). URLs carry the secret and the code, so they are never logged; errcode and errmsg (with
 WeChat's ``rid``) are.
 """
 
@@ -76,16 +77,62 @@ class MiniProgramSession:
     session_key: str
 
 
+LIBCURL_PREREQ = 0x075000  # 7.80.0, the first libcurl with CURLOPT_PREREQFUNCTION (see _OneSend)
+
+
 def make_http_client(settings: WeChatSettings) -> AsyncHTTPClient:
     """Build the HTTP client for WeChat: curl (keep-alive) when available, bounded in flight."""
     if settings.http_client == "curl":
         try:
+            import pycurl
             from tornado.curl_httpclient import CurlAsyncHTTPClient
 
-            return CurlAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients)
+            if hasattr(pycurl, "PREREQFUNCTION") and pycurl.version_info()[2] >= LIBCURL_PREREQ:
+                return CurlAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients)
+            # Without the pre-request callback libcurl's silent re-sends cannot be bounded (see _OneSend).
+            logger.warning("libcurl %s is older than 7.80; using Tornado's simple HTTP client for WeChat",
+                           pycurl.version_info()[1])
         except ImportError:  # pycurl missing: the simple client still works, without keep-alive
             logger.warning("pycurl is not installed; using Tornado's simple HTTP client for WeChat")
     return SimpleAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients, max_body_size=MAX_BODY)
+
+
+class _OneSend:
+    """One fetch's curl settings: the request goes out once, so the only retry is ours (``_get``).
+
+    libcurl re-sends a request by itself when a reused keep-alive connection dies before any response
+    byte ("Connection died, retrying a fresh connect"); no option turns that off, and its "fresh"
+    connect may be another pooled connection that dies too (up to 5 re-sends). On top of our one retry
+    WeChat then saw three or more code exchanges for one login, and a code is single-use. The
+    pre-request callback (CURLOPT_PREREQFUNCTION, called before every send on a new or reused
+    connection) lets the first send through and refuses any other: the transfer fails as a network
+    error and ``_get`` retries once on a fresh connection (CURLOPT_FRESH_CONNECT), which libcurl never
+    re-sends. First attempts keep reusing connections: keep-alive matters for throughput. Counting
+    libcurl's re-sends afterwards (debug lines, connection counters) could skip our retry, but not stop
+    libcurl's own second and third re-send; refusing before the send bounds both. The simple client
+    never re-sends (it opens one connection per request) and ignores ``prepare_curl_callback``.
+    """
+
+    __slots__ = ("fresh", "sends")
+
+    def __init__(self, fresh: bool) -> None:
+        self.fresh = fresh
+        self.sends = 0
+
+    @property
+    def resend_refused(self) -> bool:
+        return self.sends > 1
+
+    def prepare(self, curl: Any) -> None:
+        import pycurl
+
+        # Tornado reuses curl handles between requests, so both options are set every time.
+        curl.setopt(pycurl.FRESH_CONNECT, 1 if self.fresh else 0)
+        curl.setopt(pycurl.PREREQFUNCTION, self._before_send)
+
+    def _before_send(self, *_connection: Any) -> int:
+        self.sends += 1
+        return 0 if self.sends == 1 else 1  # CURL_PREREQFUNC_OK, CURL_PREREQFUNC_ABORT
 
 
 MIN_RETRY_BUDGET = 0.5  # seconds: below this, a retry could not finish and only delays the error page
@@ -188,7 +235,9 @@ class WeChatClient:
         deadline = loop.time() + self.settings.timeout
         for attempt in (1, 2):
             try:
-                data = await self._fetch_json(url, path, max(deadline - loop.time(), 0.05))
+                # The retry goes out on a fresh connection: libcurl will not re-send it (see _OneSend).
+                left = max(deadline - loop.time(), 0.05)
+                data = await self._fetch_json(url, path, left, fresh=attempt == 2)
                 errcode = data.get("errcode")
                 if errcode not in (None, 0, "0"):
                     raise _error_for(errcode, data.get("errmsg"))
@@ -203,7 +252,7 @@ class WeChatClient:
                 await asyncio.sleep(random.uniform(0.05, 0.15))
         raise AssertionError("unreachable")
 
-    async def _fetch_json(self, url: str, path: str, timeout: float) -> dict[str, Any]:
+    async def _fetch_json(self, url: str, path: str, timeout: float, fresh: bool) -> dict[str, Any]:
         chunks: list[bytes] = []
         size = 0
         too_big = False
@@ -216,17 +265,19 @@ class WeChatClient:
             else:
                 chunks.append(chunk)
 
+        once = _OneSend(fresh)
         request = HTTPRequest(
             url, method="GET", connect_timeout=min(self.settings.connect_timeout, timeout),
             request_timeout=timeout, follow_redirects=False,
             streaming_callback=collect, validate_cert=True, decompress_response=True,
+            prepare_curl_callback=once.prepare,
         )
         try:
             response: HTTPResponse = await self._http.fetch(request, raise_error=False)
         except (OSError, HTTPClientError, asyncio.TimeoutError) as exc:
-            raise _network_error(path, exc) from None
+            raise _network_error(path, exc, once.resend_refused) from None
         if response.code == 599:
-            raise _network_error(path, response.error)
+            raise _network_error(path, response.error, once.resend_refused)
         if too_big:
             logger.warning("WeChat %s answered more than %d bytes; refused", path, MAX_BODY)
             raise WeChatUnavailable(errmsg="body too large")
@@ -244,11 +295,14 @@ class WeChatClient:
         return data
 
 
-def _network_error(path: str, exc: BaseException | None) -> WeChatUnavailable:
+def _network_error(path: str, exc: BaseException | None, resend_refused: bool = False) -> WeChatUnavailable:
     what = type(exc).__name__
     text = str(exc).lower()
     timed_out = isinstance(exc, asyncio.TimeoutError) or "timeout" in text or "timed out" in text
-    logger.warning("WeChat %s unreachable: %s%s", path, what, " (timeout)" if timed_out else "")
+    detail = " (timeout)" if timed_out else ""
+    if resend_refused:  # libcurl wanted to send again: a kept-alive connection closed without an answer
+        detail = " (kept-alive connection closed without an answer; libcurl's re-send refused)"
+    logger.warning("WeChat %s unreachable: %s%s", path, what, detail)
     error = (WeChatTimeout if timed_out else WeChatUnavailable)(errmsg=f"network: {what}")
     error.network = True
     return error
