@@ -58,7 +58,7 @@ LINT_PATHS := site tests bench server.py
 lint: venv
 	@status=0; \
 	echo "mypy --strict site/"; $(VENV)/bin/mypy || status=1; \
-	echo "ruff check $(LINT_PATHS)"; $(VENV)/bin/ruff check $(LINT_PATHS) || status=1; \
+	echo "ruff check $(LINT_PATHS)"; $(VENV)/bin/ruff check --output-format concise $(LINT_PATHS) || status=1; \
 	echo "lint-imports"; $(VENV)/bin/lint-imports || status=1; \
 	exit $$status
 
