@@ -1,5 +1,5 @@
 # make run: serve the site with the WeChat sandbox on http://127.0.0.1:8000
-# make test: the whole test suite against a real MariaDB and the sandbox over HTTP
+# make test: make lint, then the whole test suite against a real MariaDB and the sandbox over HTTP
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,8 @@ CONFIG ?= settings.toml
 run: db
 	$(PY) server.py --config $(CONFIG)
 
-test: db browser tools
+# lint comes first: a type error or a broken import contract fails before the slow suite starts.
+test: lint db browser tools
 	$(PY) -m pytest
 
 # The reliability suite's long run: bigger races, longer faults, more fuzzing; ends with the figures table.
@@ -51,8 +52,15 @@ play-miniprogram: venv
 play-app: venv
 	$(PY) -m wxlogin.sandbox play --client app --person $(or $(PERSON),zhangsan)
 
+# mypy --strict over site/ ([tool.mypy]), ruff ([tool.ruff]), the import contracts ([tool.importlinter]).
+# Each runs even when an earlier one fails, so one run lists every finding; the target fails if any did.
+LINT_PATHS := site tests bench server.py
 lint: venv
-	$(VENV)/bin/lint-imports
+	@status=0; \
+	echo "mypy --strict site/"; $(VENV)/bin/mypy || status=1; \
+	echo "ruff check $(LINT_PATHS)"; $(VENV)/bin/ruff check --output-format concise $(LINT_PATHS) || status=1; \
+	echo "lint-imports"; $(VENV)/bin/lint-imports || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
-class Channel(str, enum.Enum):
+# StrEnum, not (str, Enum): str() and format() of a (str, Enum) member give "Channel.WEB", and PyMySQL
+# formats a parameter inside a sequence (``login_method IN %s``) with str(). A StrEnum member is its value.
+class Channel(enum.StrEnum):
     """One way of logging in with WeChat; each has its own appid."""
 
     WEB = "web"  # website application, QR code (snsapi_login)
@@ -120,11 +122,22 @@ class EncryptedGrant:
     session_key_enc: bytes | None = None
 
 
+class CallbackStatus(enum.StrEnum):
+    """Where a claimed OAuth state stands (``oauth_callbacks.status``)."""
+
+    PENDING = "pending"  # claimed; its callback is still exchanging the code
+    OK = "ok"  # finished: logged in (or linked) ``user_id``
+    FAILED = "failed"  # finished without a login: error, refusal, snapshot user, or purged
+    # Finished by asking for consent (snsapi_userinfo); written by CallbackStore.need_consent on the
+    # h-core branch. Listed here so that reading such a row does not raise once both are merged.
+    CONSENT = "consent"
+
+
 @dataclass(frozen=True)
 class CallbackClaim:
     """The record of a consumed OAuth state: who it logged in, if it has finished."""
 
     fresh: bool
     same_code: bool
-    status: str
+    status: CallbackStatus
     user_id: int | None

@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 
@@ -36,10 +36,9 @@ _MAC_BYTES = 16
 
 @dataclass(frozen=True)
 class OAuthState:
-    """A verified state: its nonce (binds the browser, makes it single-use) and when it was made."""
+    """A verified state: its nonce (binds the browser, makes it single-use)."""
 
     nonce: str
-    issued_at: int
 
 
 class Signing:
@@ -88,7 +87,7 @@ class Signing:
         if loaded is None:
             return None
         into, source = loaded[0].get("into"), loaded[0].get("from")
-        if not isinstance(into, int) or not isinstance(source, int) or isinstance(into, bool) or isinstance(source, bool):
+        if not (_is_int(into) and _is_int(source)):
             return None
         return into, source
 
@@ -119,7 +118,7 @@ class Signing:
             raise StateInvalid("future")
         if age > max_age:
             raise StateExpired()
-        return OAuthState(nonce=nonce, issued_at=issued)
+        return OAuthState(nonce=nonce)
 
     # --- key material for encryption at rest ---------------------------------------------
 
@@ -137,6 +136,11 @@ def state_nonce(state: object) -> str | None:
 def binding_nonce(secret: str) -> str:
     """The public half of a binding secret: what the state carries."""
     return hashlib.sha256(secret.encode("ascii", "replace")).hexdigest()[:32]
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    """An int and not a bool (JSON's true is an int to isinstance)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _state_mac(key: bytes, ts: str, nonce: str, flow: str, next_path: str) -> str:

@@ -6,7 +6,9 @@ import enum
 import re
 
 
-class Surface(str, enum.Enum):
+class Surface(enum.StrEnum):
+    """Where the page is shown; each gets its own way to log in (README, "Inside WeChat")."""
+
     WECOM = "wecom"  # 企业微信: its own OAuth; our official-account flow does not apply
     MINIPROGRAM_WEBVIEW = "miniprogram_webview"
     DESKTOP_WECHAT_MAC = "desktop_wechat_mac"

@@ -27,7 +27,8 @@ EN: dict[str, str] = {
     "我的账号": "My account",
     "账号 ID": "Account ID",
     "注册于": "joined",
-    "微信只提供了匿名资料（微信用户、灰色头像）。": "WeChat only provided an anonymous profile (WeChat user, grey avatar).",
+    "微信只提供了匿名资料（微信用户、灰色头像）。":
+        "WeChat only provided an anonymous profile (WeChat user, grey avatar).",
     "登录方式": "Ways to sign in",
     "绑定于": "linked",
     "最近登录": "Recent sign-ins",
@@ -52,13 +53,15 @@ EN: dict[str, str] = {
     "登录链接已被使用": "The sign-in link was already used",
     "每个登录链接只能使用一次。请重新发起登录。": "Each sign-in link works once. Please start again.",
     "登录链接无效": "The sign-in link is not valid",
-    "这个登录链接不完整或已被修改。请重新发起登录。": "This sign-in link is incomplete or was altered. Please start again.",
+    "这个登录链接不完整或已被修改。请重新发起登录。":
+        "This sign-in link is incomplete or was altered. Please start again.",
     "你已取消登录": "You cancelled the sign-in",
     "你在微信中拒绝了授权，没有登录。想登录时可以再试一次。":
         "You declined in WeChat, so you are not signed in. Try again whenever you like.",
     "请使用完整服务": "Please use the full service",
     "你正在查看页面快照。请点击页面底部的「使用完整服务」，然后再次登录。":
-        "You are viewing a page snapshot. Tap \u201cUse full service\u201d (使用完整服务) at the bottom, then sign in again.",
+        "You are viewing a page snapshot. "
+        "Tap \u201cUse full service\u201d (使用完整服务) at the bottom, then sign in again.",
     "微信登录凭证已失效": "WeChat's sign-in code is no longer valid",
     "微信返回的登录凭证已过期或已被使用。请重新发起登录。":
         "The code WeChat returned has expired or was already used. Please start again.",
@@ -105,14 +108,17 @@ EN: dict[str, str] = {
     "服务器遇到了问题，请稍后重试。": "The server ran into a problem. Please try again shortly.",
     # issue 3: WeChat browser, elsewhere, linking
     "使用微信账号登录": "Sign in with your WeChat account",
-    "你正在微信中浏览，点击下方按钮即可登录，无需扫码。": "You are browsing inside WeChat: tap the button to sign in, no scanning needed.",
+    "你正在微信中浏览，点击下方按钮即可登录，无需扫码。":
+        "You are browsing inside WeChat: tap the button to sign in, no scanning needed.",
     "微信一键登录": "Sign in with WeChat in one tap",
     "首次登录时微信会请求获取你的昵称和头像。以后再来将自动登录。":
         "The first time, WeChat asks to share your nickname and avatar. Next time you are signed in silently.",
     "改用扫码登录": "Use the QR code instead",
     "请在微信中打开本页": "Please open this page in WeChat",
-    "企业微信暂不支持微信登录。请复制链接，到微信中打开。": "WeCom cannot sign in with WeChat. Copy the link and open it in WeChat.",
-    "请在小程序中登录，或复制链接到微信中打开。": "Sign in inside the mini-program, or copy the link and open it in WeChat.",
+    "企业微信暂不支持微信登录。请复制链接，到微信中打开。":
+        "WeCom cannot sign in with WeChat. Copy the link and open it in WeChat.",
+    "请在小程序中登录，或复制链接到微信中打开。":
+        "Sign in inside the mini-program, or copy the link and open it in WeChat.",
     "微信登录需要在微信内完成：手机无法扫描自己屏幕上的二维码。":
         "WeChat sign-in happens inside WeChat: a phone cannot scan a QR code on its own screen.",
     "复制本页链接": "Copy this page's link",
@@ -124,7 +130,8 @@ EN: dict[str, str] = {
     "身边有另一台设备？用它的微信扫码打开本页": "Another device nearby? Scan this with its WeChat to open the page",
     "本页链接的二维码": "QR code of this page's link",
     "你刚才授权的微信身份属于另一个账号。如果两个账号都是你的，可以把它合并到当前账号。":
-        "The WeChat identity you just authorised belongs to another account. If both are yours, you can merge it into this one.",
+        "The WeChat identity you just authorised belongs to another account. "
+        "If both are yours, you can merge it into this one.",
     "合并后：": "After merging:",
     "该账号的 {n} 种登录方式将转到当前账号": "its {n} way(s) to sign in move to this account",
     "该账号的登录记录将转到当前账号": "its sign-in history moves to this account",
@@ -138,7 +145,8 @@ EN: dict[str, str] = {
     "资料没有变化。": "Your profile has not changed.",
     "发现你的另一个账号": "We found another account of yours",
     "你的微信身份也关联着另一个账号。用那个微信重新授权，即可确认并合并两个账号。":
-        "Your WeChat identity is also tied to another account. Authorise with that WeChat again to confirm and merge them.",
+        "Your WeChat identity is also tied to another account. "
+        "Authorise with that WeChat again to confirm and merge them.",
     "扫码确认并合并": "Scan to confirm and merge",
     "解除绑定": "Unlink",
     "绑定网站扫码登录": "Link website QR sign-in",

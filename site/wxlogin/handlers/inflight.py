@@ -27,5 +27,5 @@ class InFlight:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:  # asyncio.TimeoutError is this builtin since 3.11
             return False

@@ -15,6 +15,7 @@ import aiomysql
 from wxlogin.errors import LastLoginMethod, LinkConflict, NotFound
 from wxlogin.models import Channel, EncryptedGrant, WeChatIdentity, WeChatProfile
 from wxlogin.store.db import Database
+from wxlogin.store.rows import fetchall, fetchone
 from wxlogin.store.users import USER_COLUMNS, insert_method, merged_profile, touch_method, user_from_row
 
 logger = logging.getLogger(__name__)
@@ -48,18 +49,18 @@ class AccountStore:
                 "SELECT id, user_id FROM user_login_methods WHERE appid = %s AND openid = %s FOR UPDATE",
                 (identity.appid, identity.openid),
             )
-            row = await cur.fetchone()
+            row = await fetchone(cur)
             if row:
-                if int(row[1]) != user_id:
-                    raise LinkConflict(int(row[1]))
+                if int(row["user_id"]) != user_id:
+                    raise LinkConflict(int(row["user_id"]))
                 if grant is not None:  # linked already: a fresh authorisation still renews the tokens
-                    await touch_method(cur, int(row[0]), grant)
+                    await touch_method(cur, int(row["id"]), grant)
                 return False
             if identity.unionid:
                 await cur.execute("SELECT id FROM users WHERE unionid = %s FOR UPDATE", (identity.unionid,))
-                owner = await cur.fetchone()
-                if owner and int(owner[0]) != user_id:
-                    raise LinkConflict(int(owner[0]))
+                owner = await fetchone(cur)
+                if owner and int(owner["id"]) != user_id:
+                    raise LinkConflict(int(owner["id"]))
                 await cur.execute("UPDATE users SET unionid = %s WHERE id = %s AND unionid IS NULL",
                                   (identity.unionid, user_id))
             await insert_method(cur, user_id, identity, grant)
@@ -72,7 +73,7 @@ class AccountStore:
 
         async def work(cur: aiomysql.Cursor) -> None:
             await cur.execute("SELECT id FROM user_login_methods WHERE user_id = %s FOR UPDATE", (user_id,))
-            ids = {int(r[0]) for r in await cur.fetchall()}
+            ids = {int(r["id"]) for r in await fetchall(cur)}
             if method_id not in ids:
                 raise NotFound("login method")
             if len(ids) <= 1:
@@ -98,7 +99,7 @@ class AccountStore:
                 f"SELECT {USER_COLUMNS} FROM users u WHERE u.id IN (%s, %s) ORDER BY u.id FOR UPDATE",
                 (into_user_id, from_user_id),
             )
-            users = {u.id: u for u in map(user_from_row, await cur.fetchall())}
+            users = {u.id: u for u in map(user_from_row, await fetchall(cur))}
             if len(users) != 2:
                 raise NotFound("account")
             source, target = users[from_user_id], users[into_user_id]
@@ -127,7 +128,7 @@ class AccountStore:
                 "WHERE m.user_id = %s AND u.id <> %s ORDER BY u.id",
                 (user_id, user_id),
             )
-            return [int(r[0]) for r in await cur.fetchall()]
+            return [int(r["id"]) for r in await fetchall(cur)]
 
         return await self.db.run(work)
 
@@ -136,13 +137,19 @@ class AccountStore:
 
         async def work(cur: aiomysql.Cursor) -> list[StoredGrant]:
             await cur.execute(
-                "SELECT id, login_method, appid, openid, COALESCE(scope, ''), access_token_enc, refresh_token_enc, "
-                "access_token_expires_at FROM user_login_methods WHERE user_id = %s AND access_token_enc IS NOT NULL "
-                "ORDER BY last_login_at DESC, id DESC",
+                "SELECT id, login_method, appid, openid, COALESCE(scope, '') AS scope, access_token_enc, "
+                "refresh_token_enc, access_token_expires_at FROM user_login_methods "
+                "WHERE user_id = %s AND access_token_enc IS NOT NULL ORDER BY last_login_at DESC, id DESC",
                 (user_id,),
             )
-            return [StoredGrant(int(r[0]), Channel(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
-                    for r in await cur.fetchall()]
+            return [
+                StoredGrant(
+                    method_id=int(r["id"]), channel=Channel(r["login_method"]), appid=r["appid"], openid=r["openid"],
+                    scope=r["scope"], access_token_enc=r["access_token_enc"], refresh_token_enc=r["refresh_token_enc"],
+                    access_token_expires_at=r["access_token_expires_at"],
+                )
+                for r in await fetchall(cur)
+            ]
 
         return await self.db.run(work)
 
@@ -164,7 +171,7 @@ class AccountStore:
 
         async def work(cur: aiomysql.Cursor) -> bool:
             await cur.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.id = %s FOR UPDATE", (user_id,))
-            row = await cur.fetchone()
+            row = await fetchone(cur)
             if row is None:
                 raise NotFound("account")
             user = user_from_row(row)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import aiomysql
 import pymysql
 
-from wxlogin.models import CallbackClaim
+from wxlogin.models import CallbackClaim, CallbackStatus
 from wxlogin.store.db import ER_DUP_ENTRY, Database, error_number
+from wxlogin.store.rows import Row, fetchone
 
 
 class CallbackStore:
@@ -28,18 +29,15 @@ class CallbackStore:
                     "INSERT INTO oauth_callbacks (nonce, code_hash, created_at) VALUES (%s, %s, UTC_TIMESTAMP(3))",
                     (nonce, code_hash),
                 )
-                return CallbackClaim(fresh=True, same_code=True, status="pending", user_id=None)
+                return CallbackClaim(fresh=True, same_code=True, status=CallbackStatus.PENDING, user_id=None)
             except pymysql.err.IntegrityError as exc:
                 if error_number(exc) != ER_DUP_ENTRY:
                     raise
             await cur.execute("SELECT code_hash, status, user_id FROM oauth_callbacks WHERE nonce = %s", (nonce,))
-            row = await cur.fetchone()
+            row = await fetchone(cur)
             if row is None:  # purged between the two statements: treat as consumed and gone
-                return CallbackClaim(fresh=False, same_code=False, status="failed", user_id=None)
-            return CallbackClaim(
-                fresh=False, same_code=bytes(row[0]) == code_hash, status=row[1],
-                user_id=int(row[2]) if row[2] is not None else None,
-            )
+                return CallbackClaim(fresh=False, same_code=False, status=CallbackStatus.FAILED, user_id=None)
+            return _claim(row, same_code=bytes(row["code_hash"]) == code_hash)
 
         return await self.db.run(work)
 
@@ -48,11 +46,8 @@ class CallbackStore:
 
         async def work(cur: aiomysql.Cursor) -> CallbackClaim | None:
             await cur.execute("SELECT status, user_id FROM oauth_callbacks WHERE nonce = %s", (nonce,))
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            return CallbackClaim(fresh=False, same_code=True, status=row[0],
-                                 user_id=int(row[1]) if row[1] is not None else None)
+            row = await fetchone(cur)
+            return None if row is None else _claim(row, same_code=True)
 
         return await self.db.run(work)
 
@@ -60,8 +55,8 @@ class CallbackStore:
         """Mark a claimed state as finished for this user (flows that do not log in, e.g. linking)."""
 
         async def work(cur: aiomysql.Cursor) -> None:
-            await cur.execute("UPDATE oauth_callbacks SET status = 'ok', user_id = %s WHERE nonce = %s",
-                              (user_id, nonce))
+            await cur.execute("UPDATE oauth_callbacks SET status = %s, user_id = %s WHERE nonce = %s",
+                              (CallbackStatus.OK, user_id, nonce))
 
         await self.db.run(work)
 
@@ -79,7 +74,14 @@ class CallbackStore:
         """Mark a claimed state as finished without a login (error, refusal, snapshot user)."""
 
         async def work(cur: aiomysql.Cursor) -> None:
-            await cur.execute("UPDATE oauth_callbacks SET status = 'failed' WHERE nonce = %s AND status = 'pending'",
-                              (nonce,))
+            await cur.execute("UPDATE oauth_callbacks SET status = %s WHERE nonce = %s AND status = %s",
+                              (CallbackStatus.FAILED, nonce, CallbackStatus.PENDING))
 
         await self.db.run(work)
+
+
+def _claim(row: Row, same_code: bool) -> CallbackClaim:
+    """An existing claim from a row with its ``status`` and ``user_id``."""
+    user_id = row["user_id"]
+    return CallbackClaim(fresh=False, same_code=same_code, status=CallbackStatus(row["status"]),
+                         user_id=int(user_id) if user_id is not None else None)

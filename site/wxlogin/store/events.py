@@ -6,6 +6,7 @@ import aiomysql
 
 from wxlogin.models import LoginEvent, RequestContext
 from wxlogin.store.db import Database
+from wxlogin.store.rows import fetchall
 
 
 class EventStore:
@@ -14,14 +15,17 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record_failure(self, channel: str, outcome: str, context: RequestContext, user_id: int | None = None) -> None:
-        """Record a failed attempt (successes are recorded inside the login transaction)."""
+    async def record_failure(self, channel: str, outcome: str, context: RequestContext) -> None:
+        """Record a failed attempt (successes are recorded inside the login transaction).
+
+        Its user_id is NULL: a failed attempt has not established who the person is.
+        """
 
         async def work(cur: aiomysql.Cursor) -> None:
             await cur.execute(
                 "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
-                (user_id, channel[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),
+                "VALUES (NULL, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
+                (channel[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),
             )
 
         await self.db.run(work)
@@ -35,6 +39,10 @@ class EventStore:
                 "WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s",
                 (user_id, limit),
             )
-            return [LoginEvent(*row) for row in await cur.fetchall()]
+            return [
+                LoginEvent(created_at=r["created_at"], channel=r["login_method"], outcome=r["outcome"], ip=r["ip"],
+                           user_agent=r["user_agent"])
+                for r in await fetchall(cur)
+            ]
 
         return await self.db.run(work)

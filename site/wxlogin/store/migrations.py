@@ -17,6 +17,7 @@ import pymysql
 from wxlogin.config import MySQLSettings
 from wxlogin.errors import DatabaseUnavailable
 from wxlogin.store.db import Database
+from wxlogin.store.rows import fetchall, fetchone
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +118,9 @@ async def migrate(settings: MySQLSettings) -> list[int]:
     try:
         async with conn.cursor() as cur:
             await cur.execute("SET SESSION sql_notes = 0")  # "already exists" notes are expected here
-            await cur.execute("SELECT GET_LOCK('wxlogin.migrate', 60)")
-            if (await cur.fetchone()) != (1,):
+            await cur.execute("SELECT GET_LOCK('wxlogin.migrate', 60) AS locked")
+            lock = await fetchone(cur)
+            if lock is None or lock["locked"] != 1:  # 0: another process held it 60 s; NULL: an error
                 raise DatabaseUnavailable("migration lock")
             try:
                 await cur.execute(
@@ -126,7 +128,7 @@ async def migrate(settings: MySQLSettings) -> list[int]:
                     f"name VARCHAR(200) NOT NULL, applied_at DATETIME(3) NOT NULL) {_TABLE_OPTIONS}"
                 )
                 await cur.execute("SELECT version FROM schema_migrations")
-                done = {row[0] for row in await cur.fetchall()}
+                done = {row["version"] for row in await fetchall(cur)}
                 for migration in MIGRATIONS:
                     if migration.version in done:
                         continue

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
 
 import aiomysql
 
 from wxlogin.errors import AccountDisabled, NotFound
 from wxlogin.models import (
+    CallbackStatus,
     Channel,
     EncryptedGrant,
     LoginMethod,
@@ -28,6 +28,7 @@ from wxlogin.models import (
     WeChatProfile,
 )
 from wxlogin.store.db import Database
+from wxlogin.store.rows import Row, fetchall, fetchone
 
 logger = logging.getLogger(__name__)
 
@@ -36,35 +37,39 @@ USER_COLUMNS = (
     "u.created_at, u.last_login_at"
 )
 _METHOD_COLUMNS = "id, user_id, login_method, appid, openid, unionid, created_at, last_login_at"
-_METHOD_COLUMNS_LM = ", ".join("lm." + c for c in _METHOD_COLUMNS.split(", "))
+# Joined with the user's columns, a method's columns are prefixed: both tables have id and unionid.
+_METHOD_PREFIX = "lm_"
+_METHOD_COLUMNS_LM = ", ".join(f"lm.{c} AS {_METHOD_PREFIX}{c}" for c in _METHOD_COLUMNS.split(", "))
 # The user, and whether session ``sid`` (the first parameter) was logged out.
-_SESSION_USER = f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s)"
+_SESSION_USER = f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s) AS revoked"
 
 
-def user_from_row(row: tuple[Any, ...]) -> User:
+def user_from_row(row: Row) -> User:
+    """A User from a row holding the columns of ``USER_COLUMNS`` (other columns are ignored)."""
     return User(
-        id=int(row[0]),
-        nickname=row[1],
-        avatar_url=row[2],
-        profile_is_placeholder=bool(row[3]),
-        unionid=row[4],
-        session_version=int(row[5]),
-        disabled=bool(row[6]),
-        created_at=row[7],
-        last_login_at=row[8],
+        id=int(row["id"]),
+        nickname=row["nickname"],
+        avatar_url=row["avatar_url"],
+        profile_is_placeholder=bool(row["profile_is_placeholder"]),
+        unionid=row["unionid"],
+        session_version=int(row["session_version"]),
+        disabled=bool(row["disabled"]),
+        created_at=row["created_at"],
+        last_login_at=row["last_login_at"],
     )
 
 
-def method_from_row(row: tuple[Any, ...]) -> LoginMethod:
+def method_from_row(row: Row, prefix: str = "") -> LoginMethod:
+    """A LoginMethod from a row holding the method's columns, each name after ``prefix``."""
     return LoginMethod(
-        id=int(row[0]),
-        user_id=int(row[1]),
-        channel=Channel(row[2]),
-        appid=row[3],
-        openid=row[4],
-        unionid=row[5],
-        created_at=row[6],
-        last_login_at=row[7],
+        id=int(row[prefix + "id"]),
+        user_id=int(row[prefix + "user_id"]),
+        channel=Channel(row[prefix + "login_method"]),
+        appid=row[prefix + "appid"],
+        openid=row[prefix + "openid"],
+        unionid=row[prefix + "unionid"],
+        created_at=row[prefix + "created_at"],
+        last_login_at=row[prefix + "last_login_at"],
     )
 
 
@@ -108,7 +113,7 @@ class UserStore:
     async def get_user(self, user_id: int) -> User | None:
         async def work(cur: aiomysql.Cursor) -> User | None:
             await cur.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.id = %s", (user_id,))
-            row = await cur.fetchone()
+            row = await fetchone(cur)
             return user_from_row(row) if row else None
 
         return await self.db.run(work)
@@ -118,10 +123,10 @@ class UserStore:
 
         async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool]:
             await cur.execute(f"{_SESSION_USER} FROM users u WHERE u.id = %s", (sid, user_id))
-            row = await cur.fetchone()
+            row = await fetchone(cur)
             if not row:
                 return None, False
-            return user_from_row(row[:9]), bool(row[9])
+            return user_from_row(row), bool(row["revoked"])
 
         return await self.db.run(work)
 
@@ -136,11 +141,12 @@ class UserStore:
                 "LEFT JOIN user_login_methods lm ON lm.user_id = u.id WHERE u.id = %s ORDER BY lm.id",
                 (sid, user_id),
             )
-            rows = await cur.fetchall()
+            rows = await fetchall(cur)
             if not rows:
                 return None, False, []
-            methods = [method_from_row(row[10:]) for row in rows if row[10] is not None]
-            return user_from_row(rows[0][:9]), bool(rows[0][9]), methods
+            # A user without login methods still has one row, its method columns NULL (LEFT JOIN).
+            methods = [method_from_row(row, _METHOD_PREFIX) for row in rows if row[_METHOD_PREFIX + "id"] is not None]
+            return user_from_row(rows[0]), bool(rows[0]["revoked"]), methods
 
         return await self.db.run(work)
 
@@ -149,7 +155,7 @@ class UserStore:
             await cur.execute(
                 f"SELECT {_METHOD_COLUMNS} FROM user_login_methods WHERE user_id = %s ORDER BY id", (user_id,)
             )
-            return [method_from_row(r) for r in await cur.fetchall()]
+            return [method_from_row(r) for r in await fetchall(cur)]
 
         return await self.db.run(work)
 
@@ -162,8 +168,8 @@ class UserStore:
                 "ORDER BY last_login_at DESC LIMIT 1",
                 (user_id, appid),
             )
-            row = await cur.fetchone()
-            return bytes(row[0]) if row and row[0] is not None else None
+            row = await fetchone(cur)
+            return bytes(row["session_key_enc"]) if row and row["session_key_enc"] is not None else None
 
         return await self.db.run(work)
 
@@ -211,29 +217,31 @@ async def _login_or_register(
 ) -> LoginResult:
     # Locking read: under READ COMMITTED it sees rows committed by a racing transaction.
     await cur.execute(
-        f"SELECT lm.id, lm.unionid, {USER_COLUMNS} FROM user_login_methods lm "
+        f"SELECT lm.id AS method_id, lm.unionid AS method_unionid, {USER_COLUMNS} FROM user_login_methods lm "
         "JOIN users u ON u.id = lm.user_id WHERE lm.appid = %s AND lm.openid = %s FOR UPDATE",
         (identity.appid, identity.openid),
     )
-    row = await cur.fetchone()
+    row = await fetchone(cur)
     created = False
     conflict_user_id: int | None = None
     if row:
-        method_id, method_unionid = row[0], row[1]
-        user = user_from_row(row[2:])
-        if identity.unionid and method_unionid != identity.unionid:
-            conflict_user_id = await _attach_unionid(cur, method_id, user, identity.unionid)
+        user = user_from_row(row)
+        if identity.unionid and row["method_unionid"] != identity.unionid:
+            conflict_user_id = await _attach_unionid(cur, int(row["method_id"]), user, identity.unionid)
     else:
-        user = None
+        found: User | None = None
         if identity.unionid:
-            await cur.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,))
-            found = await cur.fetchone()
-            user = user_from_row(found) if found else None
-        if user is None:
+            await cur.execute(
+                f"SELECT {USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,)
+            )
+            found_row = await fetchone(cur)
+            found = user_from_row(found_row) if found_row else None
+        if found is None:
             if not allow_create:
                 raise NotFound("no such person")
-            user = await _insert_user(cur, identity.unionid, profile)
+            found = await _insert_user(cur, identity.unionid, profile)
             created = True
+        user = found
         await insert_method(cur, user.id, identity, grant)
     if user.disabled:
         raise AccountDisabled(f"user {user.id}")
@@ -249,7 +257,7 @@ async def _login_or_register(
     elif not created:
         await cur.execute("UPDATE users SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (user.id,))
     if row:
-        await touch_method(cur, row[0], grant)
+        await touch_method(cur, int(row["method_id"]), grant)
     await cur.execute(
         "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
         "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
@@ -258,7 +266,8 @@ async def _login_or_register(
     )
     if callback_nonce:
         await cur.execute(
-            "UPDATE oauth_callbacks SET user_id = %s, status = 'ok' WHERE nonce = %s", (user.id, callback_nonce)
+            "UPDATE oauth_callbacks SET user_id = %s, status = %s WHERE nonce = %s",
+            (user.id, CallbackStatus.OK, callback_nonce),
         )
     return LoginResult(user=user, created=created, conflict_user_id=conflict_user_id)
 
@@ -271,13 +280,13 @@ async def _attach_unionid(cur: aiomysql.Cursor, method_id: int, user: User, unio
     """
     await cur.execute("UPDATE user_login_methods SET unionid = %s WHERE id = %s", (unionid, method_id))
     await cur.execute("SELECT id FROM users WHERE unionid = %s", (unionid,))
-    owner = await cur.fetchone()
-    if owner and int(owner[0]) != user.id:
+    owner = await fetchone(cur)
+    if owner and int(owner["id"]) != user.id:
         logger.warning(
             "unionid conflict: login method %d of user %d reports a unionid owned by user %d; mapping kept",
-            method_id, user.id, int(owner[0]),
+            method_id, user.id, int(owner["id"]),
         )
-        return int(owner[0])
+        return int(owner["id"])
     if user.unionid is None:
         await cur.execute("UPDATE users SET unionid = %s WHERE id = %s AND unionid IS NULL", (unionid, user.id))
     return None
@@ -292,7 +301,7 @@ async def _insert_user(cur: aiomysql.Cursor, unionid: str | None, profile: WeCha
         "VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
         (unionid, nickname, avatar, int(placeholder)),
     )
-    now = datetime.now(timezone.utc).replace(tzinfo=None)  # the database keeps naive UTC
+    now = datetime.now(UTC).replace(tzinfo=None)  # the database keeps naive UTC
     return User(
         id=int(cur.lastrowid), nickname=nickname, avatar_url=avatar, profile_is_placeholder=placeholder,
         unionid=unionid, session_version=1, disabled=False, created_at=now, last_login_at=now,
