@@ -25,6 +25,8 @@ BAD_RETURN_TARGETS = [
     ".evil.com", "https://127.0.0.1.evil.com", "https://127.0.0.1@evil.com", "https:evil.com",
     "data:text/html,<script>alert(1)</script>", "vbscript:msgbox", "/logout", "/auth/wechat/web",
     "/" + "a" * 5000,
+    # Dot segments a browser removes before resolving (issue 12): each becomes //evil.com.
+    "/.//evil.com", "/%2e//evil.com", "/..//evil.com", "/a/..//evil.com", "/./%2Fevil.com", "/x//evil.com",
 ]
 
 
@@ -48,6 +50,7 @@ BAD_JSON_BODIES: dict[str, tuple[bytes, str, int]] = {
     "5000 digits": (b'{"code":' + b"9" * 5000 + b"}", JSON, 400),
     "NaN": (b'{"code":NaN}', JSON, 400),
     "Infinity": (b'{"code":Infinity}', JSON, 400),
+    "1e999 (infinity by overflow)": (b'{"code":"x","n":1e999}', JSON, 400),
     "{}": (b"{}", JSON, 400),
     "code null": (b'{"code":null}', JSON, 400),
     "code int": (b'{"code":123}', JSON, 400),

@@ -111,6 +111,7 @@ def make_app(settings: Settings, services: Services, assets: Assets) -> tornado.
         cookie_names=cookie_names(settings),
         static_path=str(assets.static),
         static_url_prefix="/static/",
+        static_handler_class=pages.StaticHandler,
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax", "secure": secure},
         default_handler_class=NotFoundHandler,

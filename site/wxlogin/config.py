@@ -405,12 +405,22 @@ def _check_production_rules(settings: Settings) -> None:
             f"[server] processes = {settings.server.processes} with [wechat] sandbox on; the sandbox keeps its "
             "codes in one process's memory, so run it with processes = 1"
         )
-    elif not _is_loopback(settings.server.host) and not settings.wechat.sandbox_allow_public:
-        raise ConfigError(
-            f"[server] host {settings.server.host!r} is not a loopback address and [wechat] sandbox is on; "
-            "the sandbox lets anyone log in as anyone, so set [wechat] sandbox_allow_public = true "
-            "if you really mean to expose it"
-        )
+    elif not settings.wechat.sandbox_allow_public:
+        # The sandbox signs with a public development key and lets anyone log in as anyone: it must not be
+        # reachable from outside, whether by its bind address or through a proxy serving a public origin.
+        if not _is_loopback(settings.server.host):
+            raise ConfigError(
+                f"[server] host {settings.server.host!r} is not a loopback address and [wechat] sandbox is on; "
+                "the sandbox lets anyone log in as anyone, so set [wechat] sandbox_allow_public = true "
+                "if you really mean to expose it"
+            )
+        public_host = urlsplit(settings.server.public_url).hostname or ""
+        if not _is_loopback(public_host):
+            raise ConfigError(
+                f"[server] public_url {settings.server.public_url!r} is not a loopback URL and [wechat] sandbox "
+                "is on; a proxy would expose the sandbox (and its public development key) to everyone, so set "
+                "[wechat] sandbox_allow_public = true if you really mean to expose it"
+            )
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:

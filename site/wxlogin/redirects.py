@@ -27,6 +27,11 @@ def safe_next(value: Any, default: str = "/") -> str:
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
         return default
+    # Browsers remove dot segments before they resolve a path: "/.//evil.com" becomes "//evil.com", another
+    # host. Refuse dot segments and empty segments outright; no page of ours needs them.
+    segments = unquote(parts.path).split("/")[1:]
+    if any(s in (".", "..") for s in segments) or "" in segments[:-1]:
+        return default
     if any(parts.path == p.rstrip("/") or parts.path.startswith(p) for p in _LOOP_PREFIXES):
         return default
     return value

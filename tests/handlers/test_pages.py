@@ -107,3 +107,25 @@ async def test_every_bearer_route_refuses_a_request_without_a_valid_token(server
             assert r.headers["WWW-Authenticate"].startswith("Bearer")
         checked += 1
     assert checked >= 3
+
+
+async def test_the_language_link_is_built_from_our_routes_not_the_raw_path(server, client):
+    # GET //evil.com used to render <a href="//evil.com?lang=en">: a link to another site.
+    for path in ("//evil.com", "//evil.com/account", "/.//evil.com"):
+        page = await client.get(server.url + path)
+        assert page.status_code == 404
+        links = re.findall(r'href="([^"]*lang=[^"]*)"', page.text)
+        assert links and all(link.startswith("/?") for link in links), links
+        assert "evil.com" not in page.text
+    account = await client.get(server.url + "/login?next=/account")
+    assert 'href="/login?next=%2Faccount&amp;lang=en"' in account.text
+
+
+async def test_healthz_and_static_files_carry_the_plain_headers(server, client):
+    page = await client.get(server.url + "/login")
+    css = re.search(r'href="(/static/css/site\.css\?v=[^"]+)"', page.text).group(1)
+    for path in ("/healthz", css, "/static/css/site.css"):
+        response = await client.get(server.url + path)
+        assert response.status_code == 200, path
+        assert response.headers.get("X-Content-Type-Options") == "nosniff", path
+        assert "Server" not in response.headers, path

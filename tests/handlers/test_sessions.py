@@ -36,7 +36,9 @@ async def test_session_cookie_flags(server, client, flows):
 
 async def test_cookies_are_secure_and_host_prefixed_on_https(start_server, new_client):
     # Served on loopback, published at an https origin: cookie attributes follow public_url.
-    https = await start_server({"server": {"public_url": "https://login.example.com"}})
+    # (A sandbox behind a public origin must be asked for explicitly.)
+    https = await start_server({"server": {"public_url": "https://login.example.com"},
+                                "wechat": {"sandbox_allow_public": True}})
     client = new_client()
     response = await client.get(https.url + "/login")
 
@@ -209,3 +211,23 @@ async def test_disabled_user_is_signed_out(server, client, flows, sql):
     await sql("UPDATE users SET disabled = 1")
 
     assert not await signed_in(client, server)
+
+
+async def test_signing_in_rotates_the_xsrf_token(server, client, flows):
+    # Checklist item 28: a token read or planted before the login must not serve the new session.
+    url = await flows.qr_callback_url(client, "zhangsan", "/account")  # the QR page set an XSRF cookie
+    before = _xsrf_secret(client.cookies["_xsrf"])
+    callback = await client.get(url)
+    assert callback.status_code == 302
+    cleared = [h for h in callback.headers.get_list("set-cookie") if h.startswith("_xsrf=")]
+    assert cleared and "expires=" in cleared[0].lower()
+    client.cookies.delete("_xsrf")  # httpx keeps an expired cookie; a browser drops it
+    after = await page_xsrf(client, server.url + "/account")
+    assert _xsrf_secret(client.cookies["_xsrf"]) != before
+    assert (await client.post(server.url + "/logout", data={"_xsrf": after})).status_code == 302
+
+
+def _xsrf_secret(cookie: str) -> bytes:
+    """The token inside Tornado's v2 XSRF cookie ("2|mask|masked|time"), without its random mask."""
+    _, mask, masked, _ = cookie.strip('"').split("|")
+    return bytes(a ^ b for a, b in zip(bytes.fromhex(mask), bytes.fromhex(masked)))

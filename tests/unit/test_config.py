@@ -90,6 +90,18 @@ def test_sandbox_refuses_a_public_address_unless_allowed():
     assert allowed.wechat.sandbox
 
 
+@pytest.mark.parametrize("public_url", ["https://login.example.com", "http://192.168.1.20:8000", "http://[2001:db8::1]"])
+def test_sandbox_refuses_a_public_url_behind_a_proxy_unless_allowed(public_url):
+    # Bound to loopback but published through a proxy: the sandbox (and its public key) would be exposed.
+    with pytest.raises(ConfigError, match=r"public_url .* sandbox_allow_public"):
+        settings_from_mapping(with_changes(("server.public_url", public_url)), env={})
+    allowed = settings_from_mapping(with_changes(("server.public_url", public_url),
+                                                 ("wechat.sandbox_allow_public", True)), env={})
+    assert allowed.wechat.sandbox
+    for loopback in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"):
+        assert settings_from_mapping(with_changes(("server.public_url", loopback)), env={}).wechat.sandbox
+
+
 def test_several_processes_are_refused_with_the_sandbox():
     with pytest.raises(ConfigError, match=r"\[server\] processes = 2"):
         settings_from_mapping(with_changes(("server.processes", 2)), env={})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 
 import pytest
 
 from wxlogin.errors import StateExpired, StateInvalid
+from wxlogin.services.sessions import claims_from
 from wxlogin.signing import Signing, binding_nonce
 
 K1, K2 = "k1-dev-insecure-0000000000000000000000001", "k2-dev-insecure-0000000000000000000000002"
@@ -65,3 +67,11 @@ def test_session_and_api_token_salts_do_not_mix():
 @pytest.mark.parametrize("value", ["", "x", "a.b.c", "€", "a" * 5000, None, 123])
 def test_garbage_sessions_are_none(value):
     assert Signing([K1]).load_session(value, 60) is None
+
+
+@pytest.mark.parametrize("sid", ["a" * 21, "a" * 23, "a" * 30, "a" * 21 + "!", "a" * 21 + "\u00e9"])
+def test_session_ids_other_than_the_minted_shape_are_refused(sid):
+    # revoked_sessions.sid is CHAR(22): a longer sid would be cut there and its logout would not stick.
+    payload = {"uid": 1, "sid": sid, "sv": 0, "iat": int(time.time())}
+    assert claims_from(payload) is None
+    assert claims_from({**payload, "sid": secrets.token_urlsafe(16)}) is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -57,7 +58,7 @@ class APIHandler(BaseHandler):
             raise tornado.web.HTTPError(413)
         try:
             data = json.loads(self.request.body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
-                              parse_constant=_no_constants)
+                              parse_constant=_no_constants, parse_float=_finite_float)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise e.BadRequest("body is not JSON") from None
         if not isinstance(data, dict):
@@ -105,6 +106,13 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(keys) != len(set(keys)):
         raise ValueError("duplicate key")
     return dict(pairs)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as infinity, which is not JSON's idea of a number
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 def _no_constants(name: str) -> Any:

@@ -148,6 +148,14 @@ class BaseHandler(tornado.web.RequestHandler):
             httponly=True, secure=self.secure_cookies, samesite="Lax",
         )
 
+    def start_session(self, value: str) -> None:
+        """Hand the browser a freshly signed-in session, with a new XSRF token to go with it.
+
+        A token planted or read before the login (checklist item 28) must not carry over into the session.
+        """
+        self.set_session_cookie(value)
+        self.clear_cookie("_xsrf", httponly=True, secure=self.secure_cookies, samesite="Lax")
+
     def clear_session_cookie(self) -> None:
         self.clear_cookie(self.cookie_names["session"], httponly=True, secure=self.secure_cookies, samesite="Lax")
 
@@ -185,7 +193,7 @@ class BaseHandler(tornado.web.RequestHandler):
             "locale": translator.locale,
             "_": translator.gettext,
             "sandbox": self.services.settings.wechat.sandbox,
-            "request_path": self.request.path,
+            "request_path": self.route_path(),
             "lang_switch_url": self._lang_switch_url(translator.locale),
         }
         namespace.update(context)
@@ -201,13 +209,23 @@ class BaseHandler(tornado.web.RequestHandler):
             url = cache[path] = self.static_url(path)
         return url
 
+    def route_path(self) -> str:
+        """This page's path rebuilt from its named route, never the raw request path; home when unrouted.
+
+        A raw path such as ``//evil.com`` printed into a link would point at another site.
+        """
+        for rule in self.application.wildcard_router.rules:
+            if rule.target is type(self) and rule.name:
+                return self.reverse_url(rule.name, *self.path_args)
+        return self.reverse_url("home")
+
     def _lang_switch_url(self, locale: str) -> str:
         query = [(k, v[-1].decode("utf-8", "replace")) for k, v in self.request.query_arguments.items() if k != "lang"]
         query.append(("lang", "zh" if locale == "en" else "en"))
-        return self.request.path + "?" + urlencode(query)
+        return self.route_path() + "?" + urlencode(query)
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Content-Type-Options", "nosniff")  # with clear_header("Server"): pages.plain_headers
         self.set_header("Referrer-Policy", "same-origin")
         self.set_header("X-Frame-Options", "DENY")
         self.set_header("Content-Security-Policy", self.application.settings["csp"])

@@ -163,7 +163,7 @@ class CallbackHandler(OAuthHandler):
             self.unbind(verified.nonce)
         match outcome:
             case SignedIn(session_cookie=cookie, next_path=next_path):
-                self.set_session_cookie(cookie)
+                self.start_session(cookie)
                 self.redirect(next_path)
             case AlreadySignedIn(next_path=next_path):
                 self.redirect(next_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from urllib.parse import urlencode
 
 import segno
@@ -124,8 +125,32 @@ class LogoutHandler(BaseHandler):
         self.redirect(self.reverse_url("home"))
 
 
+def plain_headers(handler: tornado.web.RequestHandler) -> None:
+    """What every answer carries, pages or not: no Server banner, no content sniffing."""
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.clear_header("Server")
+
+
+class StaticHandler(tornado.web.StaticFileHandler):
+    """/static/: our assets (content-hashed URLs, long caching) with the site's plain headers."""
+
+    def set_default_headers(self) -> None:
+        plain_headers(self)
+
+    @public
+    async def get(self, path: str, include_body: bool = True) -> None:
+        await super().get(path, include_body)
+
+    @public
+    def head(self, path: str) -> Awaitable[None]:
+        return self.get(path, include_body=False)
+
+
 class HealthHandler(tornado.web.RequestHandler):
     """GET /healthz: 200 when the database answers, 503 when it does not (for load balancers)."""
+
+    def set_default_headers(self) -> None:
+        plain_headers(self)
 
     @public
     async def get(self) -> None:

@@ -7,6 +7,7 @@ own salt. Each request costs one indexed query that both loads the user and chec
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from wxlogin.signing import Signing
 from wxlogin.store import UserStore
 
 _CLAIM_KEYS = {"uid", "sid", "sv", "iat"}
+SID_LENGTH = 22  # secrets.token_urlsafe(16)
+_SID_RE = re.compile(rf"^[A-Za-z0-9_-]{{{SID_LENGTH}}}$")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,9 @@ def claims_from(payload: dict[str, object]) -> SessionClaims | None:
     uid, sid, sv, iat = payload["uid"], payload["sid"], payload["sv"], payload["iat"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (uid, sv, iat)):
         return None
-    if not isinstance(sid, str) or not 16 <= len(sid) <= 32:
+    # Exactly what new_session mints: revoked_sessions.sid is CHAR(22), and a longer sid would be cut
+    # there, so its logout would not stick.
+    if not isinstance(sid, str) or not _SID_RE.match(sid):
         return None
     if iat > time.time() + 60:
         return None
