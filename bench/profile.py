@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import PY, Bench, free_port, process, wait_http, wrk  # noqa: E402
+from run import PY, Bench, free_port, process, wait_http, wrk
 
 # First match wins: a frame's file path -> the layer it is counted in.
 LAYERS = [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from harness.fakewechat import FakeWeChat  # noqa: E402
+from harness.fakewechat import FakeWeChat
 
 
 async def main(port: int, latency: float) -> None:

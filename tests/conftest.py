@@ -27,12 +27,11 @@ import pytest
 import tornado.httpserver
 import tornado.netutil
 
+from helpers import Flows
 from wxlogin.app import Assets, make_app
 from wxlogin.config import Settings, settings_from_mapping
 from wxlogin.services import Services, build_services
 from wxlogin.store.migrations import TABLES, create_database, migrate
-
-from helpers import Flows
 
 ROOT = Path(__file__).resolve().parents[1]
 # Parallel checkouts (git worktrees) on one machine each set their own name.

@@ -11,7 +11,6 @@ from urllib.parse import urljoin
 
 import httpx
 
-
 # Return targets that must never leave the site: security.md list 4.B (Django's list plus our own).
 BAD_RETURN_TARGETS = [
     "http://example.com", "http:///example.com", "https://example.com", "ftp://example.com", "\\\\example.com",
@@ -122,7 +121,8 @@ async def follow(client: httpx.AsyncClient, url: str, consent: str = "allow", li
         if response.status_code in (301, 302, 303):
             url = urljoin(str(response.url), response.headers["location"])
             continue
-        if response.status_code == 200 and 'name="action" value="allow"' in response.text and "网页授权" in response.text:
+        consent_page = 'name="action" value="allow"' in response.text and "网页授权" in response.text
+        if response.status_code == 200 and consent_page:
             fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.text))
             fields = {k: html.unescape(v) for k, v in fields.items()}
             fields["action"] = consent

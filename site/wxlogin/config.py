@@ -14,7 +14,6 @@ how secrets stay out of the file in production. Every validation error names the
 from __future__ import annotations
 
 import dataclasses
-import functools
 import ipaddress
 import os
 import re
@@ -302,10 +301,16 @@ def _is_table(kind: Any) -> bool:
     return dataclasses.is_dataclass(kind) and kind is not Secret  # Secret is a value, not a [table]
 
 
-@functools.cache
+_FIELDS: dict[type, tuple[tuple[dataclasses.Field[Any], Any], ...]] = {}
+
+
 def _fields(cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple((spec, hints[spec.name]) for spec in dataclasses.fields(cls))
+    """Each field of a settings dataclass with its resolved type (computed once per class)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _FIELDS[cls] = tuple((spec, hints[spec.name]) for spec in dataclasses.fields(cls))
+    return found
 
 
 def declared_keys(cls: type = Settings, table: str = "") -> list[Key]:

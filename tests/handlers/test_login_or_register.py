@@ -13,7 +13,7 @@ async def test_concurrent_first_logins_of_one_unionid_make_one_user(server, new_
     clients = [new_client() for _ in range(30)]
     urls = await asyncio.gather(*(flows.qr_callback_url(c, "racer") for c in clients))
 
-    responses = await asyncio.gather(*(c.get(u) for c, u in zip(clients, urls)))
+    responses = await asyncio.gather(*(c.get(u) for c, u in zip(clients, urls, strict=False)))
 
     assert [r.status_code for r in responses] == [302] * 30
     assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
@@ -30,7 +30,7 @@ async def test_concurrent_first_logins_without_unionid_make_one_user(server, new
     clients = [new_client() for _ in range(20)]
     urls = await asyncio.gather(*(flows.qr_callback_url(c, "nounion-racer") for c in clients))
 
-    responses = await asyncio.gather(*(c.get(u) for c, u in zip(clients, urls)))
+    responses = await asyncio.gather(*(c.get(u) for c, u in zip(clients, urls, strict=False)))
 
     assert [r.status_code for r in responses] == [302] * 20
     assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
@@ -42,9 +42,9 @@ async def test_concurrent_first_logins_without_unionid_make_one_user(server, new
 async def test_many_people_at_once_make_as_many_users(server, new_client, flows, sql):
     people = [f"crowd{i}" for i in range(25)]
     clients = [new_client() for _ in people]
-    urls = await asyncio.gather(*(flows.qr_callback_url(c, p) for c, p in zip(clients, people)))
+    urls = await asyncio.gather(*(flows.qr_callback_url(c, p) for c, p in zip(clients, people, strict=False)))
 
-    await asyncio.gather(*(c.get(u) for c, u in zip(clients, urls)))
+    await asyncio.gather(*(c.get(u) for c, u in zip(clients, urls, strict=False)))
 
     assert await sql("SELECT COUNT(*) FROM users") == [(25,)]
 

@@ -230,4 +230,4 @@ async def test_signing_in_rotates_the_xsrf_token(server, client, flows):
 def _xsrf_secret(cookie: str) -> bytes:
     """The token inside Tornado's v2 XSRF cookie ("2|mask|masked|time"), without its random mask."""
     _, mask, masked, _ = cookie.strip('"').split("|")
-    return bytes(a ^ b for a, b in zip(bytes.fromhex(mask), bytes.fromhex(masked)))
+    return bytes(a ^ b for a, b in zip(bytes.fromhex(mask), bytes.fromhex(masked), strict=False))

@@ -162,7 +162,7 @@ async def test_extra_parameters_are_ignored(wx_server, fake_wechat):
                                     params={"next": "/account", "code": code, "state": state, **extras})
     assert response.status_code == 302 and response.headers["location"] == "/account"
     assert session_set(response)
-    call = [c for c in fake_wechat.calls if code in c.params.get("code", [])][0]
+    call = next(c for c in fake_wechat.calls if code in c.params.get("code", []))
     assert call.params["appid"] == ["wxa0b1c2d3e4f50001"]
 
 
@@ -213,7 +213,8 @@ async def test_json_login_bodies(name, endpoint, wx_server, fake_wechat, no_acco
 FRAMING = {
     "CL larger than body": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                            b"Content-Length: 100\r\n\r\n{}",
-    "CL +10": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: +10\r\n\r\n",
+    "CL +10": (b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: +10\r\n\r\n"),
     "CL 0x10": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
     "CL 1_0": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1_0\r\n\r\n",
     "TE + CL": b"POST /api/app/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
@@ -333,7 +334,7 @@ SESSION_COOKIES = ["", "deleted", base64.b64encode(secrets.token_bytes(40)).deco
 async def test_bad_session_cookies_mean_signed_out(value, wx_server):
     async with counted_client() as client:
         response = await client.get(f"{wx_server.url}/account",
-                                    headers={"Cookie": f"wxsid={value}".encode("utf-8")})
+                                    headers={"Cookie": f"wxsid={value}".encode()})
     FIGURES.bad_inputs_tried += 1
     assert response.status_code in (302, 400) and b"Traceback" not in response.content
 

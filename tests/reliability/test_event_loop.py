@@ -16,8 +16,6 @@ import secrets
 import subprocess
 import sys
 
-import pytest
-
 from harness.fakewechat import FakeWeChat
 from harness.faultproxy import FaultProxy
 from harness.serverproc import ROOT

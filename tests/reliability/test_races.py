@@ -13,10 +13,10 @@ from collections import defaultdict
 import httpx
 import pytest
 
-from harness.figures import FIGURES, count_response
-from helpers import Flows
 from harness import DATABASE, scale
+from harness.figures import FIGURES, count_response
 from harness.mariadb import app_database
+from helpers import Flows
 from wxlogin.sandbox import people
 from wxlogin.signing import Signing
 from wxlogin.store.db import MAX_TRANSACTION_ATTEMPTS
@@ -65,7 +65,7 @@ async def _race(sandbox_proc, people_keys: list[str], per_person: int) -> dict[s
     for client in clients:
         await client.aclose()
     seen: dict[str, set[int]] = defaultdict(set)
-    for (key, _), user_id in zip(shots, results):
+    for (key, _), user_id in zip(shots, results, strict=False):
         seen[key].add(user_id)
     return seen
 

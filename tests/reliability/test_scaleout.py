@@ -108,7 +108,7 @@ async def test_a_login_started_on_one_process_finishes_on_the_other(behind_nginx
 
 
 async def test_round_robin_logins_through_nginx_all_succeed(behind_nginx):
-    url, a, b = behind_nginx
+    url, _a, _b = behind_nginx
 
     async def one(i: int) -> bool:
         async with counted_client() as client:

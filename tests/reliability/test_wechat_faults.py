@@ -146,7 +146,7 @@ async def test_site_stays_responsive_while_wechat_is_slow(wx_server, fake_wechat
         try:
             starts = [await start_web_login(c, wx_server.url) for c in clients]
             logins = [asyncio.create_task(web_callback(c, wx_server.url, code("slow"), s))
-                      for c, s in zip(clients, starts)]
+                      for c, s in zip(clients, starts, strict=False)]
             await asyncio.sleep(0.3)  # every login is now waiting on the stand-in
             probes = [await prober.get(f"{wx_server.url}/healthz") for _ in range(20)]
             pages = [await prober.get(f"{wx_server.url}/login") for _ in range(5)]

@@ -1,8 +1,7 @@
-"""The one error table (handlers/errors.py): complete, and the only source for pages, the API, OpenAPI and the README."""
+"""The one error table (handlers/errors.py): complete, the only source for pages, API, OpenAPI and README."""
 
 from __future__ import annotations
 
-import inspect
 import re
 from pathlib import Path
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import BAD_RETURN_TARGETS
 from wxlogin.redirects import safe_next
 
-from helpers import BAD_RETURN_TARGETS
 
-
-@pytest.mark.parametrize("target", BAD_RETURN_TARGETS + [None, 12, "", "/login", "/_sandbox/phone/x", "/账户"])
+@pytest.mark.parametrize("target", [*BAD_RETURN_TARGETS, None, 12, "", "/login", "/_sandbox/phone/x", "/账户"])
 def test_bad_targets_fall_back_home(target):
     assert safe_next(target) == "/"
 

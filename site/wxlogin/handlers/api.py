@@ -93,10 +93,10 @@ def bearer_required(
     The route walk in the tests finds every method so marked and proves it answers 401 without a token.
     """
 
-    @functools.wraps(method)
-    async def wrapper(self: APIHandler, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(self: APIHandler, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return await method(self, await self.authenticate(), *args, **kwargs)
 
+    functools.update_wrapper(wrapper, method)
     wrapper.access = "bearer_required"  # type: ignore[attr-defined]
     return wrapper
 
@@ -128,7 +128,7 @@ def _code(data: dict[str, Any]) -> str:
 
 def _open_data(data: dict[str, Any]) -> dict[str, Any]:
     fields = {k: data.get(k) for k in ("encryptedData", "iv", "rawData", "signature")}
-    for key, value in fields.items():
+    for value in fields.values():
         if value is not None and not isinstance(value, str):
             raise e.EncryptedDataInvalid()  # a wrong type is just another malformed ciphertext
     return fields

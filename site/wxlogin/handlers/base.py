@@ -78,7 +78,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     @property
     def cookie_names(self) -> dict[str, str]:
-        return self.application.settings["cookie_names"]
+        names: dict[str, str] = self.application.settings["cookie_names"]
+        return names
 
     @property
     def secure_cookies(self) -> bool:
@@ -133,7 +134,7 @@ class BaseHandler(tornado.web.RequestHandler):
     @property
     def signed_in_user(self) -> User:
         """The person, inside a method marked ``login_required`` (which guarantees there is one)."""
-        user = self.current_user
+        user: User | None = self.current_user
         if user is None:
             raise tornado.web.HTTPError(403)
         return user

@@ -17,6 +17,7 @@ import tornado.web
 
 from wxlogin.errors import BadRequest, StateUnbound, WxLoginError
 from wxlogin.handlers.base import BaseHandler, login_required, public
+from wxlogin.models import Channel
 from wxlogin.redirects import safe_next
 from wxlogin.services.oauth import (
     MAX_PENDING_BINDINGS,
@@ -25,13 +26,12 @@ from wxlogin.services.oauth import (
     AlreadySignedIn,
     Browser,
     Flow,
-    Linked,
     LinkConflictFound,
+    Linked,
     NeedsConsent,
     Purpose,
     SignedIn,
 )
-from wxlogin.models import Channel
 from wxlogin.signing import binding_nonce
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ _EVERYWHERE: tuple[type[e.WxLoginError] | int, ...] = (e.DatabaseUnavailable, e.
 _JSON_BODY: tuple[type[e.WxLoginError] | int, ...] = (e.BadRequest, 413, 415)
 _BEARER: tuple[type[e.WxLoginError] | int, ...] = (e.InvalidToken, e.AccountDisabled)
 _WECHAT = tuple(row.cls for row in ERRORS if issubclass(row.cls, e.WeChatError))
-_APP_LOGIN = _JSON_BODY + (e.RateLimited, e.AccountDisabled) + _WECHAT + _EVERYWHERE
-_MINIPROGRAM_LOGIN = _APP_LOGIN + (e.EncryptedDataInvalid,)
+_APP_LOGIN = (*_JSON_BODY, e.RateLimited, e.AccountDisabled, *_WECHAT, *_EVERYWHERE)
+_MINIPROGRAM_LOGIN = (*_APP_LOGIN, e.EncryptedDataInvalid)
 _PROFILE = _BEARER + _JSON_BODY + (e.EncryptedDataInvalid, e.RateLimited) + _EVERYWHERE
 _BEARER_ONLY = _BEARER + _EVERYWHERE
 
@@ -56,7 +56,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "/api/miniprogram/login": {"post": {
                 "summary": "Log in with a wx.login code (jscode2session); optional open data updates the profile",
                 "operationId": "miniprogramLogin",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("MiniProgramLogin")}}},
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": _ref("MiniProgramLogin")}}},
                 "responses": {"200": _json(_ref("LoginResponse"), "Logged in"), **_errors(_MINIPROGRAM_LOGIN)},
             }},
             "/api/app/login": {"post": {

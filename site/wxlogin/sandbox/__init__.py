@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import jinja2
+import tornado.routing
 import tornado.web
 
 from wxlogin.config import SANDBOX_PREFIX, Settings
@@ -31,7 +32,7 @@ def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
     )
 
 
-def routes(sandbox: Sandbox) -> list[tornado.web.URLSpec]:
+def routes(sandbox: Sandbox) -> list[tornado.routing.URLSpec]:
     """Every sandbox route under /_sandbox."""
     init = {"sandbox": sandbox}
     return (pages.routes(SANDBOX_PREFIX, init) + oa.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)

@@ -14,6 +14,7 @@ import secrets
 import time
 from typing import Any
 
+import tornado.routing
 import tornado.web
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import pad
@@ -94,7 +95,7 @@ class AppAuthHandler(DevHandler):
         self.finish({"code": self.sandbox.state.issue_code(appid, person.key, "snsapi_userinfo"), "errCode": 0})
 
 
-def routes(prefix: str, init: dict[str, Any]) -> list[tornado.web.URLSpec]:
+def routes(prefix: str, init: dict[str, Any]) -> list[tornado.routing.URLSpec]:
     return [
         tornado.web.url(prefix + r"/dev/wx\.login", WxLoginHandler, init),
         tornado.web.url(prefix + r"/dev/wx\.getUserInfo", WxGetUserInfoHandler, init),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import tornado.routing
 import tornado.web
 
 from wxlogin.sandbox import people
@@ -95,7 +96,7 @@ class PersonaHandler(SandboxHandler):
                          return_to=self.sandbox.path_prefix + "/?" + urlencode({"chosen": "1"}))
 
 
-def routes(prefix: str, init: dict[str, Any]) -> list[tornado.web.URLSpec]:
+def routes(prefix: str, init: dict[str, Any]) -> list[tornado.routing.URLSpec]:
     return [
         tornado.web.url(prefix + r"/connect/oauth2/authorize", AuthorizeHandler, init),
         tornado.web.url(prefix + r"/wechat-user", PersonaHandler, init),

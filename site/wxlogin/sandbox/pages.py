@@ -4,6 +4,7 @@ the "phone" that scans and confirms, generated avatars, and the sandbox's own in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 import time
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import segno
+import tornado.routing
 import tornado.web
 
 from wxlogin.sandbox import people
@@ -69,10 +71,8 @@ class QrPollHandler(SandboxHandler):
             self.finish({"status": "expired"})
             return
         if session.status == "waiting":
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(session.changed.wait(), timeout=LONG_POLL_SECONDS)
-            except asyncio.TimeoutError:
-                pass
         self.finish(_poll_result(session))
 
 
@@ -142,7 +142,7 @@ class IndexHandler(SandboxHandler):
                          key=lambda a: a.kind), qr_ttl=QR_TTL, now=time.time())
 
 
-def routes(prefix: str, init: dict[str, Any]) -> list[tornado.web.URLSpec]:
+def routes(prefix: str, init: dict[str, Any]) -> list[tornado.routing.URLSpec]:
     return [
         tornado.web.url(prefix + r"/?", IndexHandler, init, name="sandbox_index"),
         tornado.web.url(prefix + r"/connect/qrconnect", QrConnectHandler, init),

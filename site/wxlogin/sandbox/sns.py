@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import tornado.routing
 import tornado.web
 
 from wxlogin.sandbox import people
@@ -196,7 +197,7 @@ class Jscode2SessionHandler(SnsHandler):
         self.write_wechat_json(body)  # success omits errcode, as WeChat does nowadays
 
 
-def routes(prefix: str, init: dict[str, Any]) -> list[tornado.web.URLSpec]:
+def routes(prefix: str, init: dict[str, Any]) -> list[tornado.routing.URLSpec]:
     return [
         tornado.web.url(prefix + r"/sns/oauth2/access_token", AccessTokenHandler, init),
         tornado.web.url(prefix + r"/sns/userinfo", UserInfoHandler, init),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from wxlogin.config import Settings, WeChatApp
 from wxlogin.errors import AccessTokenExpired, BadRequest, NotFound, RefreshTokenExpired, ScopeUnauthorized
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 _PROFILE_SCOPES = {"snsapi_userinfo", "snsapi_login"}
 
 
-class RefreshOutcome(str, enum.Enum):
+class RefreshOutcome(enum.StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     REAUTHORIZE = "reauthorize"  # the refresh token is gone: the person must authorise again
@@ -115,7 +115,7 @@ class AccountService:
         return RefreshOutcome.UPDATED if changed else RefreshOutcome.UNCHANGED
 
     async def _expired(self, grant: StoredGrant, access: str) -> bool:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         if grant.access_token_expires_at is not None and grant.access_token_expires_at > now:
             return False
         return not await self.wechat.check_token(access, grant.openid)  # /sns/auth decides

@@ -70,9 +70,10 @@ class ApiService:
         app = self.settings.wechat.miniprogram
         session = await self.wechat.jscode2session(app, code)
         profile = None
-        if open_data.get("rawData") is not None or open_data.get("signature") is not None:
-            if not raw_data_signature_ok(open_data.get("rawData"), session.session_key, open_data.get("signature")):
-                raise EncryptedDataInvalid()
+        signed = open_data.get("rawData") is not None or open_data.get("signature") is not None
+        if signed and not raw_data_signature_ok(open_data.get("rawData"), session.session_key,
+                                                open_data.get("signature")):
+            raise EncryptedDataInvalid()
         if open_data.get("encryptedData") is not None or open_data.get("iv") is not None:
             data = decrypt_open_data(session.session_key, open_data.get("encryptedData"), open_data.get("iv"),
                                      app.appid, max_age=WATERMARK_MAX_AGE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from wxlogin.errors import DatabaseUnavailable
@@ -56,7 +57,5 @@ class LoginService:
     async def record_failure(self, channel: str, outcome: str, context: RequestContext) -> None:
         """Audit a failed attempt; a database outage must not turn the failure page into a 503."""
         logger.info("login failed: channel=%s outcome=%s", channel, outcome)
-        try:
+        with contextlib.suppress(DatabaseUnavailable):
             await self.events.record_failure(channel, outcome, context)
-        except DatabaseUnavailable:
-            pass

@@ -56,7 +56,7 @@ _FIRST_HIT_POLL_FIRST = 0.05
 _FIRST_HIT_POLL_MAX = 2.0
 
 
-class Purpose(str, enum.Enum):
+class Purpose(enum.StrEnum):
     LOGIN = "login"
     LINK = "link"  # a signed-in person attaches another WeChat login to their account
 

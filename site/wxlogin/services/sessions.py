@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from wxlogin.config import ServerSettings
 from wxlogin.models import SessionClaims, User
@@ -88,7 +88,7 @@ class SessionService:
     async def end(self, claims: SessionClaims, lifetime: int | None = None) -> None:
         """Log one session (or bearer token) out."""
         expires = claims.issued_at + (lifetime or self.settings.session_max_age) + 60
-        await self.users.revoke_session(claims.sid, datetime.fromtimestamp(expires, timezone.utc).replace(tzinfo=None))
+        await self.users.revoke_session(claims.sid, datetime.fromtimestamp(expires, UTC).replace(tzinfo=None))
 
     async def end_all(self, user_id: int) -> None:
         """Log a person out everywhere: every cookie and token they hold stops working."""
@@ -101,7 +101,9 @@ def claims_from(payload: dict[str, object]) -> SessionClaims | None:
     if set(payload) - {"ch"} != _CLAIM_KEYS:
         return None
     uid, sid, sv, iat = payload["uid"], payload["sid"], payload["sv"], payload["iat"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (uid, sv, iat)):
+    if not (isinstance(uid, int) and isinstance(sv, int) and isinstance(iat, int)):
+        return None
+    if any(isinstance(v, bool) for v in (uid, sv, iat)):  # True is an int to Python, not to us
         return None
     # Exactly what new_session mints: revoked_sessions.sid is CHAR(22), and a longer sid would be cut
     # there, so its logout would not stick.
@@ -109,4 +111,4 @@ def claims_from(payload: dict[str, object]) -> SessionClaims | None:
         return None
     if iat > time.time() + 60:
         return None
-    return SessionClaims(user_id=uid, sid=sid, session_version=sv, issued_at=iat)  # type: ignore[arg-type]
+    return SessionClaims(user_id=uid, sid=sid, session_version=sv, issued_at=iat)

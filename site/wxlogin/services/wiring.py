@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tornado.httpclient import AsyncHTTPClient
-
 from wxlogin.config import Settings
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
@@ -18,11 +16,11 @@ from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
 
-def build_services(settings: Settings, http: AsyncHTTPClient | None = None) -> Services:
+def build_services(settings: Settings) -> Services:
     """Wire every service; the stores, the pool and the WeChat client stay inside the services."""
     db = Database(settings.mysql)
     signing = Signing([k.value for k in settings.server.secret_keys])
-    wechat = WeChatClient(settings.wechat, http)
+    wechat = WeChatClient(settings.wechat)
     users = UserStore(db)
     events = EventStore(db)
     account_store = AccountStore(db)

@@ -6,4 +6,4 @@ from wxlogin.store.db import Database
 from wxlogin.store.events import EventStore
 from wxlogin.store.users import UserStore
 
-__all__ = ["AccountStore", "StoredGrant", "CallbackStore", "Database", "EventStore", "UserStore"]
+__all__ = ["AccountStore", "CallbackStore", "Database", "EventStore", "StoredGrant", "UserStore"]

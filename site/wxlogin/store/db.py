@@ -212,7 +212,8 @@ class Database:
 
         async def select_one(cur: aiomysql.Cursor) -> bool:
             await cur.execute("SELECT 1")
-            return (await cur.fetchone()) == (1,)
+            row = await cur.fetchone()
+            return bool(row == (1,))
 
         try:
             return await self.run(select_one)

@@ -30,7 +30,7 @@ async def probe(settings: MySQLSettings) -> int:
     except pymysql.err.MySQLError as exc:
         print(f"wxlogin: the server answered with an error: {exc}", file=sys.stderr)
         return 5
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return 3
     conn.close()
     return 0

@@ -274,7 +274,7 @@ class WeChatClient:
         )
         try:
             response: HTTPResponse = await self._http.fetch(request, raise_error=False)
-        except (OSError, HTTPClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, HTTPClientError) as exc:
             raise _network_error(path, exc, once.resend_refused) from None
         if response.code == 599:
             raise _network_error(path, response.error, once.resend_refused)
