@@ -128,8 +128,7 @@ class CallbackStatus(enum.StrEnum):
     PENDING = "pending"  # claimed; its callback is still exchanging the code
     OK = "ok"  # finished: logged in (or linked) ``user_id``
     FAILED = "failed"  # finished without a login: error, refusal, snapshot user, or purged
-    # Finished by asking for consent (snsapi_userinfo); written by CallbackStore.need_consent on the
-    # h-core branch. Listed here so that reading such a row does not raise once both are merged.
+    # Finished by asking for consent (snsapi_userinfo): a repeat of the callback asks again at once.
     CONSENT = "consent"
 
 

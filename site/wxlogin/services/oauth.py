@@ -29,6 +29,7 @@ from wxlogin.errors import (
 )
 from wxlogin.models import (
     CallbackClaim,
+    CallbackStatus,
     Channel,
     RequestContext,
     SessionClaims,
@@ -253,10 +254,10 @@ class OAuthService:
             return AlreadySignedIn(state.next_path)
         if not claim.same_code:
             raise StateReplayed()
-        if claim.status == "consent":
+        if claim.status is CallbackStatus.CONSENT:
             # The first hit asked for consent: so does this one (WeChat's browser may show either answer).
             return NeedsConsent(state.flow, state.next_path)
-        if claim.status != "pending":
+        if claim.status is not CallbackStatus.PENDING:
             raise StateReplayed()
         user_id = await self._await_first_hit(state.nonce)
         if browser.session is not None and browser.session.user_id == user_id:
@@ -268,15 +269,16 @@ class OAuthService:
 
     async def _await_first_hit(self, nonce: str) -> int:
         """The user the first hit signed in; it has at most two WeChat calls' time to finish."""
-        status, user_id = "pending", None
+        status: CallbackStatus = CallbackStatus.PENDING
+        user_id: int | None = None
         deadline = time.monotonic() + 2 * self.settings.wechat.timeout + 2
         pause = _FIRST_HIT_POLL_FIRST
-        while status == "pending" and time.monotonic() < deadline:
+        while status is CallbackStatus.PENDING and time.monotonic() < deadline:
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(2 * pause, _FIRST_HIT_POLL_MAX)
             claim = await self.callbacks.get(nonce)
-            status, user_id = (claim.status, claim.user_id) if claim else ("failed", None)
-        if status != "ok" or user_id is None:
+            status, user_id = (claim.status, claim.user_id) if claim else (CallbackStatus.FAILED, None)
+        if status is not CallbackStatus.OK or user_id is None:
             raise StateReplayed()
         return user_id
 
@@ -334,7 +336,7 @@ class OAuthService:
 
 def _finished_for(claim: CallbackClaim, session: SessionClaims) -> bool:
     """The state's first hit finished by signing in the person this browser is signed in as."""
-    return claim.status == "ok" and claim.user_id == session.user_id
+    return claim.status is CallbackStatus.OK and claim.user_id == session.user_id
 
 
 def _code_hash(code: str) -> bytes:

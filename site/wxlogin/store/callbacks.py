@@ -65,7 +65,8 @@ class CallbackStore:
 
         async def work(cur: aiomysql.Cursor) -> None:
             await cur.execute(
-                "UPDATE oauth_callbacks SET status = 'consent' WHERE nonce = %s AND status = 'pending'", (nonce,)
+                "UPDATE oauth_callbacks SET status = %s WHERE nonce = %s AND status = %s",
+                (CallbackStatus.CONSENT, nonce, CallbackStatus.PENDING),
             )
 
         await self.db.run(work)
