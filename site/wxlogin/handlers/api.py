@@ -203,7 +203,7 @@ class OpenApiHandler(APIHandler):
     @public
     def get(self) -> None:
         self.set_header("Cache-Control", "public, max-age=300")
-        self.finish(openapi_document(self.services.settings.server.public_url))
+        self.finish(openapi_document(self.services.settings.server.public_url, self.reverse_url))
 
 
 class ApiNotFoundHandler(APIHandler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from wxlogin import errors as e
@@ -44,8 +45,8 @@ def _errors(answers: tuple[type[e.WxLoginError] | int, ...]) -> dict[str, Any]:
             for status in sorted(grouped)}
 
 
-def openapi_document(server_url: str) -> dict[str, Any]:
-    """Build the document for a server at ``server_url``."""
+def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str, Any]:
+    """Build the document for a server at ``server_url``; ``path_of`` reverses a route name into its path."""
     bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
@@ -53,31 +54,31 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                  "description": "WeChat login for the mini-program and the mobile app, with bearer tokens."},
         "servers": [{"url": server_url}],
         "paths": {
-            "/api/miniprogram/login": {"post": {
+            path_of("api_miniprogram_login"): {"post": {
                 "summary": "Log in with a wx.login code (jscode2session); optional open data updates the profile",
                 "operationId": "miniprogramLogin",
                 "requestBody": {"required": True,
                                 "content": {"application/json": {"schema": _ref("MiniProgramLogin")}}},
                 "responses": {"200": _json(_ref("LoginResponse"), "Logged in"), **_errors(_MINIPROGRAM_LOGIN)},
             }},
-            "/api/app/login": {"post": {
+            path_of("api_app_login"): {"post": {
                 "summary": "Log in with the mobile app's OpenSDK code",
                 "operationId": "appLogin",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CodeLogin")}}},
                 "responses": {"200": _json(_ref("LoginResponse"), "Logged in"), **_errors(_APP_LOGIN)},
             }},
-            "/api/miniprogram/profile": {"post": {
+            path_of("api_miniprogram_profile"): {"post": {
                 "summary": "Update the profile from encryptedData sealed with the session's session_key",
                 "operationId": "miniprogramProfile", "security": bearer,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OpenData")}}},
                 "responses": {"200": _json(_ref("UserResponse"), "Profile updated"),
                               **_errors(_PROFILE)},
             }},
-            "/api/me": {"get": {
+            path_of("api_me"): {"get": {
                 "summary": "The signed-in user and their login methods", "operationId": "me", "security": bearer,
                 "responses": {"200": _json(_ref("Me"), "The user"), **_errors(_BEARER_ONLY)},
             }},
-            "/api/logout": {"post": {
+            path_of("api_logout"): {"post": {
                 "summary": "Revoke this bearer token", "operationId": "logout", "security": bearer,
                 "responses": {"204": {"description": "Revoked"}, **_errors(_BEARER_ONLY)},
             }},
