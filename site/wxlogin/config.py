@@ -115,6 +115,13 @@ class RateLimitSettings:
     login_per_minute: int = 30
     decrypt_per_minute: int = 20
     trusted_proxies: tuple[str, ...] = ()
+    callback_per_minute: int = 60
+    start_per_minute: int = 60
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    login_events_days: int = 180
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ class Settings:
     mysql: MySQLSettings
     wechat: WeChatSettings
     ratelimit: RateLimitSettings
+    retention: RetentionSettings = RetentionSettings()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,9 +320,13 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         login_per_minute=rl.int("login_per_minute", 30, lo=1),
         decrypt_per_minute=rl.int("decrypt_per_minute", 20, lo=1),
         trusted_proxies=rl.str_list("trusted_proxies", []),
+        callback_per_minute=rl.int("callback_per_minute", 60, lo=1),
+        start_per_minute=rl.int("start_per_minute", 60, lo=1),
     )
+    keep = _Reader(data.get("retention", {}), "retention", env)
+    retention = RetentionSettings(login_events_days=keep.int("login_events_days", 180, lo=1, hi=36500))
 
-    settings = Settings(server=server, mysql=mysql, wechat=wechat, ratelimit=ratelimit)
+    settings = Settings(server=server, mysql=mysql, wechat=wechat, ratelimit=ratelimit, retention=retention)
     _check_production_rules(settings)
     return settings
 

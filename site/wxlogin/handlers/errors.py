@@ -29,6 +29,7 @@ _PAGES: list[tuple[type[e.WxLoginError], int, str, str]] = [
      "你正在查看页面快照。请点击页面底部的「使用完整服务」，然后再次登录。"),
     (e.CodeInvalid, 400, "微信登录凭证已失效", "微信返回的登录凭证已过期或已被使用。" + _RETRY_LOGIN),
     (e.WeChatRateLimited, 429, "登录过于频繁", "请稍等一分钟后再试。"),
+    (e.RateLimited, 429, "请求过于频繁", "请稍等一会儿再试。"),
     (e.WeChatRiskBlocked, 403, "微信拦截了这次登录", "微信判断这次登录存在风险。请稍后再试或联系客服。"),
     (e.WeChatMisconfigured, 502, "登录服务暂时不可用", "网站的微信登录配置有误，我们已记录这个问题。请稍后再试。"),
     (e.WeChatUnavailable, 502, "微信暂时没有响应", "连接微信服务器失败。请稍后再试。"),

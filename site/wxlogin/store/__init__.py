@@ -4,6 +4,7 @@ from wxlogin.store.accounts import AccountStore, StoredGrant
 from wxlogin.store.callbacks import CallbackStore
 from wxlogin.store.db import Database
 from wxlogin.store.events import EventStore
+from wxlogin.store.ratelimits import RateLimitStore
 from wxlogin.store.users import UserStore
 
-__all__ = ["AccountStore", "StoredGrant", "CallbackStore", "Database", "EventStore", "UserStore"]
+__all__ = ["AccountStore", "StoredGrant", "CallbackStore", "Database", "EventStore", "RateLimitStore", "UserStore"]

@@ -73,3 +73,14 @@ class CallbackStore:
                               (nonce,))
 
         await self.db.run(work)
+
+    async def purge_consumed(self, batch: int) -> int:
+        """Delete up to ``batch`` claims older than any state can be (an hour); returns rows removed."""
+
+        async def work(cur: aiomysql.Cursor) -> int:
+            return int(await cur.execute(
+                "DELETE FROM oauth_callbacks WHERE created_at < UTC_TIMESTAMP(3) - INTERVAL 1 HOUR LIMIT %s",
+                (batch,),
+            ))
+
+        return await self.db.run(work)
