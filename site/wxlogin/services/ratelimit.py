@@ -7,9 +7,12 @@ handlers turn into 429 + Retry-After (the error page, or the API's ``rate_limite
 
 When MySQL does not answer, the limiter raises ``DatabaseUnavailable`` (the documented 503) for
 everything that needs MySQL to finish anyway: a callback or an API login would fail with that same 503 a
-moment later, and refusing first spends no WeChat quota on a login that cannot be recorded. Only flow
-starts (``fail_open``) go on without counting: starting a flow writes nothing, it worked during an outage
-before this limiter existed, and its callback is counted (or refused with 503) when it comes back.
+moment later. Refusing first spends no WeChat quota and leaves the client's code unspent (WeChat never
+saw it), so a retry after the outage can still use it; the one visible difference is that a bad code
+during an outage is a 503 rather than a 401. Letting them through instead would hand an attacker an
+unlimited path to WeChat exactly while MySQL is down. Only flow starts (``fail_open``) go on without
+counting: a start writes nothing, it worked during an outage before this limiter existed, and its
+callback is counted (or refused with 503) when it comes back.
 """
 
 from __future__ import annotations
