@@ -179,7 +179,16 @@ class RateLimitSettings:
     enabled: bool = setting(True)
     login_per_minute: int = setting(30, lo=1)
     decrypt_per_minute: int = setting(20, lo=1)
-    trusted_proxies: tuple[str, ...] = setting(())
+    # The shipped nginx runs on the app machine and overwrites X-Forwarded-For (deploy/); a remote peer is
+    # never loopback, so it cannot choose its own address.
+    trusted_proxies: tuple[str, ...] = setting(("127.0.0.1", "::1"))
+    callback_per_minute: int = setting(60, lo=1)  # callbacks that reach WeChat, per client IP
+    start_per_minute: int = setting(60, lo=1)  # /auth/wechat/web|mp starts, per client IP
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    login_events_days: int = setting(180, lo=1, hi=36500)  # the audit trail is purged after this
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +197,7 @@ class Settings:
     mysql: MySQLSettings
     wechat: WeChatSettings
     ratelimit: RateLimitSettings
+    retention: RetentionSettings
 
 
 # ---------------------------------------------------------------------------------------------

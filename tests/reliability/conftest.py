@@ -6,7 +6,8 @@
                    [wechat] timeout 1.5 s, database on the private instance.
 - ``sandbox_proc`` (session) ``server.py`` in a subprocess with the sandbox on (for the QR flow races).
 - ``rel_sql``      one query on the suite's database.
-- after every test: the database oracles (no user without a login method, no '' unionid).
+- after every test: the database oracles (no user without a login method, no '' unionid), and the
+                   rate-limit buckets emptied.
 
 ``WXLOGIN_RELIABILITY=long`` (``make check-reliability``) scales the volumes up; the figures table is
 printed at the end of the run and written to ``.reliability-figures.md``.
@@ -124,6 +125,9 @@ async def db_oracles(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     dupes = await db.query("SELECT COUNT(*) FROM (SELECT unionid FROM users WHERE unionid IS NOT NULL "
                            "GROUP BY unionid HAVING COUNT(*) > 1) d", db=DATABASE)
     FIGURES.users_duplicated += dupes[0][0]
+    # Every test starts with full rate-limit buckets (the suite's database is not emptied between tests).
+    if await db.query("SHOW TABLES LIKE 'rate_limits'", db=DATABASE):
+        await db.query("DELETE FROM rate_limits", db=DATABASE)
     assert orphans[0][0] == 0, "a user row exists without its login method"
     assert empty[0][0] == 0, "an empty unionid was stored instead of NULL"
     assert dupes[0][0] == 0

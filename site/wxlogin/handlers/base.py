@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP")
+_MAX_WARNED_PEERS = 1024  # one line per peer, and never an unbounded set
+
 
 def public(method: F) -> F:
     """Mark a handler method as open to anonymous visitors."""
@@ -68,6 +71,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._counted = self.application.settings.get("in_flight")
         if self._counted is not None:
             self._counted.started()
+        self._warn_untrusted_forwarding()
 
     def on_finish(self) -> None:
         if self._counted is not None:
@@ -162,6 +166,22 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def request_context(self) -> RequestContext:
         return RequestContext(ip=self.client_ip(), user_agent=self.request.headers.get("User-Agent", "")[:255])
+
+    def _warn_untrusted_forwarding(self) -> None:
+        """Say once per peer that it forwards client addresses we ignore (the usual cause: a proxy that is
+        missing from trusted_proxies, which puts every client behind it into one rate-limit budget)."""
+        peer = self.request.remote_ip or ""
+        warned: set[str] = self.application.settings.setdefault("untrusted_forwarders", set())
+        if peer in warned or peer in self.services.settings.ratelimit.trusted_proxies:
+            return
+        if len(warned) >= _MAX_WARNED_PEERS or not any(h in self.request.headers for h in _FORWARDING_HEADERS):
+            return
+        warned.add(peer)
+        logger.warning(
+            "requests from %s carry X-Forwarded-For or X-Real-IP, but %s is not in [ratelimit] trusted_proxies: "
+            "the header is ignored, so rate limits and the login audit see every client behind it as %s "
+            "(if it is your proxy, add it to trusted_proxies)", peer, peer, peer,
+        )
 
     def client_ip(self) -> str:
         # X-Forwarded-For is honoured only from a configured proxy; anyone can send the header.

@@ -103,7 +103,8 @@ class WebStartHandler(OAuthHandler):
     """GET /auth/wechat/web?next=PATH: full-page website QR login."""
 
     @public
-    def get(self) -> None:
+    async def get(self) -> None:
+        await self.services.oauth.count_start(self.client_ip())
         self.start_flow(Flow(Channel.WEB), self.get_query_argument("next", "/"),
                         retry=self.get_query_argument("retry", "") == "1")
 
@@ -112,7 +113,8 @@ class MpStartHandler(OAuthHandler):
     """GET /auth/wechat/mp?next=PATH: the official account's web authorisation, silent snsapi_base first."""
 
     @public
-    def get(self) -> None:
+    async def get(self) -> None:
+        await self.services.oauth.count_start(self.client_ip())
         self.start_flow(Flow(Channel.MP), self.get_query_argument("next", "/"),
                         retry=self.get_query_argument("retry", "") == "1", scope=SCOPE_BASE)
 

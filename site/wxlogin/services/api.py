@@ -18,7 +18,7 @@ from wxlogin.config import Settings
 from wxlogin.errors import AccountDisabled, EncryptedDataInvalid, InvalidToken
 from wxlogin.models import Channel, EncryptedGrant, LoginMethod, RequestContext, SessionClaims, User, WeChatIdentity
 from wxlogin.services.login import LoginService
-from wxlogin.services.ratelimit import RateLimiter
+from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService, claims_from
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, UserStore
@@ -49,7 +49,7 @@ class ApiService:
     """Logins and tokens for clients that cannot follow redirects or keep the site's cookies."""
 
     def __init__(self, settings: Settings, signing: Signing, wechat: WeChatClient, login: LoginService,
-                 users: UserStore, accounts: AccountStore, sessions: SessionService) -> None:
+                 users: UserStore, accounts: AccountStore, sessions: SessionService, limits: RateLimits) -> None:
         self.settings = settings
         self.signing = signing
         self.wechat = wechat
@@ -58,15 +58,13 @@ class ApiService:
         self.accounts = accounts
         self.sessions = sessions
         self.token_max_age = settings.server.api_token_max_age
-        rl = settings.ratelimit
-        self.login_limiter = RateLimiter(rl.login_per_minute, enabled=rl.enabled)
-        self.decrypt_limiter = RateLimiter(rl.decrypt_per_minute, enabled=rl.enabled)
+        self.limits = limits
 
     # --- logins -------------------------------------------------------------------------------
 
     async def miniprogram_login(self, code: str, open_data: dict[str, Any], context: RequestContext) -> ApiLogin:
         """wx.login code -> jscode2session -> login-or-register; optional open data must verify."""
-        self.login_limiter.hit("ip:" + context.ip)
+        await self.limits.login.hit(context.ip)
         app = self.settings.wechat.miniprogram
         session = await self.wechat.jscode2session(app, code)
         profile = None
@@ -86,7 +84,7 @@ class ApiService:
 
     async def app_login(self, code: str, context: RequestContext) -> ApiLogin:
         """The mobile app's OpenSDK code -> access token -> userinfo -> login-or-register."""
-        self.login_limiter.hit("ip:" + context.ip)
+        await self.limits.login.hit(context.ip)
         app = self.settings.wechat.app
         tokens = await self.wechat.exchange_code(app, code)
         info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
@@ -96,7 +94,7 @@ class ApiService:
 
     async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any]) -> User:
         """Update the profile from open data sealed with the stored session_key."""
-        self.decrypt_limiter.hit("token:" + caller.claims.sid)
+        await self.limits.decrypt.hit(caller.claims.sid)
         app = self.settings.wechat.miniprogram
         sealed = await self.users.session_key_enc(caller.user.id, app.appid)
         session_key = self.login.cipher.decrypt(sealed)

@@ -41,6 +41,7 @@ from wxlogin.models import (
 from wxlogin.redirects import safe_next
 from wxlogin.services.accounts import AccountService, MergeProposal
 from wxlogin.services.login import LoginService
+from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, UserStore
@@ -164,7 +165,7 @@ class OAuthService:
     def __init__(
         self, settings: Settings, signing: Signing, wechat: WeChatClient, login: LoginService,
         sessions: SessionService, accounts: AccountService, callbacks: CallbackStore, users: UserStore,
-        account_store: AccountStore,
+        account_store: AccountStore, limits: RateLimits,
     ) -> None:
         self.settings = settings
         self.signing = signing
@@ -175,11 +176,21 @@ class OAuthService:
         self.callbacks = callbacks
         self.users = users
         self.account_store = account_store
+        self.limits = limits
 
     def app_for(self, flow: Flow) -> WeChatApp:
         return self.settings.wechat.web if flow.channel is Channel.WEB else self.settings.wechat.mp
 
     # --- start ------------------------------------------------------------------------------
+
+    async def count_start(self, ip: str) -> None:
+        """Count an explicit flow start (/auth/wechat/web, /auth/wechat/mp) against this client's budget.
+
+        The login page's embedded QR is not counted: it is the page everyone behind one office NAT
+        loads and reloads, it mints a signed state and writes nothing, and every state is worth nothing
+        until its callback, which is counted.
+        """
+        await self.limits.start.hit(ip)
 
     def start(
         self, flow: Flow, next_path: str, callback_path: str, *, embedded: bool = False,
@@ -219,6 +230,9 @@ class OAuthService:
                 if claim is not None and _finished_for(claim, browser.session):
                     return AlreadySignedIn(state.next_path)
             raise StateUnbound()
+        # Counted only here: a bound, verified state is the first point where a callback costs anything
+        # (the claim row, the audit row, WeChat's quota). Junk states stop earlier without touching MySQL.
+        await self.limits.callback.hit(browser.context.ip)
         channel = state.flow.channel.value
         if code is None:
             await self.callbacks.claim(state.nonce, _code_hash(""))

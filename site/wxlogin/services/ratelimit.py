@@ -1,45 +1,74 @@
-"""A sliding-window limit on attempts (logins per IP, decryptions per token).
+"""Limits on attempts per client (logins, callbacks and flow starts per IP; decryptions per token).
 
-Kept in process memory: with N processes a client gets at most N times the limit, which still stops
-floods and padding-oracle probing; the counters need no shared store to stay correct.
+Counted in MySQL (store/ratelimits.py), so every process on every machine spends one budget: a client
+cannot get N times the limit by reaching N workers. ``per_minute`` hits may come at once; after that one
+hit every 60/per_minute seconds. A refused hit is answered with ``RateLimited(retry_after)``, which the
+handlers turn into 429 + Retry-After (the error page, or the API's ``rate_limited``).
+
+When MySQL does not answer, the limiter raises ``DatabaseUnavailable`` (the documented 503) for
+everything that needs MySQL to finish anyway: a callback or an API login would fail with that same 503 a
+moment later. Refusing first spends no WeChat quota and leaves the client's code unspent (WeChat never
+saw it), so a retry after the outage can still use it; the one visible difference is that a bad code
+during an outage is a 503 rather than a 401. Letting them through instead would hand an attacker an
+unlimited path to WeChat exactly while MySQL is down. Only flow starts (``fail_open``) go on without
+counting: a start writes nothing, it worked during an outage before this limiter existed, and its
+callback is counted (or refused with 503) when it comes back.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections import deque
+from dataclasses import dataclass
 
-from wxlogin.errors import RateLimited
+from wxlogin.config import RateLimitSettings
+from wxlogin.errors import DatabaseUnavailable, RateLimited
+from wxlogin.store import RateLimitStore
 
-_MAX_KEYS = 100_000
+WINDOW_SECONDS = 60
 
 
 class RateLimiter:
-    """At most ``limit`` hits per key in any ``window`` seconds."""
+    """At most ``per_minute`` hits per subject at once, then one per 60/per_minute seconds."""
 
-    def __init__(self, limit: int, window: float = 60.0, enabled: bool = True) -> None:
-        self.limit = limit
-        self.window = window
+    def __init__(self, store: RateLimitStore, bucket: str, per_minute: int, enabled: bool = True,
+                 fail_open: bool = False) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.window_ms = WINDOW_SECONDS * 1000
+        self.interval_ms = max(1, self.window_ms // per_minute)
         self.enabled = enabled
-        self._hits: dict[str, deque[float]] = {}
+        self.fail_open = fail_open
 
-    def hit(self, key: str) -> None:
+    async def hit(self, subject: str) -> None:
         """Count one attempt; raise RateLimited (with Retry-After seconds) when over the limit."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        hits = self._hits.get(key)
-        if hits is None:
-            if len(self._hits) >= _MAX_KEYS:
-                self._prune(now)
-            hits = self._hits[key] = deque()
-        while hits and now - hits[0] >= self.window:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            raise RateLimited(max(1, math.ceil(self.window - (now - hits[0]))))
-        hits.append(now)
+        try:
+            ahead = await self.store.hit(self.bucket, subject, self.interval_ms, self.window_ms)
+        except DatabaseUnavailable:
+            if self.fail_open:
+                return
+            raise
+        if ahead > self.window_ms:
+            # The refused hit left the bucket exactly one window ahead: one interval of quiet frees a hit.
+            raise RateLimited(max(1, math.ceil(self.interval_ms / 1000)))
 
-    def _prune(self, now: float) -> None:
-        for key in [k for k, v in self._hits.items() if not v or now - v[-1] >= self.window]:
-            del self._hits[key]
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Every limiter of the site, each with its own bucket name in the shared table."""
+
+    login: RateLimiter  # API logins per IP (each costs a WeChat code exchange)
+    decrypt: RateLimiter  # open-data decryptions per bearer token (no padding-oracle probing)
+    callback: RateLimiter  # browser callbacks per IP that reach the state claim (and then WeChat)
+    start: RateLimiter  # /auth/wechat/web and /auth/wechat/mp per IP
+
+    @classmethod
+    def from_settings(cls, settings: RateLimitSettings, store: RateLimitStore) -> RateLimits:
+        on = settings.enabled
+        return cls(
+            login=RateLimiter(store, "login", settings.login_per_minute, on),
+            decrypt=RateLimiter(store, "decrypt", settings.decrypt_per_minute, on),
+            callback=RateLimiter(store, "callback", settings.callback_per_minute, on),
+            start=RateLimiter(store, "start", settings.start_per_minute, on, fail_open=True),
+        )

@@ -9,9 +9,10 @@ from wxlogin.services.container import Services
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
+from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
-from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, UserStore
+from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
@@ -27,8 +28,12 @@ def build_services(settings: Settings) -> Services:
     login = LoginService(users, events, TokenCipher(signing.encryption_keys))
     sessions = SessionService(settings.server, signing, users)
     accounts = AccountService(settings, signing, account_store, users, events, wechat, login)
-    oauth = OAuthService(settings, signing, wechat, login, sessions, accounts, CallbackStore(db), users, account_store)
-    api = ApiService(settings, signing, wechat, login, users, account_store, sessions)
+    limit_store = RateLimitStore(db)
+    limits = RateLimits.from_settings(settings.ratelimit, limit_store)
+    callbacks = CallbackStore(db)
+    oauth = OAuthService(settings, signing, wechat, login, sessions, accounts, callbacks, users, account_store,
+                         limits)
+    api = ApiService(settings, signing, wechat, login, users, account_store, sessions, limits)
 
     async def close() -> None:
         await db.close()
@@ -36,5 +41,6 @@ def build_services(settings: Settings) -> Services:
 
     return Services(
         settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
-        maintenance=MaintenanceService(db, users), _close=close,
+        maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store),
+        _close=close,
     )

@@ -4,6 +4,9 @@ from wxlogin.store.accounts import AccountStore, StoredGrant
 from wxlogin.store.callbacks import CallbackStore
 from wxlogin.store.db import Database
 from wxlogin.store.events import EventStore
+from wxlogin.store.ratelimits import RateLimitStore
 from wxlogin.store.users import UserStore
 
-__all__ = ["AccountStore", "CallbackStore", "Database", "EventStore", "StoredGrant", "UserStore"]
+__all__ = [
+    "AccountStore", "CallbackStore", "Database", "EventStore", "RateLimitStore", "StoredGrant", "UserStore",
+]

@@ -80,6 +80,17 @@ class CallbackStore:
 
         await self.db.run(work)
 
+    async def purge_consumed(self, batch: int) -> int:
+        """Delete up to ``batch`` claims older than any state can be (an hour); returns rows removed."""
+
+        async def work(cur: aiomysql.Cursor) -> int:
+            return int(await cur.execute(
+                "DELETE FROM oauth_callbacks WHERE created_at < UTC_TIMESTAMP(3) - INTERVAL 1 HOUR LIMIT %s",
+                (batch,),
+            ))
+
+        return await self.db.run(work)
+
 
 def _claim(row: Row, same_code: bool) -> CallbackClaim:
     """An existing claim from a row with its ``status`` and ``user_id``."""

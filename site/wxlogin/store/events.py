@@ -46,3 +46,14 @@ class EventStore:
             ]
 
         return await self.db.run(work)
+
+    async def purge_older_than(self, days: int, batch: int) -> int:
+        """Delete up to ``batch`` events older than ``days`` days (index on created_at); returns rows removed."""
+
+        async def work(cur: aiomysql.Cursor) -> int:
+            return int(await cur.execute(
+                "DELETE FROM login_events WHERE created_at < UTC_TIMESTAMP(3) - INTERVAL %s DAY LIMIT %s",
+                (days, batch),
+            ))
+
+        return await self.db.run(work)

@@ -1,7 +1,8 @@
 """Versioned schema migrations, applied in order at start-up, by `make run` and by `make test`.
 
-Each migration runs once and is recorded in ``schema_migrations``; statements use IF NOT EXISTS so a
-migration interrupted half-way can simply run again. ``GET_LOCK`` keeps several processes starting at
+Each migration runs once and is recorded in ``schema_migrations``; statements use IF NOT EXISTS (or, for
+an index added to an existing table, count "already there" as done) so a migration interrupted half-way
+can simply run again. ``GET_LOCK`` keeps several processes starting at
 once from migrating concurrently. ID columns are ascii_bin: WeChat IDs are case-sensitive and an
 accent- or case-insensitive collation would log one person into another's account.
 """
@@ -16,7 +17,7 @@ import pymysql
 
 from wxlogin.config import MySQLSettings
 from wxlogin.errors import DatabaseUnavailable
-from wxlogin.store.db import Database
+from wxlogin.store.db import Database, error_number
 from wxlogin.store.rows import fetchall, fetchone
 
 logger = logging.getLogger(__name__)
@@ -93,9 +94,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) {_TABLE_OPTIONS}""",
         ),
     ),
+    Migration(
+        2,
+        "shared rate-limit buckets; login events by age (retention purge)",
+        (
+            # One row per (bucket, client): see store/ratelimits.py. The subject is bytes (an IP or a
+            # token id), so nothing a proxy forwards can fail a charset check.
+            f"""CREATE TABLE IF NOT EXISTS rate_limits (
+                bucket VARCHAR(16) {_ID} NOT NULL,
+                subject VARBINARY(64) NOT NULL,
+                tat_ms BIGINT NOT NULL,
+                hits BIGINT UNSIGNED NOT NULL,
+                PRIMARY KEY (bucket, subject),
+                KEY ix_rate_limits_tat (tat_ms)
+            ) {_TABLE_OPTIONS}""",
+            # The retention purge deletes by age; without this index every batch would scan the table.
+            "ALTER TABLE login_events ADD KEY ix_login_events_created (created_at)",
+        ),
+    ),
 )
 
-TABLES = ("login_events", "oauth_callbacks", "revoked_sessions", "user_login_methods", "users")
+TABLES = ("login_events", "oauth_callbacks", "rate_limits", "revoked_sessions", "user_login_methods", "users")
+# "Duplicate key name": an index a half-applied migration already added (MySQL 8 has no ADD KEY IF NOT EXISTS).
+_ER_DUP_KEYNAME = 1061
 
 
 async def create_database(settings: MySQLSettings) -> None:
@@ -133,7 +154,11 @@ async def migrate(settings: MySQLSettings) -> list[int]:
                     if migration.version in done:
                         continue
                     for statement in migration.statements:
-                        await cur.execute(statement)
+                        try:
+                            await cur.execute(statement)
+                        except pymysql.err.MySQLError as exc:
+                            if error_number(exc) != _ER_DUP_KEYNAME:
+                                raise
                     await cur.execute(
                         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, UTC_TIMESTAMP(3))",
                         (migration.version, migration.name),

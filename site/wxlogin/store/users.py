@@ -191,17 +191,13 @@ class UserStore:
 
         await self.db.run(work)
 
-    async def purge_expired(self) -> int:
-        """Delete revocations and consumed states nobody can present any more; returns rows removed."""
+    async def purge_expired_revocations(self, batch: int) -> int:
+        """Delete up to ``batch`` revocations of sessions that have expired anyway; returns rows removed."""
 
         async def work(cur: aiomysql.Cursor) -> int:
-            removed = await cur.execute(
-                "DELETE FROM revoked_sessions WHERE expires_at < UTC_TIMESTAMP(3) LIMIT 5000"
-            )
-            removed += await cur.execute(
-                "DELETE FROM oauth_callbacks WHERE created_at < UTC_TIMESTAMP(3) - INTERVAL 1 HOUR LIMIT 5000"
-            )
-            return int(removed)
+            return int(await cur.execute(
+                "DELETE FROM revoked_sessions WHERE expires_at < UTC_TIMESTAMP(3) LIMIT %s", (batch,)
+            ))
 
         return await self.db.run(work)
 

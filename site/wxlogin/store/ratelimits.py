@@ -1,0 +1,57 @@
+"""Rate-limit counters every process and machine shares: one row per (bucket, client), one statement per hit.
+
+A row is a token bucket kept as one number (GCRA): ``tat_ms`` is when the client's bucket is full again.
+A hit moves it one interval (window / limit) further; the hit is refused when that would put it more
+than a window ahead. A refused hit still counts, but only up to "a full window ahead", so a client that
+keeps hammering stays refused until it pauses for one interval, and nobody is refused for longer than
+that after they stop. The clock is the database's, so processes on different machines agree.
+
+One round trip per hit: ``INSERT ... ON DUPLICATE KEY UPDATE`` hands back how far ahead the bucket was
+through ``LAST_INSERT_ID(expr)`` (the OK packet's insert id; MySQL 8 and MariaDB both do this), so
+nothing is read back in a second statement and two processes cannot interleave between read and write.
+"""
+
+from __future__ import annotations
+
+import aiomysql
+
+from wxlogin.store.db import Database
+
+# The database's clock in milliseconds. UNIX_TIMESTAMP() and NOW(6) both read the statement's start time,
+# and neither depends on the session time zone (unlike UNIX_TIMESTAMP(NOW(3)) during a DST change).
+_NOW_MS = "(CAST(UNIX_TIMESTAMP() AS SIGNED) * 1000 + MICROSECOND(NOW(6)) DIV 1000)"
+
+_HIT = (
+    f"INSERT INTO rate_limits (bucket, subject, tat_ms, hits) VALUES (%s, %s, {_NOW_MS} + %s, 1) "
+    "ON DUPLICATE KEY UPDATE hits = hits + 1, "
+    # ahead = max(tat - now, 0) + interval is returned; the stored value never goes past now + window.
+    f"tat_ms = {_NOW_MS} + LEAST(LAST_INSERT_ID(GREATEST(tat_ms - {_NOW_MS}, 0) + %s), %s)"
+)
+
+SUBJECT_BYTES = 64
+
+
+class RateLimitStore:
+    """SQL for the ``rate_limits`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def hit(self, bucket: str, subject: str, interval_ms: int, window_ms: int) -> int:
+        """Count one hit; return how far ahead (ms) the client's bucket now is. Above ``window_ms``: refused."""
+        key = subject.encode("utf-8", "replace")[:SUBJECT_BYTES]
+
+        async def work(cur: aiomysql.Cursor) -> int:
+            changed = await cur.execute(_HIT, (bucket, key, interval_ms, interval_ms, window_ms))
+            # 1: a new row (an empty bucket, this is its first hit); 2: an existing row was updated.
+            return interval_ms if changed == 1 else int(cur.lastrowid)
+
+        return await self.db.run(work)
+
+    async def purge_idle(self, batch: int) -> int:
+        """Delete up to ``batch`` rows whose bucket is full again (forgetting them changes nothing)."""
+
+        async def work(cur: aiomysql.Cursor) -> int:
+            return int(await cur.execute(f"DELETE FROM rate_limits WHERE tat_ms < {_NOW_MS} LIMIT %s", (batch,)))
+
+        return await self.db.run(work)
