@@ -118,7 +118,7 @@ async def test_clients_behind_a_trusted_proxy_have_their_own_budgets(make_server
                                       headers={"Cookie": f"wxstate={binding}", "X-Forwarded-For": "198.51.100.23"})
     finally:
         await server.stop()
-    for ip, responses in answers.items():
+    for responses in answers.values():
         assert_limited(responses)
     assert person.status_code == 302 and session_set(person), person.text[:300]
     assert exchanges(fake_wechat, tag) == 2 * LIMIT
