@@ -77,6 +77,7 @@ class MySQLSettings:
     unix_socket: str = ""
     pool_min: int = 2
     pool_max: int = 20
+    queue_limit: int = 1000
     connect_timeout: float = 3.0
     acquire_timeout: float = 3.0
     query_timeout: float = 3.0
@@ -275,6 +276,7 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         unix_socket=db.str("unix_socket"),
         pool_min=pool_min,
         pool_max=pool_max,
+        queue_limit=db.int("queue_limit", 1000, lo=1, hi=100_000),
         connect_timeout=db.float("connect_timeout", 3.0, hi=60),
         acquire_timeout=db.float("acquire_timeout", 3.0, hi=60),
         query_timeout=db.float("query_timeout", 3.0, hi=60),

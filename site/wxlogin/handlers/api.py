@@ -41,6 +41,7 @@ API_ERRORS: list[tuple[type[e.WxLoginError], int, str]] = [
     (e.WeChatBusy, 503, "微信服务器繁忙，请稍后再试。"),
     (e.WeChatError, 502, "微信返回了错误，请稍后再试。"),
     (e.DatabaseUnavailable, 503, "服务暂时不可用，请稍后再试。"),
+    (e.Overloaded, 503, "服务繁忙，请稍后再试。"),
 ]
 STATUS_ERRORS = {
     400: ("bad_request", "请求格式不正确。"),
@@ -104,7 +105,7 @@ class APIHandler(BaseHandler):
         self.set_status(status)
         if status == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="wxlogin", error="invalid_token"')
-        if isinstance(exc, e.RateLimited):
+        if isinstance(exc, (e.RateLimited, e.Overloaded)):
             self.set_header("Retry-After", str(exc.retry_after))
         elif isinstance(exc, e.WeChatRateLimited):
             self.set_header("Retry-After", "60")

@@ -18,7 +18,7 @@ import markupsafe
 import tornado.web
 
 from wxlogin import dbbudget
-from wxlogin.errors import DatabaseUnavailable, WxLoginError
+from wxlogin.errors import DatabaseUnavailable, Overloaded, WxLoginError
 from wxlogin.handlers.errors import page_for_error, page_for_status
 from wxlogin.handlers.i18n import Translator, choose_locale
 from wxlogin.models import RequestContext, SessionClaims, User
@@ -215,6 +215,8 @@ class BaseHandler(tornado.web.RequestHandler):
             page = page_for_status(status_code)
         self.set_status(page.status)
         self.set_header("Cache-Control", "no-store")
+        if isinstance(exc, Overloaded):
+            self.set_header("Retry-After", str(exc.retry_after))
         retry = self.get_retry_url() if page.retry else None
         self.render_template("error.html", page=page, retry_url=retry)
 

@@ -39,6 +39,7 @@ _PAGES: list[tuple[type[e.WxLoginError], int, str, str]] = [
     (e.WeChatError, 502, "微信登录失败", "微信返回了错误。请稍后再试。"),
     (e.AccountDisabled, 403, "账号已停用", "这个账号已被停用。如有疑问请联系客服。"),
     (e.DatabaseUnavailable, 503, "服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。"),
+    (e.Overloaded, 503, "服务繁忙", "现在访问的人太多，请过一会儿再试。"),
     (e.LinkConflict, 409, "这个微信已绑定其他账号", "这个微信身份属于另一个账号。"),
     (e.LastLoginMethod, 400, "无法解除绑定", "账号至少需要保留一种登录方式。"),
     (e.NotFound, 404, "找不到页面", "你访问的内容不存在。"),

@@ -8,7 +8,7 @@ _ERROR_CODES = [
     "bad_request", "encrypted_data_invalid", "code_invalid", "invalid_token", "account_disabled", "wechat_blocked",
     "not_found", "rate_limited", "wechat_rate_limited", "wechat_misconfigured", "wechat_timeout",
     "wechat_unavailable", "wechat_busy", "wechat_error", "database_unavailable", "method_not_allowed",
-    "body_too_large", "unsupported_media_type", "internal_error",
+    "body_too_large", "unsupported_media_type", "internal_error", "overloaded",
 ]
 
 
@@ -23,7 +23,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "Malformed input", 401: "Bad or reused code, or bad token", 403: "Blocked by WeChat or disabled",
             413: "Body too large", 415: "Not application/json", 429: "Too many attempts (see Retry-After)",
-            502: "WeChat failed", 503: "WeChat busy or database unavailable", 504: "WeChat timed out"}
+            502: "WeChat failed", 503: "WeChat busy, database down, or overloaded", 504: "WeChat timed out"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
