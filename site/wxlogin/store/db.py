@@ -122,7 +122,8 @@ class Database:
         """After a failure, answer 'unavailable' at once for a moment instead of queueing on a dead server.
 
         One request then waits for at most one timeout, not one per statement it would have run, and a
-        frozen MySQL does not collect a pile of waiting requests; the first call after the pause probes again.
+        frozen MySQL does not collect a pile of waiting requests (those already in line are answered now);
+        the first call after the pause probes again. Only evidence against MySQL may call this.
         """
         now = asyncio.get_running_loop().time()
         self._down_until = now + BREAKER_SECONDS
@@ -274,14 +275,14 @@ class Database:
 
     def _abandon(self, pool: aiomysql.Pool, task: asyncio.Future[aiomysql.Connection],
                  overdue: asyncio.TimerHandle) -> None:
-        def finished(task: asyncio.Future[aiomysql.Connection]) -> None:
+        def finished(done: asyncio.Future[aiomysql.Connection]) -> None:
             overdue.cancel()
             try:
-                if task.cancelled() or isinstance(task.exception(), (OSError, pymysql.err.MySQLError)):
+                if done.cancelled() or isinstance(done.exception(), (OSError, pymysql.err.MySQLError)):
                     # Cancelled only by its own acquire_timeout (or after we already tripped): evidence.
                     self._trip()
-                elif task.exception() is None:
-                    pool.release(task.result())
+                elif done.exception() is None:
+                    pool.release(done.result())
             finally:
                 self._admission.leave()
 
