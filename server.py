@@ -30,7 +30,7 @@ import tornado.netutil  # noqa: E402
 
 from wxlogin.app import Assets, make_app  # noqa: E402
 from wxlogin.config import ConfigError, Settings, load_settings  # noqa: E402
-from wxlogin.errors import DatabaseUnavailable  # noqa: E402
+from wxlogin.errors import DatabaseUnavailable, Overloaded  # noqa: E402
 from wxlogin.logsetup import configure_logging  # noqa: E402
 from wxlogin.services import build_services  # noqa: E402
 from wxlogin.store.migrations import migrate  # noqa: E402
@@ -86,7 +86,7 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
             await asyncio.sleep(PURGE_INTERVAL)
             try:
                 await services.maintenance.purge_expired()
-            except DatabaseUnavailable:
+            except (DatabaseUnavailable, Overloaded):
                 pass
 
     purger = asyncio.create_task(purge_forever())

@@ -1,5 +1,7 @@
 """`make bench`: one run, one table. Tornado hello world, /login, /api/me, the full desktop QR login, the
-mini-program login and the seed-style Flask peer, then the WeChat-latency and two-process variants.
+mini-program login and the seed-style Flask peer, then the WeChat-latency and two-process variants, and
+the overload case (`--only overload` runs just that one): bursts past one process's capacity, answers
+counted by error code, where `database_unavailable` must be 0 on a healthy database.
 
 Everything runs here on 127.0.0.1: MariaDB (the shared server, databases wxlogin_bench and
 wxlogin_peer), the WeChat stand-in in its own process, the server with the sandbox off, and wrk
@@ -40,6 +42,7 @@ from wxlogin.signing import Signing  # noqa: E402
 KEY = "bench-secret-key-000000000000000000000000000001"
 PY = sys.executable
 CONCURRENCY = 50
+OVERLOAD_CONNECTIONS = 256  # several times what one process serves at once with a pool of 20
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -92,11 +95,14 @@ def peak_rss_mb(pid: int) -> list[float]:
 
 
 def wrk(url: str, lines: Path | None, seconds: int, connections: int = CONCURRENCY,
-        pace_ms: float | None = None) -> dict[str, float]:
-    """One wrk run; with ``pace_ms`` each connection waits that long after every answer (bench/paced.lua)."""
+        pace_ms: float | None = None, codes: bool = False) -> dict[str, float]:
+    """One wrk run; with ``pace_ms`` each connection waits that long after every answer (bench/paced.lua);
+    with ``codes`` the answers are also counted by status and error code (bench/codes.lua)."""
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if lines is not None and pace_ms is not None:
         args += ["-s", str(ROOT / "bench" / "paced.lua"), url, "--", str(lines), f"{pace_ms:.2f}"]
+    elif lines is not None and codes:
+        args += ["-s", str(ROOT / "bench" / "codes.lua"), url, "--", str(lines)]
     elif lines is not None:
         args += ["-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(lines)]
     else:
@@ -111,8 +117,11 @@ def wrk(url: str, lines: Path | None, seconds: int, connections: int = CONCURREN
         value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
-    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "avg": ms("Latency"), "requests": total,
-            "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)}
+    result = {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "avg": ms("Latency"), "requests": total,
+              "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)}
+    if codes:
+        result["codes"] = {m.group(1): int(m.group(2)) for m in re.finditer(r"^CODE (.+) (\d+)$", out, re.M)}
+    return result
 
 
 class Bench:
@@ -127,6 +136,7 @@ class Bench:
         self.results: dict[str, dict[str, float]] = {}
         self.rss: dict[str, float] = {}
         self.counter = 0
+        self.database = "wxlogin_bench"
 
     # --- pre-generated requests ---------------------------------------------------------------
     def lines(self, name: str, rows: list[str]) -> Path:
@@ -161,26 +171,27 @@ class Bench:
         return self.lines(f"peer{self.counter}", rows)
 
     # --- processes ----------------------------------------------------------------------------
-    def reset_databases(self) -> None:
+    def reset_databases(self, names: tuple[str, ...] = ("wxlogin_bench", "wxlogin_peer")) -> None:
         conn = pymysql.connect(host=self.mysql["host"], port=self.mysql["port"], user=self.mysql["user"],
                                password=os.environ.get("WXLOGIN_MYSQL_PASSWORD", self.mysql["password"]))
         with conn.cursor() as cur:
             cur.execute("SET sql_notes = 0")
-            for db in ("wxlogin_bench", "wxlogin_peer"):
+            for db in names:
                 cur.execute(f"DROP DATABASE IF EXISTS {db}")
                 cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
-            cur.execute("USE wxlogin_peer")
-            from bench.peer.app import SCHEMA
+            if "wxlogin_peer" in names:
+                cur.execute("USE wxlogin_peer")
+                from bench.peer.app import SCHEMA
 
-            for statement in SCHEMA:
-                cur.execute(statement)
+                for statement in SCHEMA:
+                    cur.execute(statement)
         conn.close()
 
     def server_config(self, port: int, wechat: str, processes: int = 1) -> Path:
         data = merge(self.base, {
             "server": {"port": port, "public_url": f"http://127.0.0.1:{port}", "secret_keys": [KEY],
                        "processes": processes},
-            "mysql": {"database": "wxlogin_bench", "pool_max": 20},
+            "mysql": {"database": self.database, "pool_max": 20},
             "wechat": {"sandbox": False, "open_base": wechat, "api_base": wechat, "http_client": "curl",
                        "max_clients": 200},
             "ratelimit": {"enabled": False},
@@ -209,6 +220,31 @@ class Bench:
         result = wrk(app, self.qr_requests(int(target * self.seconds * 1.5)), self.seconds, connections, pace)
         result["target"] = target
         self.results[name] = result
+
+    def overload(self, app: str, token: str) -> None:
+        """Case 7: bursts of OVERLOAD_CONNECTIONS clients that never pause, mini-program logins then /api/me.
+
+        Past one process's capacity the requests queue for MySQL; the answers are counted by error code,
+        and on this healthy database none may be ``database_unavailable``.
+        """
+        for name, lines in (("7 overload: mini-program login", self.mp_requests(int(self.seconds * 2500))),
+                            ("7 overload: GET /api/me", self.lines("me", [f"GET\t/api/me\t\tBearer {token}\t"]))):
+            print(f"  {name}, {OVERLOAD_CONNECTIONS} connections ...", flush=True)
+            self.results[name] = wrk(app, lines, self.seconds, OVERLOAD_CONNECTIONS, codes=True)
+
+    def run_overload_only(self) -> None:
+        """`--only overload`: the stand-in and one server process, then case 7 alone, on its own database."""
+        self.database = "wxlogin_bench_overload"
+        self.reset_databases((self.database,))
+        log = self.workdir / "bench.log"
+        stand_port, app_port = free_port(), free_port()
+        wechat = f"http://127.0.0.1:{stand_port}"
+        with process([PY, "bench/standin.py", str(stand_port)], log=log):
+            wait_http(f"{wechat}/")
+            app = f"http://127.0.0.1:{app_port}"
+            with process([PY, "server.py", "--config", str(self.server_config(app_port, wechat))], log=log):
+                wait_http(f"{app}/healthz")
+                self.overload(app, self.api_token(app))
 
     def soak(self, app: str, pid: int, seconds: int, peak: float) -> None:
         """Case 4 at full load for ``seconds``, sampling the server's RSS every second."""
@@ -260,6 +296,7 @@ class Bench:
                 self.warm_returning(app, qr=False)
                 self.measure("5 mini-program login", app, self.mp_requests(per_run))
                 self.at_half_peak("4 QR login at half its peak", app, self.results["4 QR callback login"]["rps"])
+                self.overload(app, token)
                 if self.soak_seconds:
                     self.soak(app, server.pid, self.soak_seconds, self.results["4 QR callback login"]["rps"])
                 self.rss["end"] = rss_mb(server.pid)
@@ -294,14 +331,26 @@ class Bench:
                                          headers={"Content-Type": "application/json"})
         return json.load(urllib.request.urlopen(request))["token"]
 
-    def report(self) -> str:
-        r = self.results
+    def cases_table(self) -> list[str]:
         lines = [f"wxlogin benchmark, {datetime.date.today()}, {platform.node()}, {os.cpu_count()} cores, "
-                 f"wrk -t1 -c{CONCURRENCY} -d{self.seconds}s", "",
+                 f"wrk -t1 -c{CONCURRENCY} -d{self.seconds}s (case 7: -c{OVERLOAD_CONNECTIONS})", "",
                  "| case | req/s | p50 ms | p99 ms | requests | errors |", "|---|---:|---:|---:|---:|---:|"]
-        for name, m in r.items():
+        for name, m in self.results.items():
             lines.append(f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['requests']} | "
                          f"{m['errors']} |")
+        counted = {name: m["codes"] for name, m in self.results.items() if "codes" in m}
+        if counted:
+            lines += ["", "| overload case | answers by code | database_unavailable | 5xx |", "|---|---|---:|---:|"]
+            for name, codes in counted.items():
+                shown = ", ".join(f"{code}: {n}" for code, n in sorted(codes.items()))
+                down = sum(n for code, n in codes.items() if code.endswith(" database_unavailable"))
+                five = sum(n for code, n in codes.items() if code[:1] == "5")
+                lines.append(f"| {name} | {shown} | {down} | {five} |")
+        return lines
+
+    def report(self) -> str:
+        r = self.results
+        lines = self.cases_table()
 
         def ratio(a: str, b: str) -> float:
             return r[a]["rps"] / r[b]["rps"]
@@ -337,12 +386,17 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--only", choices=["overload"], help="run just this case (no ratios, no RSS)")
     parser.add_argument("--soak", type=int, default=150,
                         help="seconds of case 4 at full load for the RSS check (0 skips it; at least 120 "
                              "compares a first and a last minute)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wxbench-") as tmp:
         bench = Bench(args.seconds, Path(tmp), args.soak)
+        if args.only == "overload":
+            bench.run_overload_only()
+            print("\n" + "\n".join(bench.cases_table()))
+            return 0  # a partial run does not replace bench/last-results.md
         bench.run()
         table = bench.report()
     print("\n" + table)

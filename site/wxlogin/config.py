@@ -141,6 +141,7 @@ class MySQLSettings:
     unix_socket: str = setting("")
     pool_min: int = setting(2, lo=0, hi=500)
     pool_max: int = setting(20, lo=1, hi=500)
+    queue_limit: int = setting(1000, lo=1, hi=100_000)  # requests that may wait for a connection
     connect_timeout: float = setting(3.0, hi=60)
     acquire_timeout: float = setting(3.0, hi=60)
     query_timeout: float = setting(3.0, hi=60)

@@ -26,6 +26,16 @@ class DatabaseUnavailable(WxLoginError):
     code = "database_unavailable"
 
 
+class Overloaded(WxLoginError):
+    """More requests wait for MySQL than the queue admits, or one waited its whole time: busy, not down."""
+
+    code = "overloaded"
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
 class StateInvalid(WxLoginError):
     """The OAuth ``state`` failed a check; ``reason`` says which (for logs, never for pages)."""
 
@@ -105,16 +115,6 @@ class RateLimited(WxLoginError):
 
 class NotFound(WxLoginError):
     code = "not_found"
-
-
-class Overloaded(WxLoginError):
-    """The site is shedding load; ``retry_after`` is in seconds."""
-
-    code = "overloaded"
-
-    def __init__(self, retry_after: int = 1) -> None:
-        super().__init__(f"retry after {retry_after}s")
-        self.retry_after = retry_after
 
 
 class EncryptedDataInvalid(WxLoginError):

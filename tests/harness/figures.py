@@ -20,6 +20,10 @@ class Figures:
     logins_lost: int = 0
     sessions_on_failure: int = 0
     slowest_answer_during_mysql_faults_s: float = 0.0
+    overload_requests: int = 0              # bursts past one process's capacity on a healthy MySQL
+    overload_p99_s: float = 0.0
+    overload_database_unavailable: int = 0  # must stay 0: busy is not down
+    overload_5xx: int = 0                   # must stay 0 with the default queue limit
 
     def table(self) -> str:
         rows = [("figure", "value")] + [(_label(f.name), str(round(getattr(self, f.name), 2))) for f in fields(self)]

@@ -85,8 +85,8 @@ ERRORS: tuple[ErrorRow, ...] = (
              400, "账号至少需要保留一种登录方式。", "The last login method cannot be unlinked (web flows)"),
     ErrorRow(e.RateLimited, 429, "请求过于频繁", "请稍等一会儿再试。",
              429, "请求过于频繁，请稍后再试。", "This site's limit on attempts (see Retry-After)"),
-    ErrorRow(e.Overloaded, 503, "服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。",
-             503, "服务繁忙，请稍后再试。", "The site is shedding load (see Retry-After)"),
+    ErrorRow(e.Overloaded, 503, "服务繁忙", "现在访问的人太多，请过一会儿再试。",
+             503, "服务繁忙，请稍后再试。", "More requests wait for MySQL than the queue admits (see Retry-After)"),
     ErrorRow(e.DatabaseUnavailable, 503, "服务暂时不可用", "我们的服务暂时无法处理请求，请稍后重试。",
              503, "服务暂时不可用，请稍后再试。", "MySQL did not answer within the configured timeouts"),
     # --- the OAuth redirect flows (web pages only; listed for the API so every error has one answer)

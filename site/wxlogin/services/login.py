@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from wxlogin.errors import DatabaseUnavailable
+from wxlogin.errors import DatabaseUnavailable, Overloaded
 from wxlogin.models import (
     EncryptedGrant,
     LoginResult,
@@ -55,7 +55,7 @@ class LoginService:
         return result
 
     async def record_failure(self, channel: str, outcome: str, context: RequestContext) -> None:
-        """Audit a failed attempt; a database outage must not turn the failure page into a 503."""
+        """Audit a failed attempt; a database outage or a burst must not turn the failure page into a 503."""
         logger.info("login failed: channel=%s outcome=%s", channel, outcome)
-        with contextlib.suppress(DatabaseUnavailable):
+        with contextlib.suppress(DatabaseUnavailable, Overloaded):
             await self.events.record_failure(channel, outcome, context)

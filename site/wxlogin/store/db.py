@@ -1,13 +1,20 @@
-"""The aiomysql pool: bounded acquire and queries, transactions, and MySQL errors turned into domain errors.
+"""The aiomysql pool behind a fair queue: bounded waits, transactions, MySQL errors turned into domain errors.
 
 Every wait on MySQL is bounded (``acquire_timeout``, ``query_timeout``), so a frozen or dead server
 gives a quick ``DatabaseUnavailable`` (a 503) instead of a hung request. A connection that failed or
 timed out mid-statement is closed, never returned to the pool, because its protocol state is unknown.
+
+Busy is not down: requests beyond ``pool_max`` wait in our FIFO queue (at most ``queue_limit`` of them),
+and one that is turned away or runs out of time there while MySQL shows no sign of failure gets
+``Overloaded`` (503 with Retry-After), never ``DatabaseUnavailable``. Only evidence against MySQL itself
+(connect errors, a connect or query that used its whole timeout, operational errors) opens the breaker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,7 +25,7 @@ import pymysql
 
 from wxlogin import dbbudget
 from wxlogin.config import MySQLSettings
-from wxlogin.errors import DatabaseUnavailable
+from wxlogin.errors import DatabaseUnavailable, Overloaded
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +37,74 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 RETRYABLE_ERRORS = (ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
 MAX_TRANSACTION_ATTEMPTS = 4
 BREAKER_SECONDS = 1.0
+OVERLOAD_RETRY_AFTER = 1  # seconds; a burst drains in well under that at our throughput
 
 
 def error_number(exc: BaseException) -> int | None:
     """Return the MySQL error number carried by a PyMySQL exception, if any."""
     args = getattr(exc, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+class QueueFull(Exception):
+    """The admission queue already holds ``queue_limit`` waiters."""
+
+
+class Admission:
+    """A first-come-first-served line of at most ``limit`` waiters for ``permits`` connections.
+
+    Why not just aiomysql's own waiting: it waits on an asyncio.Condition, which on Python 3.11 loses the
+    wake-up when the woken waiter is cancelled (our bounded acquire cancels), and lets newcomers overtake
+    a woken waiter. With one permit per pooled connection no more callers are inside aiomysql than it
+    has connections, so its Condition never has a waiter; here a freed permit goes straight to the
+    oldest waiter, and a waiter that gives up in the same turn hands it on, so none is ever lost.
+    """
+
+    def __init__(self, permits: int, limit: int) -> None:
+        self._free = permits
+        self.limit = limit
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def enter(self, timeout: float) -> None:
+        """Take a permit, waiting in line at most ``timeout`` seconds (TimeoutError), or QueueFull at once."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        if len(self._waiters) >= self.limit:
+            raise QueueFull
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.leave()  # the permit arrived in the turn we gave up: pass it on, do not drop it
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def leave(self) -> None:
+        """Give a permit back: to the oldest waiter if there is one."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+    def fail_waiters(self, detail: str) -> None:
+        """MySQL just failed: answer everyone in line now rather than let them queue on a dead server."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(DatabaseUnavailable(detail))
 
 
 class Database:
@@ -46,18 +115,34 @@ class Database:
         self._pool: aiomysql.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._down_until = 0.0
+        self._failed_at = float("-inf")
+        self._admission = Admission(settings.pool_max, settings.queue_limit)
 
     def _trip(self) -> None:
         """After a failure, answer 'unavailable' at once for a moment instead of queueing on a dead server.
 
         One request then waits for at most one timeout, not one per statement it would have run, and a
-        frozen MySQL does not collect a pile of waiting requests; the first call after the pause probes again.
+        frozen MySQL does not collect a pile of waiting requests (those already in line are answered now);
+        the first call after the pause probes again. Only evidence against MySQL may call this.
         """
-        self._down_until = asyncio.get_running_loop().time() + BREAKER_SECONDS
+        now = asyncio.get_running_loop().time()
+        self._down_until = now + BREAKER_SECONDS
+        self._failed_at = now
+        self._admission.fail_waiters("recently failed")
 
     def _check_breaker(self) -> None:
         if asyncio.get_running_loop().time() < self._down_until:
             raise DatabaseUnavailable("recently failed")
+
+    def _out_of_time(self, detail: str) -> Overloaded | DatabaseUnavailable:
+        """A request ran out of time waiting: busy unless MySQL failed within one request's allowance.
+
+        Queueing is not evidence against MySQL, so this never trips the breaker.
+        """
+        window = self.settings.acquire_timeout + self.settings.query_timeout
+        if asyncio.get_running_loop().time() - self._failed_at < window:
+            return DatabaseUnavailable(detail)
+        return Overloaded(OVERLOAD_RETRY_AFTER)
 
     def connect_kwargs(self, with_database: bool = True) -> dict[str, Any]:
         """Connection arguments shared by the pool and the set-up tool."""
@@ -82,10 +167,6 @@ class Database:
         if with_database:
             kwargs["db"] = s.database
         return kwargs
-
-    async def open(self) -> None:
-        """Create the pool (lazily retried later if MySQL is down now)."""
-        await self._ensure_pool()
 
     async def _ensure_pool(self) -> aiomysql.Pool:
         if self._pool is not None:
@@ -115,9 +196,10 @@ class Database:
 
     @property
     def pool_stats(self) -> dict[str, int]:
-        if self._pool is None:
-            return {"size": 0, "free": 0, "max": self.settings.pool_max}
-        return {"size": self._pool.size, "free": self._pool.freesize, "max": self._pool.maxsize}
+        stats = {"size": 0, "free": 0, "max": self.settings.pool_max, "waiting": self._admission.waiting}
+        if self._pool is not None:
+            stats.update(size=self._pool.size, free=self._pool.freesize, max=self._pool.maxsize)
+        return stats
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[aiomysql.Connection]:
@@ -125,15 +207,10 @@ class Database:
         self._check_breaker()
         wait = dbbudget.allowance(self.settings.acquire_timeout)
         if wait <= 0:
-            raise DatabaseUnavailable("request budget spent")
+            raise self._out_of_time("request budget spent")
         pool = await self._ensure_pool()
-        try:
-            with dbbudget.Meter():
-                conn = await _acquire_within(pool, wait)
-        except (asyncio.TimeoutError, OSError, pymysql.err.MySQLError) as exc:
-            logger.warning("cannot get a MySQL connection: %s (pool %s)", _describe(exc), self.pool_stats)
-            self._trip()
-            raise DatabaseUnavailable("acquire") from None
+        with dbbudget.Meter():
+            conn = await self._lend(pool, wait)
         try:
             yield conn
         except BaseException as exc:
@@ -141,7 +218,75 @@ class Database:
                 conn.close()
             raise
         finally:
-            pool.release(conn)
+            try:
+                pool.release(conn)
+            finally:
+                self._admission.leave()
+
+    async def _lend(self, pool: aiomysql.Pool, wait: float) -> aiomysql.Connection:
+        """Wait in line for a permit, then take a connection; within ``wait`` seconds in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        try:
+            await self._admission.enter(wait)
+        except QueueFull:
+            raise Overloaded(OVERLOAD_RETRY_AFTER) from None
+        except asyncio.TimeoutError:
+            raise self._out_of_time("queue") from None
+        return await self._acquire(pool, deadline - loop.time())
+
+    async def _acquire(self, pool: aiomysql.Pool, wait: float) -> aiomysql.Connection:
+        """pool.acquire() for a permit holder, who gets a free connection or a new one at once.
+
+        So an acquire that uses its whole ``acquire_timeout`` means MySQL is not accepting connections.
+        The caller stops waiting after ``wait`` (its request's budget may be shorter than that), without
+        waiting for a cancellation to unwind: aiomysql may be stuck in a handshake with a frozen server.
+        The acquire itself runs on until done or until its own ``acquire_timeout``; then it returns a late
+        connection to the pool and the permit to the line. The permit stays taken until then, so
+        aiomysql never holds more callers than connections.
+        """
+        limit = self.settings.acquire_timeout
+        task = asyncio.ensure_future(pool.acquire())
+        overdue = asyncio.get_running_loop().call_later(limit, task.cancel)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(wait, 0.0))
+        except asyncio.CancelledError:
+            self._abandon(pool, task, overdue)
+            raise
+        if not done:
+            self._abandon(pool, task, overdue)
+            if not _counts_against_mysql(wait, limit):
+                raise self._out_of_time("acquire")
+            task.cancel()
+            logger.warning("cannot get a MySQL connection within %.1fs (pool %s)", limit, self.pool_stats)
+            self._trip()
+            raise DatabaseUnavailable("acquire")
+        overdue.cancel()
+        if task.cancelled() or task.exception() is not None:
+            self._admission.leave()
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None and not isinstance(exc, (OSError, pymysql.err.MySQLError)):
+                raise exc
+            logger.warning("cannot get a MySQL connection: %s (pool %s)",
+                           _describe(exc) if exc else "TimeoutError", self.pool_stats)
+            self._trip()
+            raise DatabaseUnavailable("acquire")
+        return task.result()
+
+    def _abandon(self, pool: aiomysql.Pool, task: asyncio.Future[aiomysql.Connection],
+                 overdue: asyncio.TimerHandle) -> None:
+        def finished(done: asyncio.Future[aiomysql.Connection]) -> None:
+            overdue.cancel()
+            try:
+                if done.cancelled() or isinstance(done.exception(), (OSError, pymysql.err.MySQLError)):
+                    # Cancelled only by its own acquire_timeout (or after we already tripped): evidence.
+                    self._trip()
+                elif done.exception() is None:
+                    pool.release(done.result())
+            finally:
+                self._admission.leave()
+
+        task.add_done_callback(finished)
 
     async def run(self, work: Callable[[aiomysql.Cursor], Awaitable[T]]) -> T:
         """Run ``work`` with a cursor in autocommit mode, bounded by ``query_timeout``."""
@@ -169,11 +314,17 @@ class Database:
             async with self.connection() as conn:
                 wait = dbbudget.allowance(self.settings.query_timeout)
                 if wait <= 0:
-                    raise DatabaseUnavailable("request budget spent")
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every statement in a new Task.
-                with dbbudget.Meter():
-                    async with asyncio.timeout(wait):
-                        return await runner(conn, work)
+                    raise self._out_of_time("request budget spent")
+                try:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for wraps every statement in a new Task.
+                    with dbbudget.Meter():
+                        async with asyncio.timeout(wait):
+                            return await runner(conn, work)
+                except asyncio.TimeoutError:
+                    if _counts_against_mysql(wait, self.settings.query_timeout):
+                        raise
+                    conn.close()  # the wire may hold half a reply
+                    raise self._out_of_time("query") from None
         except asyncio.TimeoutError:
             logger.warning("MySQL query exceeded %.1fs", self.settings.query_timeout)
             self._trip()
@@ -219,35 +370,19 @@ class Database:
             return await self.run(select_one)
         except DatabaseUnavailable:
             return False
+        except Overloaded:
+            # Busy is not down: MySQL is serving the requests ahead in line, and a load balancer
+            # must not take a healthy server out of rotation for a burst.
+            return True
 
 
-async def _acquire_within(pool: aiomysql.Pool, seconds: float) -> aiomysql.Connection:
-    """pool.acquire() that gives up after ``seconds`` without waiting for the cancellation to finish.
+def _counts_against_mysql(wait: float, bound: float) -> bool:
+    """Whether running out of ``wait`` seconds on a connect or a statement is evidence that MySQL is down.
 
-    asyncio.wait_for would wait until the cancelled acquire has unwound, and aiomysql's acquire may first
-    have to retake the pool's lock from another caller stuck in a handshake with a frozen server; that
-    wait is unbounded. A late connection is handed straight back to the pool.
+    A healthy server answers in milliseconds, so a wait of at least half its timeout that ran out is
+    evidence. A shorter one was cut short by a request budget spent queueing, and proves nothing.
     """
-    task = asyncio.ensure_future(pool.acquire())
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        _abandon(pool, task)
-        raise
-    if not done:
-        _abandon(pool, task)
-        raise asyncio.TimeoutError
-    return task.result()
-
-
-def _abandon(pool: aiomysql.Pool, task: asyncio.Future[aiomysql.Connection]) -> None:
-    task.cancel()
-    task.add_done_callback(lambda t: _return_late_connection(pool, t))
-
-
-def _return_late_connection(pool: aiomysql.Pool, task: asyncio.Future[aiomysql.Connection]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        pool.release(task.result())
+    return wait >= bound / 2
 
 
 def _connection_is_suspect(exc: BaseException) -> bool:
