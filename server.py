@@ -84,10 +84,8 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
     async def purge_forever() -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
-            try:
+            with contextlib.suppress(DatabaseUnavailable, Overloaded):
                 await services.maintenance.purge_expired()
-            except (DatabaseUnavailable, Overloaded):
-                pass
 
     purger = asyncio.create_task(purge_forever())
     await stop.wait()
@@ -99,7 +97,7 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
                        app.settings["in_flight"].count, DRAIN_SECONDS)
     try:
         await asyncio.wait_for(server.close_all_connections(), timeout=DRAIN_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         logger.warning("some connections were still open after %ds", DRAIN_SECONDS)
     await services.close()
     logger.info("stopped")

@@ -60,7 +60,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str] | None = None, log: Path | None = None):
-    out = open(log, "ab") if log else subprocess.DEVNULL
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (closed by the finally below)
     proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         yield proc
@@ -70,6 +70,8 @@ def process(args: list[str], env: dict[str, str] | None = None, log: Path | None
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if not isinstance(out, int):
+            out.close()
 
 
 def _children(pid: int) -> list[int]:

@@ -124,7 +124,7 @@ async def burst(base: str, connections: int, seconds: float, request: Callable[[
                 try:
                     writer.write(request(next(counter)))
                     status, headers, body = await asyncio.wait_for(_read_answer(reader), 15)
-                except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
                     answers.append(Answer(0, type(exc).__name__, time.monotonic() - started))
                     writer.close()
                     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)

@@ -102,7 +102,7 @@ class PrivateMariaDB:
         self.process.terminate()
         try:
             await asyncio.wait_for(asyncio.to_thread(self.process.wait), 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             self.process.wait()
         self.process = None

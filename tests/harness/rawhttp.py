@@ -7,7 +7,9 @@ import contextlib
 from urllib.parse import urlsplit
 
 
-async def raw_request(base: str, data: bytes, timeout: float = 10, half_close: bool = False) -> tuple[int | None, bytes]:
+async def raw_request(
+    base: str, data: bytes, timeout: float = 10, half_close: bool = False
+) -> tuple[int | None, bytes]:
     """Return (status, whole reply); status is None when the server closed without answering."""
     parts = urlsplit(base)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)

@@ -118,6 +118,6 @@ class ServerProcess:
         self.signal(signal.SIGTERM)
         try:
             return await self.wait(20)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             return self.process.wait()

@@ -26,6 +26,7 @@ from harness.fakewechat import FakeWeChat
 from harness.figures import FIGURES
 from harness.serverproc import ROOT, ServerProcess, merge, settings_for
 
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:

@@ -87,7 +87,8 @@ EN: dict[str, str] = {
     "服务暂时不可用": "Service temporarily unavailable",
     "我们的服务暂时无法处理请求，请稍后重试。": "We cannot handle requests right now. Please try again shortly.",
     "服务繁忙": "Service busy",
-    "现在访问的人太多，请过一会儿再试。": "Too many people are using the service right now. Please try again in a moment.",
+    "现在访问的人太多，请过一会儿再试。":
+        "Too many people are using the service right now. Please try again in a moment.",
     "这个微信已绑定其他账号": "This WeChat is linked to another account",
     "这个微信身份属于另一个账号。": "This WeChat identity belongs to another account.",
     "无法解除绑定": "Cannot unlink",

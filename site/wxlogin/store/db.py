@@ -147,19 +147,19 @@ class Database:
     def connect_kwargs(self, with_database: bool = True) -> dict[str, Any]:
         """Connection arguments shared by the pool and the set-up tool."""
         s = self.settings
-        kwargs: dict[str, Any] = dict(
-            user=s.user,
-            password=s.password.value,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=s.connect_timeout,
-            local_infile=False,
+        kwargs: dict[str, Any] = {
+            "user": s.user,
+            "password": s.password.value,
+            "charset": "utf8mb4",
+            "autocommit": True,
+            "connect_timeout": s.connect_timeout,
+            "local_infile": False,
             # aiomysql sends "SET sql_mode=<value>" verbatim, hence the quotes.
-            sql_mode="'STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
+            "sql_mode": "'STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
             # READ COMMITTED: no gap locks, so concurrent first logins of one person queue on the
             # unique keys instead of deadlocking on gaps, and a retry sees the winner's rows.
-            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-        )
+            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        }
         if s.unix_socket:
             kwargs["unix_socket"] = s.unix_socket
         else:
@@ -181,7 +181,7 @@ class Database:
                         ),
                         timeout=s.connect_timeout + s.acquire_timeout,
                     )
-                except (asyncio.TimeoutError, OSError, pymysql.err.MySQLError) as exc:
+                except (TimeoutError, OSError, pymysql.err.MySQLError) as exc:
                     logger.warning("cannot create the MySQL pool: %s", _describe(exc))
                     self._trip()
                     raise DatabaseUnavailable("pool") from None
@@ -231,7 +231,7 @@ class Database:
             await self._admission.enter(wait)
         except QueueFull:
             raise Overloaded(OVERLOAD_RETRY_AFTER) from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise self._out_of_time("queue") from None
         return await self._acquire(pool, deadline - loop.time())
 
@@ -320,12 +320,12 @@ class Database:
                     with dbbudget.Meter():
                         async with asyncio.timeout(wait):
                             return await runner(conn, work)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if _counts_against_mysql(wait, self.settings.query_timeout):
                         raise
                     conn.close()  # the wire may hold half a reply
                     raise self._out_of_time("query") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.warning("MySQL query exceeded %.1fs", self.settings.query_timeout)
             self._trip()
             raise DatabaseUnavailable("timeout") from None
