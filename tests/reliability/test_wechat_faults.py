@@ -270,7 +270,7 @@ async def own_wechat() -> AsyncIterator[FakeWeChat]:
 
 
 def wechat_client(fake: FakeWeChat, http_client: str) -> WeChatClient:
-    app = WeChatApp("wx00000000000retry", Secret("retry-secret"))
+    app = WeChatApp(appid="wx00000000000retry", secret=Secret("retry-secret"))
     settings = WeChatSettings(
         sandbox=False, open_base=fake.url, api_base=fake.url, timeout=1.0, connect_timeout=1.0,
         max_clients=10, http_client=http_client, web=app, mp=app, app=app, miniprogram=app)
