@@ -154,6 +154,7 @@ async def test_a_victim_scanning_a_link_qr_cannot_get_their_account_merged(serve
 
     # The offer POST alone, even twice, merges nothing.
     first = await start_merge(attacker, server, conflict)
+    assert await sql("SELECT COUNT(*) FROM users") == [(2,)]
     second = await start_merge(attacker, server, conflict)
     assert await sql("SELECT COUNT(*) FROM users") == [(2,)]
     # Confirming the merge with the attacker's own WeChat is refused.
@@ -179,12 +180,12 @@ async def test_merge_from_a_disabled_account_is_refused(server, new_client, flow
     await sql("UPDATE users SET disabled = 1 WHERE id = %s", b_id)
 
     conflict = (await link_by_official_account(laptop, server, "lisi"))[-1]
-    assert conflict.status_code == 409 and 'name="offer"' not in conflict.text  # no merge is offered
-    assert "已停用的账号不能合并" in conflict.text
-    offer = server.services.accounts.merge_offer(a_id, b_id)  # as if the page had offered one anyway
+    offer = server.services.accounts.merge_offer(a_id, b_id)  # what the page offered before issue 12
     refused = await post_form(laptop, server, "/account/merge", offer=offer, channel="mp")
 
     assert refused.status_code == 403 and "无法合并账号" in refused.text
+    assert conflict.status_code == 409 and 'name="offer"' not in conflict.text  # no merge is offered
+    assert "已停用的账号不能合并" in conflict.text
     assert await sql("SELECT id, disabled FROM users ORDER BY id") == [(min(a_id, b_id), int(b_id < a_id)),
                                                                        (max(a_id, b_id), int(b_id > a_id))]
     assert await sql("SELECT COUNT(*) FROM user_login_methods WHERE user_id = %s", b_id) == [(1,)]

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import aiomysql
+import pymysql
 
 from wxlogin.errors import LastLoginMethod, LinkConflict, MergeNotConfirmed, MergeRefused, NotFound
 from wxlogin.models import Channel, EncryptedGrant, User, WeChatIdentity, WeChatProfile
-from wxlogin.store.db import Database
+from wxlogin.store.db import Database, error_number
 from wxlogin.store.rows import fetchall, fetchone
 from wxlogin.store.users import USER_COLUMNS, insert_method, merged_profile, touch_method, user_from_row
 
 logger = logging.getLogger(__name__)
+
+_ER_NO_REFERENCED_ROW = 1452  # a foreign key names a row that is not there
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,16 @@ class AccountStore:
             # Pending merges outlive their state by far after an hour: a few stale rows go with every new one.
             await cur.execute("DELETE FROM pending_merges WHERE created_at < UTC_TIMESTAMP(3) - INTERVAL 1 HOUR "
                               "LIMIT 100")
-            await cur.execute(
-                "INSERT INTO pending_merges (nonce, into_user_id, from_user_id, created_at) "
-                "VALUES (%s, %s, %s, UTC_TIMESTAMP(3))",
-                (nonce, into_user_id, from_user_id),
-            )
+            try:
+                await cur.execute(
+                    "INSERT INTO pending_merges (nonce, into_user_id, from_user_id, created_at) "
+                    "VALUES (%s, %s, %s, UTC_TIMESTAMP(3))",
+                    (nonce, into_user_id, from_user_id),
+                )
+            except pymysql.err.IntegrityError as exc:
+                if error_number(exc) != _ER_NO_REFERENCED_ROW:
+                    raise
+                raise NotFound("account") from None  # one of the accounts was deleted a moment ago
 
         await self.db.run(work)
 
