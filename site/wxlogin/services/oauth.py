@@ -229,11 +229,14 @@ class OAuthService:
     async def start_merge(
         self, user_id: int, offer: str, channel: Channel, next_path: str, callback_path: str, *, lang: str = ""
     ) -> FlowStart:
-        """Start the merge confirmation a conflict page offered: a MERGE flow whose state nonce keys the
-        pending merge (server-side, so the account ids never travel through WeChat).
+        """Start the merge confirmation a conflict page offered: a MERGE flow bound to this browser.
 
-        Raises BadRequest for an invalid offer, MergeRefused when an account is disabled. Asks for
-        ``snsapi_userinfo`` so the official account shows its consent page rather than a silent grant.
+        The pending merge (into, from) is kept in MySQL keyed by the state's nonce, not signed into
+        the state: the state travels through WeChat and the scanning phone in a fixed 72-character
+        format (WeChat allows 128), while a row keeps the ids server-side, is single-use with the
+        state's claim and dies with either account. Raises BadRequest for an invalid offer and
+        MergeRefused when an account is disabled. Asks for ``snsapi_userinfo`` so the official
+        account shows its consent page rather than granting silently.
         """
         start = self.start(Flow(channel, Purpose.MERGE), next_path, callback_path, scope=SCOPE_USERINFO, lang=lang)
         await self.accounts.begin_merge(user_id, offer, binding_nonce(start.binding_secret))
