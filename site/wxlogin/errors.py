@@ -97,6 +97,22 @@ class LastLoginMethod(WxLoginError):
     code = "last_login_method"
 
 
+class MergeRefused(WxLoginError):
+    """A merge from or into a disabled account: refused whoever asks (a person or an operator)."""
+
+    code = "merge_refused"
+
+
+class MergeNotConfirmed(WxLoginError):
+    """A merge confirmation that does not prove the owner of the account being merged away.
+
+    The WeChat confirmed in the merge flow is not that account's, the pending merge is gone, or the
+    browser is no longer signed in as the account that stays. Nothing was merged.
+    """
+
+    code = "merge_not_confirmed"
+
+
 class InvalidToken(WxLoginError):
     """A bearer token that is missing, malformed, expired, revoked or for another purpose."""
 

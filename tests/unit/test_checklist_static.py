@@ -19,7 +19,8 @@ ROUTES = [
     r"/(robots\.txt)$", r"/(favicon\.ico)$", r"/static/(.*)$", r"/$", r"/login$", r"/account$",
     r"/account/unlink$", r"/account/merge$", r"/account/refresh$", r"/logout$", r"/healthz$",
     r"/auth/wechat/web$", r"/auth/wechat/mp$", r"/account/link/(web|mp)$",
-    r"/auth/wechat/callback/(web|mp|web-link|mp-link)$", r"/api/miniprogram/login$", r"/api/miniprogram/profile$",
+    r"/auth/wechat/callback/(web|mp|web-link|mp-link|web-merge|mp-merge)$", r"/api/miniprogram/login$",
+    r"/api/miniprogram/profile$",
     r"/api/app/login$", r"/api/me$", r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
 ]
 

@@ -139,10 +139,28 @@ EN: dict[str, str] = {
     "该账号的 {n} 种登录方式将转到当前账号": "its {n} way(s) to sign in move to this account",
     "该账号的登录记录将转到当前账号": "its sign-in history moves to this account",
     "该账号将被删除，无法恢复": "that account is deleted for good",
-    "确认合并到当前账号": "Merge into this account",
+    "用该微信确认合并到当前账号": "Confirm with that WeChat and merge into this account",
+    "将被删除的账号": "The account that disappears",
+    "保留的账号（当前登录）": "The account that stays (signed in now)",
+    "已停用": "disabled",
+    "返回我的账号": "Back to my account",
+    "合并前，需要用将被删除的那个账号的微信再确认一次，证明它也是你的。":
+        "Before merging, confirm once more with the WeChat of the account that disappears, "
+        "to prove it is yours too.",
+    "如果那个账号不是你的，请取消：有人可能在让你扫描他的登录二维码。":
+        "If that account is not yours, cancel: someone may be getting you to scan their sign-in QR code.",
+    "已停用的账号不能合并，也不能被合并。两个账号都没有改变。":
+        "A disabled account cannot be merged, nor can another account be merged into it. "
+        "Neither account has changed.",
+    "无法合并账号": "The accounts cannot be merged",
+    "合并没有完成": "The merge did not happen",
+    "只有用将被删除的那个账号的微信确认，才能合并。两个账号都没有改变。":
+        "Only a confirmation with the WeChat of the account that disappears can merge it. "
+        "Neither account has changed.",
     "取消": "Cancel",
     "已绑定新的登录方式。": "The new way to sign in is linked.",
-    "已解除绑定。": "Unlinked.",
+    "已解除绑定。其他设备、App 和小程序上的登录都已退出，这里仍保持登录。":
+        "Unlinked. You are signed out on other devices, the app and the mini-program; you stay signed in here.",
     "账号已合并。": "The accounts are merged.",
     "资料已更新。": "Profile updated.",
     "资料没有变化。": "Your profile has not changed.",

@@ -28,6 +28,7 @@ from wxlogin.services.oauth import (
     Flow,
     LinkConflictFound,
     Linked,
+    Merged,
     NeedsConsent,
     Purpose,
     SignedIn,
@@ -41,6 +42,8 @@ _CODE_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _SINGLE_VALUED = ("code", "state", "next", "retry")
 # Where each login flow starts over: the QR flow from the login page, the official account from its start.
 _RESTART_ROUTE = {Channel.WEB: "login", Channel.MP: "auth_mp"}
+# Names of the login methods, for the account and conflict pages (catalog_en.py has the English).
+CHANNEL_NAMES = {"web": "网站扫码登录", "mp": "公众号登录", "app": "移动应用登录", "miniprogram": "小程序登录"}
 
 
 class OAuthHandler(BaseHandler):
@@ -150,7 +153,7 @@ class CallbackHandler(OAuthHandler):
         try:
             outcome = await oauth.finish(verified, code, Browser(bound, self.session_claims, self.request_context()))
         except StateUnbound:
-            if params.get("retry") != "1" and not self.flow.is_link and not bound:
+            if params.get("retry") != "1" and not self.flow.for_signed_in and not bound:
                 # WeChat's browser drops cookies now and then: start over once, then explain. A browser
                 # that still holds bindings, none of them for this state, was handed someone else's link.
                 logger.info("callback without binding cookie; restarting the %s flow once", self.flow.slug)
@@ -175,7 +178,9 @@ class CallbackHandler(OAuthHandler):
                 self.redirect(self.reverse_url("account") + "?done=linked")
             case LinkConflictFound(proposal=proposal):
                 self.set_status(409)
-                self.render_template("link_conflict.html", proposal=proposal)
+                self.render_template("link_conflict.html", proposal=proposal, channel_names=CHANNEL_NAMES)
+            case Merged():
+                self.redirect(self.reverse_url("account") + "?done=merged")
 
     def _restart_url(self, next_path: str, retry: bool = False) -> str:
         query = {"next": next_path, **({"retry": "1"} if retry else {})}
@@ -201,7 +206,7 @@ class CallbackHandler(OAuthHandler):
         return result
 
     def get_retry_url(self) -> str:
-        if self.flow.is_link:
+        if self.flow.for_signed_in:
             return self.reverse_url("account")
         values = self.request.query_arguments.get("next", [])
         return self._restart_url(safe_next(values[0].decode("utf-8", "replace") if len(values) == 1 else "/"))
@@ -211,5 +216,6 @@ routes = [
     tornado.web.url(r"/auth/wechat/web", WebStartHandler, name="auth_web"),
     tornado.web.url(r"/auth/wechat/mp", MpStartHandler, name="auth_mp"),
     tornado.web.url(r"/account/link/(web|mp)", LinkStartHandler, name="account_link"),
-    tornado.web.url(r"/auth/wechat/callback/(web|mp|web-link|mp-link)", CallbackHandler, name="auth_callback"),
+    tornado.web.url(r"/auth/wechat/callback/(web|mp|web-link|mp-link|web-merge|mp-merge)", CallbackHandler,
+                    name="auth_callback"),
 ]

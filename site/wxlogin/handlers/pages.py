@@ -10,15 +10,13 @@ import tornado.web
 
 from wxlogin.errors import BadRequest
 from wxlogin.handlers.base import BaseHandler, login_required, public
-from wxlogin.handlers.oauth import OAuthHandler
+from wxlogin.handlers.oauth import CHANNEL_NAMES, OAuthHandler
 from wxlogin.models import Channel
 from wxlogin.redirects import safe_next
 from wxlogin.services import Services
 from wxlogin.services.accounts import RefreshOutcome
 from wxlogin.services.oauth import SCOPE_USERINFO, Flow, Purpose
 from wxlogin.useragent import Surface, in_wechat
-
-CHANNEL_NAMES = {"web": "网站扫码登录", "mp": "公众号登录", "app": "移动应用登录", "miniprogram": "小程序登录"}
 
 
 class HomeHandler(BaseHandler):
@@ -82,17 +80,36 @@ class UnlinkHandler(BaseHandler):
             method_id = int(self.get_body_argument("method_id", ""))
         except ValueError:
             raise BadRequest("method_id") from None
-        await self.services.accounts.unlink(self.signed_in_user.id, method_id)
+        user = await self.services.accounts.unlink(self.signed_in_user.id, method_id)
+        # Unlinking ended every session and token of this person (the removed method's among them);
+        # this browser, where they asked for it, gets a fresh session under the new session version.
+        self.start_session(await self.services.sessions.sign_in(user, self.session_claims))
         self.redirect(self.reverse_url("account") + "?done=unlinked")
 
 
-class MergeHandler(BaseHandler):
-    """POST /account/merge: carry out a merge the person confirmed on the conflict page."""
+class MergeHandler(OAuthHandler):
+    """POST /account/merge: start the merge confirmation offered on the conflict page; nothing merges here.
+
+    The signed offer only opens a MERGE flow bound to this browser; the merge happens in that flow's
+    callback, when the other account's WeChat is confirmed again.
+    """
 
     @login_required
     async def post(self) -> None:
-        await self.services.accounts.merge(self.signed_in_user.id, self.get_body_argument("offer", ""))
-        self.redirect(self.reverse_url("account") + "?done=merged")
+        try:
+            channel = Channel(self.get_body_argument("channel", Channel.WEB.value))
+        except ValueError:
+            raise BadRequest("channel") from None
+        if channel not in (Channel.WEB, Channel.MP):
+            raise BadRequest("channel")
+        flow = Flow(channel, Purpose.MERGE)
+        start = await self.services.oauth.start_merge(
+            self.signed_in_user.id, self.get_body_argument("offer", ""), channel, self.reverse_url("account"),
+            self.reverse_url("auth_callback", flow.slug), lang=self.locale_code,
+        )
+        self.bind(start.binding_secret)
+        self.set_header("Cache-Control", "no-store")
+        self.redirect(start.url)
 
 
 class RefreshProfileHandler(OAuthHandler):

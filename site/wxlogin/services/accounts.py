@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from wxlogin.config import Settings, WeChatApp
-from wxlogin.errors import AccessTokenExpired, BadRequest, NotFound, RefreshTokenExpired, ScopeUnauthorized
-from wxlogin.models import Channel, LoginEvent, LoginMethod, User
+from wxlogin.errors import (
+    AccessTokenExpired,
+    BadRequest,
+    MergeNotConfirmed,
+    MergeRefused,
+    NotFound,
+    RefreshTokenExpired,
+    ScopeUnauthorized,
+)
+from wxlogin.models import Channel, LoginEvent, LoginMethod, User, WeChatIdentity
 from wxlogin.services.login import LoginService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, EventStore, StoredGrant, UserStore
@@ -39,11 +47,23 @@ class AccountOverview:
 
 @dataclass(frozen=True)
 class MergeProposal:
-    """The other account a link ran into, and the signed offer that lets its owner merge it."""
+    """What a link ran into: the account that would disappear, the one that stays, and how to confirm.
 
-    other: User
+    ``offer`` (signed, ten minutes, bound to the account that stays) only lets this browser *start*
+    the merge confirmation; the merge itself needs a fresh WeChat confirmation of ``other``.
+    """
+
+    other: User  # merged away: deleted once the merge is confirmed
     other_methods: list[LoginMethod]
+    stays: User  # the signed-in account
+    stays_methods: list[LoginMethod]
+    channel: Channel  # the WeChat login that ran into ``other``: the one to confirm with
     offer: str
+
+    @property
+    def refused(self) -> bool:
+        """A disabled account on either side: no merge is offered."""
+        return self.other.disabled or self.stays.disabled
 
 
 _LINKABLE = (Channel.WEB, Channel.MP)  # the login methods a browser can attach
@@ -73,27 +93,78 @@ class AccountService:
             can_unlink=len(methods) > 1,
         )
 
-    async def unlink(self, user_id: int, method_id: int) -> None:
+    async def unlink(self, user_id: int, method_id: int) -> User:
+        """Remove a login method and end every session and token of the person; returns the user as stored now.
+
+        Tokens carry no method id, so ending them all is the only way to end the removed method's;
+        the caller signs the current browser in again with the returned (new) session version.
+        """
         await self.accounts.unlink(user_id, method_id)
+        user = await self.users.get_user(user_id)
+        if user is None:
+            raise NotFound("account")
+        return user
 
     def merge_offer(self, into_user_id: int, from_user_id: int) -> str:
-        """A signed, short-lived offer to merge; made only after the person proved the other identity."""
+        """A signed, short-lived offer to start a merge confirmation; made only when a link found a conflict."""
         return self.signing.dump_merge_offer(into_user_id, from_user_id)
 
-    async def merge_proposal(self, into_user_id: int, from_user_id: int) -> MergeProposal:
-        """What the conflict page shows: the other account, its login methods, and the signed offer."""
-        other = await self.users.get_user(from_user_id)
-        if other is None:
+    async def merge_proposal(self, into_user_id: int, from_user_id: int, channel: Channel) -> MergeProposal:
+        """What the conflict page shows: the account that disappears, the one that stays, the signed offer."""
+        other, stays = await self.users.get_user(from_user_id), await self.users.get_user(into_user_id)
+        if other is None or stays is None:
             raise NotFound("the other account is gone")
-        return MergeProposal(other=other, other_methods=await self.users.list_login_methods(from_user_id),
-                             offer=self.merge_offer(into_user_id, from_user_id))
+        return MergeProposal(
+            other=other, other_methods=await self.users.list_login_methods(from_user_id), stays=stays,
+            stays_methods=await self.users.list_login_methods(into_user_id), channel=channel,
+            offer=self.merge_offer(into_user_id, from_user_id),
+        )
 
-    async def merge(self, user_id: int, offer: str) -> int:
-        """Carry out a merge offer made to this user; returns how many login methods moved."""
+    async def begin_merge(self, user_id: int, offer: str, nonce: str) -> int:
+        """Check a merge offer made to this user and keep it pending for the merge flow with this state nonce.
+
+        Nothing merges here: only that flow's callback, proving the other account's WeChat again,
+        does. Returns the id of the account that would be merged away.
+        """
         parsed = self.signing.load_merge_offer(offer)
         if parsed is None or parsed[0] != user_id or parsed[1] == user_id:
             raise BadRequest("merge offer invalid")
-        return await self.accounts.merge(user_id, parsed[1])
+        source = await self.users.get_user(parsed[1])
+        target = await self.users.get_user(user_id)
+        if source is None or target is None:
+            raise NotFound("the other account is gone")
+        if source.disabled or target.disabled:
+            raise MergeRefused(f"user {source.id if source.disabled else target.id} is disabled")
+        await self.accounts.add_pending_merge(nonce, user_id, source.id)
+        return source.id
+
+    async def pending_merge_for(self, nonce: str, user_id: int) -> int:
+        """The account a merge flow would merge into ``user_id``; MergeNotConfirmed if there is none.
+
+        Cheap, so the callback checks it before spending WeChat quota; ``confirm_merge`` checks again.
+        """
+        pending = await self.accounts.pending_merge(nonce)
+        if pending is None or pending[0] != user_id:
+            raise MergeNotConfirmed("no pending merge for this flow and person")
+        return pending[1]
+
+    async def confirm_merge(self, nonce: str, user_id: int, proof: WeChatIdentity) -> int:
+        """Merge the pending account into ``user_id`` if ``proof`` (just confirmed in WeChat) is that account's.
+
+        Returns how many login methods moved; raises MergeNotConfirmed or MergeRefused.
+        """
+        moved = await self.accounts.merge_confirmed(nonce, user_id, proof)
+        logger.info("merge confirmed by the merged account's WeChat: into user %d, %d login methods", user_id, moved)
+        return moved
+
+    async def merge_as_operator(self, into_user_id: int, from_user_id: int) -> int:
+        """An operator merges two accounts without the owner's proof (no route reaches this; a console will).
+
+        Still never from or into a disabled account (MergeRefused). Returns how many login methods moved.
+        """
+        moved = await self.accounts.merge(into_user_id, from_user_id)
+        logger.info("operator merged user %d into user %d", from_user_id, into_user_id)
+        return moved
 
     async def refresh_profile(self, user_id: int) -> RefreshOutcome:
         """Re-read the profile from WeChat with the stored tokens, refreshing them when they expired."""

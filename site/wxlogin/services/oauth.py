@@ -43,7 +43,7 @@ from wxlogin.services.accounts import AccountService, MergeProposal
 from wxlogin.services.login import LoginService
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
-from wxlogin.signing import Signing
+from wxlogin.signing import Signing, binding_nonce
 from wxlogin.store import AccountStore, CallbackStore, UserStore
 from wxlogin.wechat.client import WeChatClient
 
@@ -61,6 +61,13 @@ _FIRST_HIT_POLL_MAX = 2.0
 class Purpose(enum.StrEnum):
     LOGIN = "login"
     LINK = "link"  # a signed-in person attaches another WeChat login to their account
+    # A signed-in person proves, with a fresh WeChat confirmation of the *other* account, that it is
+    # theirs too: only this flow's callback merges that account into theirs.
+    MERGE = "merge"
+
+
+_SLUG_SUFFIX = {Purpose.LOGIN: "", Purpose.LINK: "link", Purpose.MERGE: "merge"}
+_PURPOSE_OF_SUFFIX = {suffix: purpose for purpose, suffix in _SLUG_SUFFIX.items()}
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,12 @@ class Flow:
 
     @classmethod
     def from_slug(cls, slug: str) -> Flow:
-        """Parse the route's spelling: ``web``, ``mp``, ``web-link``, ``mp-link``."""
-        channel, _, purpose = slug.partition("-")
-        flow = cls(Channel(channel), Purpose.LINK if purpose == "link" else Purpose.LOGIN)
+        """Parse the route's spelling: ``web``, ``mp``, ``web-link``, ``mp-link``, ``web-merge``, ``mp-merge``."""
+        channel, _, suffix = slug.partition("-")
+        purpose = _PURPOSE_OF_SUFFIX.get(suffix)
+        if purpose is None:
+            raise ValueError(f"no such flow: {slug!r}")
+        flow = cls(Channel(channel), purpose)
         if flow.channel not in (Channel.WEB, Channel.MP) or flow.slug != slug:
             raise ValueError(f"no such flow: {slug!r}")
         return flow
@@ -82,11 +92,17 @@ class Flow:
     @property
     def slug(self) -> str:
         """The spelling in URLs and in the signed state (so a state cannot cross flows)."""
-        return self.channel.value + ("-link" if self.purpose is Purpose.LINK else "")
+        suffix = _SLUG_SUFFIX[self.purpose]
+        return self.channel.value + ("-" + suffix if suffix else "")
 
     @property
     def is_link(self) -> bool:
         return self.purpose is Purpose.LINK
+
+    @property
+    def for_signed_in(self) -> bool:
+        """Link and merge flows belong to the signed-in browser that started them (never a login)."""
+        return self.purpose is not Purpose.LOGIN
 
 
 @dataclass(frozen=True)
@@ -156,7 +172,15 @@ class LinkConflictFound:
     proposal: MergeProposal
 
 
-FlowOutcome = SignedIn | AlreadySignedIn | NeedsConsent | Linked | LinkConflictFound
+@dataclass(frozen=True)
+class Merged:
+    """A merge flow proved the other account's WeChat: that account is now part of ``user_id``'s."""
+
+    user_id: int
+    methods_moved: int
+
+
+FlowOutcome = SignedIn | AlreadySignedIn | NeedsConsent | Linked | LinkConflictFound | Merged
 
 
 class OAuthService:
@@ -213,6 +237,22 @@ class OAuthService:
             url = self.wechat.authorize_url(app.appid, redirect_uri, scope, state)
         return FlowStart(url=url, binding_secret=secret)
 
+    async def start_merge(
+        self, user_id: int, offer: str, channel: Channel, next_path: str, callback_path: str, *, lang: str = ""
+    ) -> FlowStart:
+        """Start the merge confirmation a conflict page offered: a MERGE flow bound to this browser.
+
+        The pending merge (into, from) is kept in MySQL keyed by the state's nonce, not signed into
+        the state: the state travels through WeChat and the scanning phone in a fixed 72-character
+        format (WeChat allows 128), while a row keeps the ids server-side, is single-use with the
+        state's claim and dies with either account. Raises BadRequest for an invalid offer and
+        MergeRefused when an account is disabled. Asks for ``snsapi_userinfo`` so the official
+        account shows its consent page rather than granting silently.
+        """
+        start = self.start(Flow(channel, Purpose.MERGE), next_path, callback_path, scope=SCOPE_USERINFO, lang=lang)
+        await self.accounts.begin_merge(user_id, offer, binding_nonce(start.binding_secret))
+        return start
+
     # --- finish -----------------------------------------------------------------------------
 
     def verify(self, flow: Flow, state: str, next_path: str) -> VerifiedState:
@@ -244,6 +284,8 @@ class OAuthService:
         if not claim.fresh:
             return await self._repeat_hit(state, claim, browser)
         try:
+            if state.flow.purpose is Purpose.MERGE:
+                return await self._exchange_and_merge(state, code, browser.session)
             if state.flow.is_link:
                 return await self._exchange_and_link(state, code, browser.session)
             return await self._exchange_and_login(state, code, browser)
@@ -326,12 +368,30 @@ class OAuthService:
             await self.account_store.link(user_id, identity, self.login.seal_tokens(tokens))
         except LinkConflict as conflict:
             await self.callbacks.fail(state.nonce)
-            return LinkConflictFound(await self.accounts.merge_proposal(user_id, conflict.other_user_id))
+            return LinkConflictFound(
+                await self.accounts.merge_proposal(user_id, conflict.other_user_id, state.flow.channel)
+            )
         if profile is not None:
             await self.account_store.update_profile(user_id, profile)
         await self.callbacks.succeed(state.nonce, user_id)
         logger.info("linked %s login to user %d", identity.channel.value, user_id)
         return Linked(user_id)
+
+    async def _exchange_and_merge(self, state: VerifiedState, code: str, session: SessionClaims | None) -> Merged:
+        """The merge flow's callback: the only place a person's merge happens.
+
+        The browser is the one that started the flow (binding, checked in ``finish``) and is still
+        signed in as the account that stays; the pending merge is this state's; and the WeChat just
+        confirmed must be the account merged away (checked with the merge, in one transaction).
+        """
+        if session is None:
+            raise StateUnbound()  # merging belongs to the signed-in browser that started it
+        user_id = session.user_id
+        await self.accounts.pending_merge_for(state.nonce, user_id)  # before spending WeChat quota
+        identity, _, _ = await self._exchange(state.flow, code)
+        moved = await self.accounts.confirm_merge(state.nonce, user_id, identity)
+        await self.callbacks.succeed(state.nonce, user_id)
+        return Merged(user_id, moved)
 
     async def _exchange_and_login(self, state: VerifiedState, code: str, browser: Browser) -> SignedIn | NeedsConsent:
         identity, profile, tokens = await self._exchange(state.flow, code)

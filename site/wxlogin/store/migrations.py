@@ -112,9 +112,41 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE login_events ADD KEY ix_login_events_created (created_at)",
         ),
     ),
+    Migration(
+        3,
+        "pending merges (bound to a merge flow's state nonce); identities unlinked from an account",
+        (
+            # A merge waits here, keyed by the nonce of the merge flow's state, until the browser that
+            # started it comes back with a fresh WeChat confirmation of the account merged away. The
+            # ids never travel through WeChat; the row dies with either account.
+            f"""CREATE TABLE IF NOT EXISTS pending_merges (
+                nonce CHAR(32) {_ID} NOT NULL PRIMARY KEY,
+                into_user_id BIGINT UNSIGNED NOT NULL,
+                from_user_id BIGINT UNSIGNED NOT NULL,
+                created_at DATETIME(3) NOT NULL,
+                KEY ix_pending_merges_created (created_at),
+                KEY ix_pending_merges_into (into_user_id),
+                KEY ix_pending_merges_from (from_user_id),
+                CONSTRAINT fk_pending_merges_into FOREIGN KEY (into_user_id) REFERENCES users (id) ON DELETE CASCADE,
+                CONSTRAINT fk_pending_merges_from FOREIGN KEY (from_user_id) REFERENCES users (id) ON DELETE CASCADE
+            ) {_TABLE_OPTIONS}""",
+            # The person removed this WeChat identity from this account: its next login must not find
+            # the account again through the unionid (users.py, login-or-register).
+            f"""CREATE TABLE IF NOT EXISTS unlinked_identities (
+                appid VARCHAR(32) {_ID} NOT NULL,
+                openid VARCHAR(64) {_ID} NOT NULL,
+                user_id BIGINT UNSIGNED NOT NULL,
+                unlinked_at DATETIME(3) NOT NULL,
+                PRIMARY KEY (appid, openid, user_id),
+                KEY ix_unlinked_identities_user (user_id),
+                CONSTRAINT fk_unlinked_identities_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
-TABLES = ("login_events", "oauth_callbacks", "rate_limits", "revoked_sessions", "user_login_methods", "users")
+TABLES = ("login_events", "oauth_callbacks", "pending_merges", "rate_limits", "revoked_sessions",
+          "unlinked_identities", "user_login_methods", "users")
 # "Duplicate key name": an index a half-applied migration already added (MySQL 8 has no ADD KEY IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061
 

@@ -102,6 +102,7 @@ class UserStore:
     ) -> LoginResult:
         """Find the person by (appid, openid), else by unionid, else create them; all in one transaction.
 
+        The unionid does not lead back to an account this identity was unlinked from.
         With ``allow_create=False`` an unknown person raises NotFound and nothing is written.
         """
 
@@ -226,16 +227,23 @@ async def _login_or_register(
             conflict_user_id = await _attach_unionid(cur, int(row["method_id"]), user, identity.unionid)
     else:
         found: User | None = None
+        new_unionid = identity.unionid
         if identity.unionid:
             await cur.execute(
                 f"SELECT {USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,)
             )
             found_row = await fetchone(cur)
             found = user_from_row(found_row) if found_row else None
+            if found is not None and await was_unlinked(cur, identity, found.id):
+                # The person removed this identity from that account: it never re-attaches by itself.
+                # It starts an account of its own, without the unionid (which stays with the old account;
+                # the method row still records what WeChat said). Joining them again is an explicit link.
+                logger.info("identity unlinked from user %d logs in: a new account, not that one", found.id)
+                found, new_unionid = None, None
         if found is None:
             if not allow_create:
                 raise NotFound("no such person")
-            found = await _insert_user(cur, identity.unionid, profile)
+            found = await _insert_user(cur, new_unionid, profile)
             created = True
         user = found
         await insert_method(cur, user.id, identity, grant)
@@ -266,6 +274,15 @@ async def _login_or_register(
             (user.id, CallbackStatus.OK, callback_nonce),
         )
     return LoginResult(user=user, created=created, conflict_user_id=conflict_user_id)
+
+
+async def was_unlinked(cur: aiomysql.Cursor, identity: WeChatIdentity, user_id: int) -> bool:
+    """Whether the person unlinked this (appid, openid) from this account."""
+    await cur.execute(
+        "SELECT 1 FROM unlinked_identities WHERE appid = %s AND openid = %s AND user_id = %s",
+        (identity.appid, identity.openid, user_id),
+    )
+    return await fetchone(cur) is not None
 
 
 async def _attach_unionid(cur: aiomysql.Cursor, method_id: int, user: User, unionid: str) -> int | None:
