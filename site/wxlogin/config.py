@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 OFFICIAL_OPEN_BASE = "https://open.weixin.qq.com"
 OFFICIAL_API_BASE = "https://api.weixin.qq.com"
 SANDBOX_PREFIX = "/_sandbox"
+# A login calls WeChat twice (code exchange, userinfo); each call gets at most [wechat] timeout, the two
+# together (queueing for a connection included) at most this much more (see wxdeadline).
+LOGIN_DEADLINE_MARGIN = 1.0
 # Keys that contain this marker are the checked-in development keys; they only ever run the sandbox.
 DEV_KEY_MARKER = "dev-insecure"
 _APPID_RE = re.compile(r"^wx[0-9a-f]{16}$")
@@ -173,6 +176,11 @@ class WeChatSettings:
     @property
     def is_official(self) -> bool:
         return self.open_base == OFFICIAL_OPEN_BASE and self.api_base == OFFICIAL_API_BASE
+
+    @property
+    def login_deadline(self) -> float:
+        """All of one request's WeChat waiting (queue, calls, retry): ``timeout`` plus a margin for its second call."""
+        return self.timeout + LOGIN_DEADLINE_MARGIN
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,12 @@ e-1 / e40029 / e40163 / e45011 / e40226 (errcodes), m1once (-1 once, then fine),
 openidint, nounion, emptyunion. ``closekept`` / ``uiclosekept`` play a kept-alive connection closed
 without an answer: the request is answered normally when it is the first on its connection, and
 read then dropped (the socket closed without a byte) when the connection already answered one.
+``lag`` answers like ``ok`` after ``lag_seconds`` (slow, but inside the caller's timeout).
+Replies WeChat (or a proxy in between) should never send, that the client must validate:
+``cjktoken`` (access_token of 512 CJK characters, 1,536 bytes; from jscode2session a session_key of
+24 CJK characters), and at /sns/userinfo ``uisurrogate`` (headimgurl with a lone surrogate, sent as the
+JSON escape ``"\ud800"``), ``uirtl`` (a nickname with U+202E and other bidi controls), ``uiavatarhost``
+(an avatar on another host) and ``uihttpavatar`` (a WeChat avatar over http).
 ``pause()`` closes the port (connection refused) until ``resume()``.
 Every request is logged, so tests can count calls per code. Codes are single-use (40163), like WeChat's.
 """
@@ -26,8 +32,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 FAULT_MODES = ("slow", "http500", "http502", "http503", "reset", "truncated", "html", "big", "redirect",
                "noreply", "e-1", "e40029", "e40163", "e45011", "e40226", "noopenid", "openidint")
-KNOWN_MODES = {"ok", "nounion", "emptyunion", "m1once", "closekept", "uiclosekept", "slow", "uislow",
-               *FAULT_MODES, *(f"ui{m}" for m in FAULT_MODES)}
+BAD_REPLY_MODES = ("cjktoken", "uisurrogate", "uirtl", "uiavatarhost", "uihttpavatar")
+KNOWN_MODES = {"ok", "nounion", "emptyunion", "m1once", "closekept", "uiclosekept", "slow", "uislow", "lag",
+               *BAD_REPLY_MODES, *FAULT_MODES, *(f"ui{m}" for m in FAULT_MODES)}
+CJK_TOKEN = "令" * 512
+CJK_SESSION_KEY = "钥" * 24
+BIDI_NICKNAME = "\u202e{person}\u2066假\u2069\u200f\u061c\u202a\u200e"  # stored as "{person}假"
+SURROGATE_AVATAR = "https://thirdwx.qlogo.cn/mmopen/vi_32/\ud800/132"
+FOREIGN_AVATAR = "https://tracker.example/pixel.gif?u={person}"
+HTTP_AVATAR = "http://thirdwx.qlogo.cn/mmopen/vi_32/{person}/132"  # stored as https
 ERRMSG = {-1: "system error", 40029: "invalid code", 40163: "code been used", 45011: "api minute-quota reach limit",
           40226: "code blocked"}
 
@@ -49,6 +62,7 @@ class Call:
 @dataclass
 class FakeWeChat:
     slow_seconds: float = 3.0
+    lag_seconds: float = 1.0
     latency: float = 0.0
     port: int = 0
     calls: list[Call] = field(default_factory=list)
@@ -127,6 +141,8 @@ class FakeWeChat:
             self.attempts[code] = self.attempts.get(code, 0) + 1
             if mode == "slow":  # a slow success: the caller's timeout decides whether it is a failure
                 await asyncio.sleep(self.slow_seconds)
+            if mode == "lag":  # slow, within the caller's timeout
+                await asyncio.sleep(self.lag_seconds)
             if mode == "closekept" and reused:
                 return False  # read, then closed without a byte (the caller closes the socket)
             if mode == "m1once" and self.attempts[code] == 1:
@@ -147,6 +163,8 @@ class FakeWeChat:
                              "refresh_token": f"RT.{person}"})
             if unionid is not None:
                 body["unionid"] = unionid
+            if mode == "cjktoken":
+                body.update({"access_token": CJK_TOKEN} if "access_token" in body else {"session_key": CJK_SESSION_KEY})
             return self._json(writer, body)
         if path == "/sns/userinfo":
             _, mode, person, appid = (one.get("access_token", "") + "...").split(".")[:4]
@@ -161,7 +179,16 @@ class FakeWeChat:
             body = {"openid": openid, "nickname": f"假微信 {person}", "sex": 0, "headimgurl": "", "privilege": []}
             if unionid is not None:
                 body["unionid"] = unionid
-            return self._json(writer, body)
+            if mode == "uisurrogate":
+                body["headimgurl"] = SURROGATE_AVATAR
+            elif mode == "uirtl":
+                body["nickname"] = BIDI_NICKNAME.format(person=person)
+            elif mode == "uiavatarhost":
+                body["headimgurl"] = FOREIGN_AVATAR.format(person=person)
+            elif mode == "uihttpavatar":
+                body["headimgurl"] = HTTP_AVATAR.format(person=person)
+            # A lone surrogate has no UTF-8: JSON carries it as the escape "\ud800", as any JSON encoder would.
+            return self._json(writer, body, ascii_only=mode == "uisurrogate")
         return self._raw(writer, 404, "text/plain", b"not found")
 
     async def _fault(self, mode: str, writer: asyncio.StreamWriter) -> bool:
@@ -194,9 +221,9 @@ class FakeWeChat:
         errcode = int(mode[1:])
         return self._json(writer, {"errcode": errcode, "errmsg": ERRMSG[errcode]})
 
-    def _json(self, writer: asyncio.StreamWriter, body: dict[str, Any]) -> bool:
+    def _json(self, writer: asyncio.StreamWriter, body: dict[str, Any], ascii_only: bool = False) -> bool:
         # WeChat answers JSON as text/plain; the client must not care.
-        return self._raw(writer, 200, "text/plain", json.dumps(body, ensure_ascii=False).encode())
+        return self._raw(writer, 200, "text/plain", json.dumps(body, ensure_ascii=ascii_only).encode())
 
     @staticmethod
     def _raw(writer: asyncio.StreamWriter, status: int, ctype: str, body: bytes) -> bool:

@@ -6,23 +6,31 @@ and network errors, and the rest of the site keeps answering while WeChat is slo
 two requests per call in every mode, with libcurl's own silent re-send on a kept-alive connection that
 closed without an answer counted too (the server runs the production default, ``http_client = "curl"``;
 the client-level checks also run Tornado's simple client).
+
+Replies WeChat should never send (a token too big for its column, a lone surrogate, bidi overrides in
+a nickname, an avatar on another host) answer the documented 502 or are cleaned before MySQL, and the
+server's log never shows a callback's query string. Logins queued behind a slow WeChat (a small
+``max_clients``) answer by one deadline per login, the queue included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 
+import wxlogin.config
 from harness import scale
-from harness.fakewechat import FAULT_MODES, KNOWN_MODES, FakeWeChat
+from harness.fakewechat import BAD_REPLY_MODES, FAULT_MODES, KNOWN_MODES, FakeWeChat, ids
 from harness.figures import FIGURES
 from harness.serverproc import SECRET_MARKER, ServerProcess
 from harness.web import assert_clean_body, counted_client, error_code, session_set, start_web_login, web_callback
 from wxlogin.config import Secret, WeChatApp, WeChatSettings
-from wxlogin.errors import WeChatError
+from wxlogin.errors import WeChatError, WeChatTimeout
 from wxlogin.wechat.client import WeChatClient
 
 # mode -> (web page status, page error code, API status, API error code, WeChat calls per login)
@@ -248,8 +256,10 @@ async def test_a_kept_alive_connection_closed_at_userinfo_is_retried_once(wx_ser
 
 def outcome(mode: str, http_client: str) -> str | None:
     """What a stand-in mode means for one WeChatClient call: None = success, else the error's code."""
+    if mode in BAD_REPLY_MODES:  # a token that fits no column is refused; a profile is cleaned
+        return "wechat_unavailable" if mode == "cjktoken" else None
     base = mode[2:] if mode.startswith("ui") else mode
-    if base in ("ok", "nounion", "emptyunion", "m1once", "closekept"):
+    if base in ("ok", "nounion", "emptyunion", "m1once", "closekept", "lag"):
         return None
     if base == "slow":
         return "wechat_timeout"
@@ -263,7 +273,7 @@ def outcome(mode: str, http_client: str) -> str | None:
 @pytest.fixture
 async def own_wechat() -> AsyncIterator[FakeWeChat]:
     """A stand-in of this test's own: its latency and connections are nobody else's."""
-    fake = FakeWeChat(slow_seconds=2.0)
+    fake = FakeWeChat(slow_seconds=2.0, lag_seconds=0.3)
     await fake.start()
     yield fake
     await fake.close()
@@ -303,3 +313,162 @@ async def test_every_mode_costs_at_most_two_calls_per_wechat_call(mode, http_cli
     calls = own_wechat.userinfo_calls_for(the_code) if ui else own_wechat.calls_for(the_code)
     assert calls <= MAX_CALLS, f"WeChat saw {calls} requests for one {mode} call"
     assert error == outcome(mode, http_client)
+
+
+# --- replies WeChat should never send: refused (502) or cleaned, never a 500, never a code in the log -----
+
+CALLBACK_QUERY_IN_LOG = re.compile(r"[?&](code|state)=")
+
+
+def assert_log_clean(log: str, *values: str) -> None:
+    """No line shows a callback's query string (Tornado's "Uncaught exception GET /…?code=…&state=…")."""
+    assert not CALLBACK_QUERY_IN_LOG.search(log), f"a query string reached the log:\n{log[-2000:]}"
+    for value in values:
+        assert value not in log, "a code or state reached the log"
+
+
+async def stored_profile(rel_sql: Callable[..., object], appid: str, person: str, mode: str) -> tuple[str, str]:
+    openid, _ = ids(appid, person, mode)
+    rows = await rel_sql("SELECT u.nickname, u.avatar_url FROM users u JOIN user_login_methods m ON m.user_id = u.id "
+                         "WHERE m.appid = %s AND m.openid = %s", appid, openid)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def counts(rel_sql: Callable[..., object]) -> tuple[int, int]:
+    [(users, methods)] = await rel_sql("SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM user_login_methods)")
+    return users, methods
+
+
+async def test_a_token_too_big_for_its_column_is_a_502_that_writes_nothing(wx_server, fake_wechat, rel_sql):
+    """512 CJK characters are 1,536 bytes: once a DataError 1406 (a 500 that logged the callback's URI)."""
+    before_rows = await counts(rel_sql)
+    log_before = len(wx_server.log())
+    async with counted_client() as client:
+        state = await start_web_login(client, wx_server.url)
+        web_code = code("cjktoken")
+        page = await web_callback(client, wx_server.url, web_code, state)
+        api_code = code("cjktoken")
+        api = await client.post(f"{wx_server.url}/api/miniprogram/login", json={"code": api_code})
+        app_code = code("cjktoken")
+        app = await client.post(f"{wx_server.url}/api/app/login", json={"code": app_code})
+    FIGURES.faults_injected += 3
+    assert (page.status_code, error_code(page)) == (502, "wechat_unavailable"), page.text[:300]
+    assert not session_set(page)
+    for answer in (api, app):  # jscode2session's session_key of 24 CJK characters is refused the same way
+        assert (answer.status_code, answer.json()["error"]) == (502, "wechat_unavailable"), answer.text
+    for answer in (page, api, app):
+        assert_clean_body(answer, (SECRET_MARKER, "令令令", "钥钥钥"))
+    assert await counts(rel_sql) == before_rows, "a refused reply half-wrote an account"
+    assert fake_wechat.calls_for(web_code) == 1 and fake_wechat.calls_for(api_code) == 1  # nonsense: no retry
+    assert_log_clean(wx_server.log()[log_before:], web_code, api_code, app_code, state)
+    assert "unusable reply" in wx_server.log()[log_before:]
+
+
+PROFILE_MODES = {
+    # mode -> (stored nickname, stored avatar) for person p
+    "uisurrogate": ("假微信 {p}", ""),
+    "uirtl": ("{p}假", ""),
+    "uiavatarhost": ("假微信 {p}", ""),
+    "uihttpavatar": ("假微信 {p}", "https://thirdwx.qlogo.cn/mmopen/vi_32/{p}/132"),
+}
+
+
+@pytest.mark.parametrize("flow", ["web", "app"])
+@pytest.mark.parametrize("mode", list(PROFILE_MODES))
+async def test_a_profile_wechat_should_not_send_is_cleaned_before_mysql(mode, flow, wx_server, fake_wechat, rel_sql):
+    """A lone surrogate (once a UnicodeEncodeError 500), bidi overrides, a tracking or an http avatar."""
+    person = mode[2:] + secrets.token_hex(3)
+    the_code = code(mode, person)
+    log_before = len(wx_server.log())
+    state = ""
+    async with counted_client() as client:
+        if flow == "web":
+            state = await start_web_login(client, wx_server.url)
+            answer = await web_callback(client, wx_server.url, the_code, state)
+            assert answer.status_code == 302 and session_set(answer), answer.text[:300]
+        else:
+            answer = await client.post(f"{wx_server.url}/api/app/login", json={"code": the_code})
+            assert answer.status_code == 200, answer.text
+        shown = await client.get(f"{wx_server.url}/account" if flow == "web" else f"{wx_server.url}/api/me",
+                                 headers={} if flow == "web" else {"Authorization": f"Bearer {answer.json()['token']}"})
+    FIGURES.faults_injected += 1
+    assert shown.status_code == 200
+    appid = wx_server.settings["wechat"][flow]["appid"]
+    nickname, avatar = PROFILE_MODES[mode]
+    assert await stored_profile(rel_sql, appid, person, mode) == (nickname.format(p=person), avatar.format(p=person))
+    for bad in ("\u202e", "\u2066", "\u2069", "\u200f", "\u061c", "\u202a", "\u200e", "tracker.example", "http://thirdwx"):
+        assert bad not in shown.text
+    assert_log_clean(wx_server.log()[log_before:], the_code, *([state] if state else []))
+
+
+# --- one deadline per login, queueing for a WeChat connection included ---------------------------------------
+
+async def test_logins_queued_behind_a_slow_wechat_answer_by_their_deadline(make_server, fake_wechat):
+    """max_clients = 2 and WeChat answering in 1 s: each login answers by its deadline, 200 or 504.
+
+    Before, the curl client's queue had no deadline: the 16th login waited for seven others' WeChat
+    calls before its own (about 8 s against a 1.5 s timeout). The bound proves the queue is bounded; it
+    is not a speed target (a 2-core machine shared with other work gets generous slack).
+    """
+    server = await make_server({"wechat": {"max_clients": 2}}).start()
+    deadline = server.settings["wechat"]["timeout"] + wxlogin.config.LOGIN_DEADLINE_MARGIN
+    loop = asyncio.get_running_loop()
+
+    async def timed(answer: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
+        started = loop.time()
+        response = await answer
+        return response, loop.time() - started
+
+    api_codes = [code("lag", f"queued{i}") for i in range(10)]
+    web_codes = [code("lag", f"queuedweb{i}") for i in range(6)]
+    browsers = [counted_client() for _ in web_codes]
+    try:
+        states = [await start_web_login(b, server.url) for b in browsers]
+        async with counted_client() as api:
+            logins = [api.post(f"{server.url}/api/miniprogram/login", json={"code": c}) for c in api_codes]
+            logins += [web_callback(b, server.url, c, s) for b, c, s in zip(browsers, web_codes, states, strict=True)]
+            results = await asyncio.gather(*(timed(login) for login in logins))
+            # One more login after them: it goes out once the queue ahead of it is gone.
+            after = await api.post(f"{server.url}/api/miniprogram/login", json={"code": code("ok", "after")})
+    finally:
+        for b in browsers:
+            await b.aclose()
+        await server.stop()
+    FIGURES.faults_injected += len(results)
+    slowest = max(elapsed for _, elapsed in results)
+    assert slowest <= deadline + 1.5, f"a queued login answered after {slowest:.1f} s (its deadline: {deadline} s)"
+    statuses = [answer.status_code for answer, _ in results]
+    assert set(statuses) <= {200, 302, 504}, statuses
+    assert any(s in (200, 302) for s in statuses), "nobody got through: the deadline is too tight"
+    for answer, _ in results:
+        if answer.status_code == 504:
+            is_api = answer.headers.get("content-type", "").startswith("application/json")
+            assert (answer.json()["error"] if is_api else error_code(answer)) == "wechat_timeout"
+    assert after.status_code == 200, after.text
+    # A login that gave up while queued never reaches WeChat: its code would be spent for nothing.
+    sent = sum(fake_wechat.calls_for(c) for c in api_codes + web_codes)
+    assert sent < len(results), "every queued request still went out after its login had answered"
+
+
+@pytest.mark.parametrize("http_client", ["curl", "simple"])
+async def test_one_deadline_covers_every_wechat_call_of_a_request(http_client, own_wechat):
+    """Two calls of 0.6 s each fit the per-call timeout (1 s), but not one request's deadline of 1 s."""
+    from wxlogin import wxdeadline
+
+    client = wechat_client(own_wechat, http_client)
+    app = client.settings.web
+    own_wechat.lag_seconds = 0.6
+
+    async def one_request(deadline: float | None) -> None:
+        if deadline is not None:
+            wxdeadline.open_deadline(deadline)  # what every handler's prepare does
+        await client.exchange_code(app, code("lag"))
+        await client.exchange_code(app, code("lag"))
+
+    try:
+        await asyncio.create_task(one_request(None))  # outside a request: each call has its own timeout
+        with pytest.raises(WeChatTimeout):
+            await asyncio.create_task(one_request(1.0))
+    finally:
+        client.close()

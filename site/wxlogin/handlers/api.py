@@ -39,6 +39,7 @@ class APIHandler(BaseHandler):
     async def prepare(self) -> None:
         # Deliberately not BaseHandler.prepare: the API never reads the session cookie.
         self.open_db_budget()
+        self.open_wechat_deadline()
 
     def check_xsrf_cookie(self) -> None:
         return None  # no cookies are read, so there is nothing to forge

@@ -22,7 +22,7 @@ from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService, claims_from
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, UserStore
-from wxlogin.wechat.client import WeChatClient, profile_from
+from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import decrypt_open_data, raw_data_signature_ok
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class ApiService:
             data = decrypt_open_data(session.session_key, open_data.get("encryptedData"), open_data.get("iv"),
                                      app.appid, max_age=WATERMARK_MAX_AGE)
             # Only the profile is taken: identity comes from WeChat's server reply, never the client.
-            profile = profile_from(data.get("nickName"), data.get("avatarUrl"))
+            profile = self.wechat.profile_from(data.get("nickName"), data.get("avatarUrl"))
         identity = WeChatIdentity(Channel.MINIPROGRAM, app.appid, session.openid, session.unionid)
         grant = EncryptedGrant(session_key_enc=self.login.cipher.encrypt(session.session_key))
         result = await self.login.login(identity, profile, context, grant=grant)
@@ -102,7 +102,8 @@ class ApiService:
             raise EncryptedDataInvalid()  # no mini-program login behind this token: same answer as bad data
         data = decrypt_open_data(session_key, open_data.get("encryptedData"), open_data.get("iv"), app.appid,
                                  max_age=WATERMARK_MAX_AGE)
-        await self.accounts.update_profile(caller.user.id, profile_from(data.get("nickName"), data.get("avatarUrl")))
+        profile = self.wechat.profile_from(data.get("nickName"), data.get("avatarUrl"))
+        await self.accounts.update_profile(caller.user.id, profile)
         user = await self.users.get_user(caller.user.id)
         assert user is not None
         return user

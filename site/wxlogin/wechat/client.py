@@ -7,6 +7,13 @@ the expected field is present, not merely "no errcode". It retries once, only on
 errcode -1, so WeChat sees at most two requests per call (libcurl's own re-sends included, see
 ``_OneSend``). URLs carry the secret and the code, so they are never logged; errcode and errmsg (with
 WeChat's ``rid``) are.
+
+Every reply is validated before it reaches MySQL or a template: IDs, tokens, scope and session_key
+must be the ASCII WeChat sends and fit their columns by encoded bytes (tokens are stored sealed, which
+adds ``SEALED_OVERHEAD`` bytes), nicknames lose control, format (bidi overrides) and lone-surrogate
+characters, avatars must be https on WeChat's avatar hosts (http is upgraded), or, with the sandbox
+on, under the sandbox's own base. A reply that cannot be used is ``WeChatUnavailable`` (502), never a
+500. Within a request all calls share one deadline (``wxdeadline``), the client's queue included.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ import json
 import logging
 import random
 import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
+from wxlogin import wxdeadline
 from wxlogin.config import WeChatApp, WeChatSettings
 from wxlogin.errors import (
     AccessTokenExpired,
@@ -40,11 +50,40 @@ from wxlogin.errors import (
 from wxlogin.models import WeChatProfile, WeChatTokens
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BODY = 64 * 1024
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # openid, unionid: VARCHAR(64) ascii (always fullmatch)
 PLACEHOLDER_NICKNAME = "微信用户"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+# Column sizes (store/migrations.py). Tokens are sealed (crypto.TokenCipher: version, key id, nonce and
+# tag before the ciphertext) into VARBINARY columns, so their bound is in encoded bytes plus that overhead.
+SEALED_OVERHEAD = 1 + 4 + 12 + 16
+TOKEN_COLUMN_BYTES = 1024      # access_token_enc, refresh_token_enc VARBINARY(1024)
+SESSION_KEY_COLUMN_BYTES = 256  # session_key_enc VARBINARY(256)
+NICKNAME_CHARS = 100           # users.nickname VARCHAR(100), utf8mb4: characters (code points)
+AVATAR_BYTES = 1024            # users.avatar_url VARCHAR(1024); avatars are ASCII, so bytes = characters
+SCOPE_BYTES = 64               # user_login_methods.scope VARCHAR(64) ascii
+# WeChat's tokens are printable ASCII (the protocol reference says: reserve 512 characters), so a
+# token's characters are its bytes; anything else is not a token WeChat issued.
+MAX_TOKEN_BYTES = 512
+assert MAX_TOKEN_BYTES + SEALED_OVERHEAD <= TOKEN_COLUMN_BYTES
+_TOKEN_RE = re.compile(rf"[\x21-\x7e]{{1,{MAX_TOKEN_BYTES}}}")
+_SCOPE_RE = re.compile(rf"[\x21-\x7e]{{0,{SCOPE_BYTES}}}")
+_SESSION_KEY_RE = re.compile(r"[A-Za-z0-9+/]{22}==")  # base64 of 16 bytes: AES-128's key (protocol 5.5)
+assert 24 + SEALED_OVERHEAD <= SESSION_KEY_COLUMN_BYTES
+MAX_ERRMSG = 300
+
+# WeChat's avatar hosts (protocol reference: thirdwx.qlogo.cn, wx.qlogo.cn) and their subdomains.
+AVATAR_HOSTS = ("thirdwx.qlogo.cn", "wx.qlogo.cn")
+# RFC 3986 characters, less the quote: what an avatar URL may contain (no space, quotes, <, >, \\).
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+")
+# Dropped from nicknames and WeChat's error messages: control (Cc), format (Cf: the bidi embeddings,
+# overrides and isolates U+202A-U+202E, U+2066-U+2069, the marks U+200E, U+200F, U+061C, zero-width
+# spaces, BOM), lone surrogates (Cs, from JSON "\\ud800" escapes: MySQL and templates cannot encode
+# them) and line/paragraph separators. Kept: ZWNJ and ZWJ, which scripts and emoji sequences need.
+_DROP_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_KEEP_FORMAT = frozenset({"\u200c", "\u200d"})
 
 # errcode -> error class (protocol reference, section 8). Anything else is a generic WeChatError.
 _ERRCODES: dict[int, type[WeChatError]] = {
@@ -111,28 +150,56 @@ class _OneSend:
     libcurl's re-sends afterwards (debug lines, connection counters) could skip our retry, but not stop
     libcurl's own second and third re-send; refusing before the send bounds both. The simple client
     never re-sends (it opens one connection per request) and ignores ``prepare_curl_callback``.
+
+    The same callback carries the request's deadline: Tornado's curl client queues requests beyond
+    ``max_clients`` without one, and ``prepare`` runs when the request leaves that queue. A request whose
+    caller has given up (``abandon``) or whose deadline has passed is dropped there, never sent (its
+    code would be spent for a person who already has an answer); one that goes out gets only the time
+    left as its libcurl timeouts, so it frees its connection by the deadline.
     """
 
-    __slots__ = ("fresh", "sends")
+    __slots__ = ("abandoned", "deadline", "fresh", "sends")
 
-    def __init__(self, fresh: bool) -> None:
+    def __init__(self, fresh: bool, deadline: float) -> None:
         self.fresh = fresh
+        self.deadline = deadline  # in the event loop's clock (time.monotonic)
         self.sends = 0
+        self.abandoned = False
 
     @property
     def resend_refused(self) -> bool:
         return self.sends > 1
 
+    def abandon(self) -> None:
+        """The caller answered without this request: it must not go out any more."""
+        self.abandoned = True
+
     def prepare(self, curl: Any) -> None:
         import pycurl
 
-        # Tornado reuses curl handles between requests, so both options are set every time.
+        left_ms = int((self.deadline - asyncio.get_running_loop().time()) * 1000)
+        if self.abandoned or left_ms <= 0:
+            # Tornado turns an exception here into a failed fetch (HTTP 599) without sending anything.
+            raise _Abandoned()
+        # Tornado reuses curl handles between requests, so every option is set every time.
         curl.setopt(pycurl.FRESH_CONNECT, 1 if self.fresh else 0)
         curl.setopt(pycurl.PREREQFUNCTION, self._before_send)
+        curl.setopt(pycurl.TIMEOUT_MS, left_ms)  # the whole transfer, connecting included
 
     def _before_send(self, *_connection: Any) -> int:
         self.sends += 1
-        return 0 if self.sends == 1 else 1  # CURL_PREREQFUNC_OK, CURL_PREREQFUNC_ABORT
+        ok = self.sends == 1 and not self.abandoned
+        return 0 if ok else 1  # CURL_PREREQFUNC_OK, CURL_PREREQFUNC_ABORT
+
+
+class _Abandoned(Exception):
+    """A queued request left the queue after its caller's deadline: dropped, never sent."""
+
+
+def _consume(future: asyncio.Future[HTTPResponse]) -> None:
+    """Retrieve a fetch's outcome, so a fetch the caller stopped waiting for logs nothing when it ends."""
+    if not future.cancelled():
+        future.exception()
 
 
 MIN_RETRY_BUDGET = 0.5  # seconds: below this, a retry could not finish and only delays the error page
@@ -146,6 +213,8 @@ class WeChatClient:
         self.open_base = settings.open_base
         self.api_base = settings.api_base
         self._http = http or make_http_client(settings)
+        # The sandbox's avatars live under its own base (http on loopback); only when it is on.
+        self._sandbox_avatars = f"{settings.api_base}/" if settings.sandbox and settings.api_base else ""
 
     def close(self) -> None:
         self._http.close()
@@ -181,7 +250,7 @@ class WeChatClient:
             "/sns/oauth2/access_token",
             {"appid": app.appid, "secret": app.secret.value, "code": code, "grant_type": "authorization_code"},
         )
-        return _tokens(data)
+        return _parse("/sns/oauth2/access_token", lambda: _tokens(data))
 
     async def refresh(self, app: WeChatApp, refresh_token: str) -> WeChatTokens:
         """Renew a user access token with its refresh token (/sns/oauth2/refresh_token)."""
@@ -189,7 +258,7 @@ class WeChatClient:
             "/sns/oauth2/refresh_token",
             {"appid": app.appid, "grant_type": "refresh_token", "refresh_token": refresh_token},
         )
-        return _tokens(data)
+        return _parse("/sns/oauth2/refresh_token", lambda: _tokens(data))
 
     async def check_token(self, access_token: str, openid: str) -> bool:
         """Return True while a user access token is valid (/sns/auth)."""
@@ -208,11 +277,17 @@ class WeChatClient:
         data = await self._get(
             "/sns/userinfo", {"access_token": access_token, "openid": openid, "lang": "zh_CN"}
         )
-        return UserInfo(
-            openid=_require_id(data, "openid"),
-            unionid=_optional_id(data, "unionid"),
-            profile=profile_from(data.get("nickname"), data.get("headimgurl")),
-        )
+        return _parse("/sns/userinfo", lambda: self._userinfo(data, openid))
+
+    def _userinfo(self, data: dict[str, Any], openid: str) -> UserInfo:
+        if _require_id(data, "openid") != openid:
+            raise WeChatUnavailable(errmsg="userinfo for another openid")  # its unionid is not this person's
+        return UserInfo(openid=openid, unionid=_optional_id(data, "unionid"),
+                        profile=self.profile_from(data.get("nickname"), data.get("headimgurl")))
+
+    def profile_from(self, nickname: Any, avatar_url: Any) -> WeChatProfile:
+        """``profile_from`` with this client's allowed avatar bases (the sandbox's own, when it is on)."""
+        return profile_from(nickname, avatar_url, self._sandbox_avatars)
 
     async def jscode2session(self, app: WeChatApp, js_code: str) -> MiniProgramSession:
         """Exchange a mini-program wx.login code (/sns/jscode2session)."""
@@ -220,24 +295,46 @@ class WeChatClient:
             "/sns/jscode2session",
             {"appid": app.appid, "secret": app.secret.value, "js_code": js_code, "grant_type": "authorization_code"},
         )
-        session_key = data.get("session_key")
-        if not isinstance(session_key, str) or len(session_key) != 24:
-            raise WeChatUnavailable(errmsg="jscode2session without a usable session_key")
-        return MiniProgramSession(
-            openid=_require_id(data, "openid"), unionid=_optional_id(data, "unionid"), session_key=session_key
-        )
+        return _parse("/sns/jscode2session", lambda: MiniProgramSession(
+            openid=_require_id(data, "openid"), unionid=_optional_id(data, "unionid"), session_key=_session_key(data)
+        ))
 
     async def _get(self, path: str, params: dict[str, str], expect: str | None = "openid") -> dict[str, Any]:
         url = f"{self.api_base}{path}?{urlencode(params)}"
         # One call never takes longer than [wechat] timeout in all: a retry only spends what is left,
         # so a timed-out first attempt is not retried and a person waits at most `timeout` per call.
+        # Within a request every call also ends by the request's deadline (wxdeadline), and the bound
+        # covers the whole call, waiting in the HTTP client's queue for a connection included.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.timeout
+        now = loop.time()
+        deadline = now + self.settings.timeout
+        request = wxdeadline.current()
+        if request is not None:
+            deadline = min(deadline, request.start(now))
+        if deadline - now <= 0:
+            logger.warning("WeChat %s not called: the request's WeChat deadline has passed", path)
+            raise _timed_out()
+        sends: list[_OneSend] = []
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._attempts(url, path, expect, deadline, sends)
+        except TimeoutError:
+            for once in sends:
+                once.abandon()
+            where = "in flight" if sends and sends[-1].sends else "waiting for a connection"
+            logger.warning("WeChat %s: no answer by the deadline (%s)", path, where)
+            raise _timed_out() from None
+
+    async def _attempts(self, url: str, path: str, expect: str | None, deadline: float,
+                        sends: list[_OneSend]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
                 # The retry goes out on a fresh connection: libcurl will not re-send it (see _OneSend).
                 left = max(deadline - loop.time(), 0.05)
-                data = await self._fetch_json(url, path, left, fresh=attempt == 2)
+                once = _OneSend(fresh=attempt == 2, deadline=deadline)
+                sends.append(once)
+                data = await self._fetch_json(url, path, left, once)
                 errcode = data.get("errcode")
                 if errcode not in (None, 0, "0"):
                     raise _error_for(errcode, data.get("errmsg"))
@@ -252,7 +349,7 @@ class WeChatClient:
                 await asyncio.sleep(random.uniform(0.05, 0.15))
         raise AssertionError("unreachable")
 
-    async def _fetch_json(self, url: str, path: str, timeout: float, fresh: bool) -> dict[str, Any]:
+    async def _fetch_json(self, url: str, path: str, timeout: float, once: _OneSend) -> dict[str, Any]:
         chunks: list[bytes] = []
         size = 0
         too_big = False
@@ -265,7 +362,6 @@ class WeChatClient:
             else:
                 chunks.append(chunk)
 
-        once = _OneSend(fresh)
         request = HTTPRequest(
             url, method="GET", connect_timeout=min(self.settings.connect_timeout, timeout),
             request_timeout=timeout, follow_redirects=False,
@@ -273,7 +369,14 @@ class WeChatClient:
             prepare_curl_callback=once.prepare,
         )
         try:
-            response: HTTPResponse = await self._http.fetch(request, raise_error=False)
+            future = self._http.fetch(request, raise_error=False)
+            future.add_done_callback(_consume)
+            # Shielded: when the deadline cancels this wait, the fetch itself is not cancelled (Tornado
+            # would log its late outcome as an error); _OneSend drops it if it is still queued.
+            response: HTTPResponse = await asyncio.shield(future)
+        except _Abandoned:  # left the queue just as the deadline passed
+            logger.warning("WeChat %s: no answer by the deadline (waiting for a connection)", path)
+            raise _timed_out() from None
         except (TimeoutError, OSError, HTTPClientError) as exc:
             raise _network_error(path, exc, once.resend_refused) from None
         if response.code == 599:
@@ -286,13 +389,24 @@ class WeChatClient:
             raise WeChatUnavailable(errmsg=f"HTTP {response.code}")
         text = b"".join(chunks).decode("utf-8", "replace")
         try:
-            data = json.loads(text, strict=False)
+            # NaN and Infinity are not JSON WeChat sends (and int(Infinity) would be an OverflowError).
+            data = json.loads(text, strict=False, parse_constant=_no_constant)
         except (ValueError, RecursionError):
             logger.warning("WeChat %s answered a body that is not JSON (%d bytes)", path, len(text))
             raise WeChatUnavailable(errmsg="not JSON") from None
         if not isinstance(data, dict):
             raise WeChatUnavailable(errmsg="not a JSON object")
         return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _timed_out() -> WeChatTimeout:
+    error = WeChatTimeout(errmsg="network: deadline")
+    error.network = True
+    return error
 
 
 def _network_error(path: str, exc: BaseException | None, resend_refused: bool = False) -> WeChatUnavailable:
@@ -309,23 +423,41 @@ def _network_error(path: str, exc: BaseException | None, resend_refused: bool = 
 
 
 def _error_for(errcode: Any, errmsg: Any) -> WeChatError:
-    try:
-        number = int(errcode)
-    except (TypeError, ValueError):
-        number = None
-    message = str(errmsg or "")[:300]
+    number = _errcode(errcode)
+    message = clean_text(str(errmsg or ""), MAX_ERRMSG)
     rid = ""
     match = re.search(r"rid:\s*([0-9a-zA-Z-]+)", message)
     if match:
         rid = match.group(1)
     cls = _ERRCODES.get(number, WeChatError) if number is not None else WeChatError
-    logger.warning("WeChat errcode %s: %s", number, message.replace("\n", " "))
+    logger.warning("WeChat errcode %s: %s", number, message)
     return cls(errcode=number, errmsg=message, rid=rid)
+
+
+def _errcode(value: Any) -> int | None:
+    """WeChat's errcode as a number: an int, or a string of ASCII digits; anything else is None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,12}", value):
+        return int(value)
+    return None
+
+
+def _parse(path: str, parse: Callable[[], T]) -> T:
+    """Run one reply's validation: whatever goes wrong in it is WeChat answering nonsense (502), not a 500."""
+    try:
+        return parse()
+    except WeChatUnavailable as exc:
+        logger.warning("WeChat %s answered an unusable reply: %s", path, exc.errmsg)
+        raise
+    except (ValueError, TypeError, LookupError, AttributeError, OverflowError) as exc:
+        logger.warning("WeChat %s answered an unusable reply: %s", path, type(exc).__name__)
+        raise WeChatUnavailable(errmsg=f"unusable reply ({type(exc).__name__})") from None
 
 
 def _require_id(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
-    if not isinstance(value, str) or not ID_RE.match(value):
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
         raise WeChatUnavailable(errmsg=f"missing or malformed {key}")
     return value
 
@@ -334,36 +466,77 @@ def _optional_id(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None or value == "":
         return None  # an unbound app: NULL, never '', or every such person would share one account
-    if not isinstance(value, str) or not ID_RE.match(value):
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
         raise WeChatUnavailable(errmsg=f"malformed {key}")
     return value
 
 
 def _tokens(data: dict[str, Any]) -> WeChatTokens:
     access = data.get("access_token")
-    if not isinstance(access, str) or not access or len(access) > 512:
-        raise WeChatUnavailable(errmsg="token response without access_token")
+    if not isinstance(access, str) or not _TOKEN_RE.fullmatch(access):
+        raise WeChatUnavailable(errmsg="token response without a usable access_token")
     refresh = data.get("refresh_token")
+    if not isinstance(refresh, str) or not _TOKEN_RE.fullmatch(refresh):
+        refresh = ""  # no refresh later: the person authorises again when the access token expires
+    scope = data.get("scope") or ""
+    if not isinstance(scope, str) or not _SCOPE_RE.fullmatch(scope):
+        raise WeChatUnavailable(errmsg="token response with a malformed scope")
     try:
         expires_in = max(0, min(int(data.get("expires_in") or 7200), 86400))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         expires_in = 7200
     return WeChatTokens(
         access_token=access,
-        refresh_token=refresh if isinstance(refresh, str) and len(refresh) <= 512 else "",
+        refresh_token=refresh,
         expires_in=expires_in,
-        scope=str(data.get("scope") or "")[:64],
+        scope=scope,
         openid=_require_id(data, "openid"),
         unionid=_optional_id(data, "unionid"),
         is_snapshot_user=str(data.get("is_snapshotuser", "0")) == "1",
     )
 
 
-def profile_from(nickname: Any, avatar_url: Any) -> WeChatProfile:
-    """Clean a WeChat profile: drop control characters and lone surrogates, cap lengths, flag placeholders."""
-    name = _CONTROL.sub("", nickname if isinstance(nickname, str) else "").strip()[:100]
-    avatar = avatar_url if isinstance(avatar_url, str) else ""
-    if not re.match(r"^https?://[^\s\"'<>]+$", avatar) or len(avatar) > 1024:
-        avatar = ""
+def _session_key(data: dict[str, Any]) -> str:
+    session_key = data.get("session_key")
+    if not isinstance(session_key, str) or not _SESSION_KEY_RE.fullmatch(session_key):
+        raise WeChatUnavailable(errmsg="jscode2session without a usable session_key")
+    return session_key
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Drop control, format (bidi) and lone-surrogate characters and line separators; trim; cap at ``limit``."""
+    kept = "".join(ch for ch in value[: 4 * limit]
+                   if ch in _KEEP_FORMAT or unicodedata.category(ch) not in _DROP_CATEGORIES)
+    return kept.strip()[:limit].strip()
+
+
+def clean_avatar(url: Any, extra_prefix: str = "") -> str:
+    """An avatar URL a page may show: https on WeChat's avatar hosts (http upgraded), else ''.
+
+    ``extra_prefix``: one more allowed base (the sandbox's own avatars, only when the sandbox is on).
+    """
+    if not isinstance(url, str) or not url or len(url) > AVATAR_BYTES or not _URL_CHARS.fullmatch(url):
+        return ""  # ASCII only: no lone surrogate, space or quote reaches MySQL or a template
+    if extra_prefix and url.startswith(extra_prefix):
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or port is not None or parts.netloc.lower() != host:
+        return ""  # no user info, no port: only the host itself
+    if not any(host == allowed or host.endswith("." + allowed) for allowed in AVATAR_HOSTS):
+        return ""  # a tracking pixel or any other site: the page would load it for every visitor
+    # WeChat serves the same avatar over https; an http one would be mixed content on our pages.
+    cleaned = f"https://{host}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+    return cleaned if len(cleaned) <= AVATAR_BYTES else ""
+
+
+def profile_from(nickname: Any, avatar_url: Any, extra_avatar_prefix: str = "") -> WeChatProfile:
+    """Clean a WeChat profile: nickname without control/format/surrogate characters, WeChat avatar, placeholder."""
+    name = clean_text(nickname if isinstance(nickname, str) else "", NICKNAME_CHARS)
+    avatar = clean_avatar(avatar_url, extra_avatar_prefix)
     placeholder = name == PLACEHOLDER_NICKNAME
     return WeChatProfile(nickname=name, avatar_url=avatar, is_placeholder=placeholder)
