@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from wxlogin.config import Settings, WeChatApp
+from wxlogin.config import LOGIN_DEADLINE_MARGIN, Settings, WeChatApp
 from wxlogin.errors import (
     LinkConflict,
     LoginCancelled,
@@ -53,7 +53,7 @@ SCOPE_BASE = "snsapi_base"
 SCOPE_USERINFO = "snsapi_userinfo"
 MAX_PENDING_BINDINGS = 4  # flows one browser may have open at once (several tabs)
 # Waiting for WeChat's first hit: look again after 50 ms, then twice as long each time, at most 2 s
-# apart: a waiter costs about ten statements over the longest wait (two WeChat timeouts + 2 s).
+# apart: a waiter costs about eight statements over the longest wait (the login deadline + 1 s).
 _FIRST_HIT_POLL_FIRST = 0.05
 _FIRST_HIT_POLL_MAX = 2.0
 
@@ -327,7 +327,8 @@ class OAuthService:
         """The user the first hit signed in; it has at most two WeChat calls' time to finish."""
         status: CallbackStatus = CallbackStatus.PENDING
         user_id: int | None = None
-        deadline = time.monotonic() + 2 * self.settings.wechat.timeout + 2
+        # The first hit's WeChat calls end by their own deadline; then one transaction, within a second.
+        deadline = time.monotonic() + self.settings.wechat.timeout + LOGIN_DEADLINE_MARGIN + 1
         pause = _FIRST_HIT_POLL_FIRST
         while status is CallbackStatus.PENDING and time.monotonic() < deadline:
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
