@@ -21,6 +21,8 @@ ROUTES = [
     r"/auth/wechat/web$", r"/auth/wechat/mp$", r"/account/link/(web|mp)$",
     r"/auth/wechat/callback/(web|mp|web-link|mp-link)$", r"/api/miniprogram/login$", r"/api/miniprogram/profile$",
     r"/api/app/login$", r"/api/me$", r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
+    # Called by WeChat's servers (issue 13): signed pushes, no cookies, 404 for an app without push_token.
+    r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",
 ]
 
 
