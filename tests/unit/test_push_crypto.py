@@ -120,7 +120,7 @@ BAD_ENVELOPES = {
     "padding byte 0": _raw(BODY + APPID.encode() + bytes(32 - (len(BODY) + 18) % 32)),
     "padding byte 33": _raw(BODY + APPID.encode() + b"!" * (32 - (len(BODY) + 18) % 32)),
     "padding bytes disagree": _raw(_padded(BODY + APPID.encode())[:-2] + b"\x01\x05"),
-    "length prefix too long": _raw(_padded(PREFIX + (len(MESSAGE) + 100).to_bytes(4, "big") + MESSAGE + APPID.encode())),
+    "length prefix too long": _raw(_padded(PREFIX + (len(MESSAGE) + 99).to_bytes(4, "big") + MESSAGE + APPID.encode())),
     "length prefix too short": _raw(_padded(PREFIX + (len(MESSAGE) - 1).to_bytes(4, "big") + MESSAGE + APPID.encode())),
     "length prefix 2**32-1": _raw(_padded(PREFIX + b"\xff\xff\xff\xff" + MESSAGE + APPID.encode())),
     "shorter than the prefix": _raw(_padded(b"0123456789")),

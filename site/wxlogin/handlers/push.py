@@ -4,7 +4,10 @@ Called by WeChat's servers, never by browsers: no cookie is read (so there is no
 protect), no page is rendered, and every answer is a plain body: the ``echostr``, ``success``, a passive
 reply, or an empty 4xx for bad input with one log line (a 503 only when MySQL or a handler failed).
 The body is streamed so that the query's signature and timestamp are checked, and a declared size refused,
-before any of it is read. The query's ``openid`` is ignored: WeChat's signature does not cover it.
+before any of it is kept: a refused push's body is drained unread (chunks dropped as they arrive), then
+refused, because answering before the body is in makes the server close the connection with unread data,
+which resets it: the sender would see a reset, not the 4xx. (Bodies over ``[server] max_body_size`` get
+Tornado's own 400 as everywhere.) The query's ``openid`` is ignored: WeChat's signature does not cover it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class PushHandler(tornado.web.RequestHandler):
     services: Services
     push_app: PushApp | None = None
     query: PushQuery
+    refusal: PushRejected | None = None  # decided in prepare, answered once the body is drained
 
     def initialize(self) -> None:
         self.services = self.application.settings["services"]
@@ -93,12 +97,15 @@ class PushHandler(tornado.web.RequestHandler):
             if self.request.method == "POST" and (not declared.isdigit() or int(declared) > MAX_PUSH_BODY):
                 raise PushTooLarge(f"Content-Length {declared[:20]}")
         except PushRejected as exc:
-            self.refuse(exc)
+            if self.request.method == "POST":
+                self.refusal = exc
+            else:
+                self.refuse(exc)
 
     def data_received(self, chunk: bytes) -> None:
         # A chunked body has no Content-Length to refuse up front: keep at most the cap, note the excess.
         self.received += len(chunk)
-        if self.received <= MAX_PUSH_BODY:
+        if self.refusal is None and self.received <= MAX_PUSH_BODY:
             self.chunks.append(chunk)
 
     def _query(self) -> PushQuery:
@@ -132,6 +139,9 @@ class PushHandler(tornado.web.RequestHandler):
     @public
     async def post(self, *_: str) -> None:
         assert self.push_app is not None
+        if self.refusal is not None:
+            self.refuse(self.refusal)
+            return
         if self.received > MAX_PUSH_BODY:
             self.refuse(PushTooLarge(f"{self.received} bytes, chunked"))
             return
