@@ -365,3 +365,32 @@ async def test_taken_pushes_are_purged_after_a_day(server, sql):
 
     assert await server.services.maintenance.purge_expired() == 2
     assert await pushes_stored(sql) == 1
+
+
+async def test_a_hanging_handler_is_cut_off_in_time_and_the_push_given_back(server, client, recorder, sql, caplog):
+    recorder.block = asyncio.Event()  # never set: the handler hangs
+    server.services.pushes.answer_within = 0.5
+    try:
+        response = await asyncio.wait_for(post(client, server, signed(server, event="CLICK")), 5)
+    finally:
+        server.services.pushes.answer_within = 4.0
+
+    assert response.status_code == 503 and response.content == b""
+    assert await pushes_stored(sql) == 0, "the claim was given up for WeChat's retry"
+    assert "handlers overran" in caplog.text
+
+
+async def test_without_mysql_a_push_is_a_quick_503_and_unknown_events_are_still_acknowledged(start_server, client):
+    cut_off = await start_server({"mysql": {"port": 1, "connect_timeout": 0.5}})
+    token, key, appid = app_keys(cut_off, "mp")
+
+    def push(event: str) -> wechat.SignedPush:
+        return wechat.signed_push(token, key, appid, wechat.event_fields(appid, "o1", event), "safe")
+
+    subscribe, unknown = push("subscribe"), push("MASSSENDJOBFINISH")
+    taken = await asyncio.wait_for(client.post(f"{cut_off.url}/wechat/push/mp", params=subscribe.query,
+                                               content=subscribe.body), 5)
+    acknowledged = await client.post(f"{cut_off.url}/wechat/push/mp", params=unknown.query, content=unknown.body)
+
+    assert taken.status_code == 503 and taken.content == b""
+    assert acknowledged.status_code == 200 and acknowledged.text == "success"

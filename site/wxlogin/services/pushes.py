@@ -95,7 +95,7 @@ class PushReply:
 
 
 SUCCESS = PushReply(b"success")
-PushHandler = Callable[[PushApp, PushEvent], Awaitable[str | None]]
+EventHandler = Callable[[PushApp, PushEvent], Awaitable[str | None]]
 
 
 class PushNotHandled(Exception):
@@ -110,7 +110,7 @@ class PushService:
         self.store = store
         self.clock = clock
         self.answer_within = answer_within
-        self._handlers: dict[str, list[PushHandler]] = {}
+        self._handlers: dict[str, list[EventHandler]] = {}
         self._apps: dict[tuple[str, str], PushApp] = {}
         for kind, config in ((Channel.MP, wechat.mp), (Channel.MINIPROGRAM, wechat.miniprogram)):
             app = _push_app(kind, config, wechat.sandbox)
@@ -127,11 +127,11 @@ class PushService:
     def apps(self) -> Mapping[tuple[str, str], PushApp]:
         return MappingProxyType(self._apps)
 
-    def register(self, event: str, handler: PushHandler) -> None:
+    def register(self, event: str, handler: EventHandler) -> None:
         """Call ``handler`` for every new push of ``MsgType`` "event" whose ``Event`` is ``event``."""
         self._handlers.setdefault(event, []).append(handler)
 
-    def unregister(self, event: str, handler: PushHandler) -> None:
+    def unregister(self, event: str, handler: EventHandler) -> None:
         handlers = self._handlers.get(event, [])
         if handler in handlers:
             handlers.remove(handler)
