@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import re
+import time
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+from Crypto.Cipher import AES
+
+from wxlogin.sandbox import push as wechat_push
 
 # Return targets that must never leave the site: security.md list 4.B (Django's list plus our own).
 BAD_RETURN_TARGETS = [
@@ -66,6 +71,93 @@ BAD_JSON_BODIES: dict[str, tuple[bytes, str, int]] = {
     "40 KB": (b'{"code":"' + b"a" * (40 << 10) + b'"}', JSON, 413),
     "1 MB": (b'{"code":"' + b"a" * (1 << 20) + b'"}', JSON, 413),
 }
+
+
+# Pushes that must change nothing (security.md part 6's bad inputs), for an app in safe mode, with the status
+# each gets. Built by ``bad_push`` with fresh timestamps; the sandbox's own signing plays WeChat (or the forger).
+BAD_PUSHES: dict[str, int] = {
+    "bad signature": 403, "no signature": 403, "signature of an empty token": 403, "bad msg_signature": 403,
+    "no msg_signature": 403, "plain body to a safe-mode app": 403, "wrong appid inside": 400,
+    "another app's key": 400, "replayed old timestamp": 403, "future timestamp": 403, "DOCTYPE outside": 400,
+    "entity expansion inside": 400, "external entity inside": 400, "malformed XML inside": 400,
+    "malformed XML outside": 400, "JSON array inside": 400, "malformed JSON outside": 400,
+    "no FromUserName inside": 400, "openid with a newline inside": 400, "Encrypt not base64": 400,
+    "padding wrong": 400, "oversize body": 413, "1 MB body": 413,
+}
+PUSH_OPENID = "oBADPUSHopenid00000000000000"
+
+
+def bad_push(case: str, token: str, key: str, appid: str) -> tuple[dict[str, str], bytes, int]:
+    """(query, body, expected status) of one ``BAD_PUSHES`` case."""
+    message = wechat_push.event_fields(appid, PUSH_OPENID, "subscribe")
+    good = wechat_push.signed_push(token, key, appid, message, "safe")
+    query, body = dict(good.query), good.body
+    now = str(int(time.time()))
+
+    def sealed(inner: bytes, for_appid: str = appid, timestamp: str = now,
+               encrypted: str | None = None) -> tuple[dict[str, str], bytes]:
+        encrypted = wechat_push.seal(key, for_appid, inner) if encrypted is None else encrypted
+        return ({"signature": wechat_push.sign(token, timestamp, "77"), "timestamp": timestamp, "nonce": "77",
+                 "encrypt_type": "aes", "msg_signature": wechat_push.sign(token, timestamp, "77", encrypted)},
+                wechat_push.render({"ToUserName": "gh_x", "Encrypt": encrypted}))
+
+    rendered = wechat_push.render(message)
+    if case == "bad signature":
+        query["signature"] = wechat_push.sign("NotTheToken", query["timestamp"], query["nonce"])
+    elif case == "no signature":
+        del query["signature"]
+    elif case == "signature of an empty token":
+        query["signature"] = wechat_push.sign("", query["timestamp"], query["nonce"])
+    elif case == "bad msg_signature":
+        query["msg_signature"] = wechat_push.sign("NotTheToken", query["timestamp"], query["nonce"], "x")
+    elif case == "no msg_signature":
+        del query["msg_signature"]
+    elif case == "plain body to a safe-mode app":
+        plain = wechat_push.signed_push(token, key, appid, message, "plain")
+        query, body = plain.query, plain.body
+    elif case == "wrong appid inside":
+        query, body = sealed(rendered, for_appid="wx0000000000000000")
+    elif case == "another app's key":
+        query, body = sealed(b"", encrypted=wechat_push.seal("A" * 43, appid, rendered))
+    elif case in ("replayed old timestamp", "future timestamp"):
+        query, body = sealed(rendered, timestamp=str(int(now) + (-600 if case.startswith("replayed") else 600)))
+    elif case == "DOCTYPE outside":
+        body = b'<!DOCTYPE xml [<!ENTITY e "x">]>' + body
+    elif case == "entity expansion inside":
+        query, body = sealed(b'<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+                             b"<xml><ToUserName>gh_x</ToUserName><FromUserName>&b;</FromUserName></xml>")
+    elif case == "external entity inside":
+        query, body = sealed(b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><FromUserName>&x;'
+                             b"</FromUserName></xml>")
+    elif case == "malformed XML inside":
+        query, body = sealed(b"<xml><FromUserName>o1</FromUserName>")
+    elif case == "malformed XML outside":
+        body = body[:-3]
+    elif case == "JSON array inside":
+        query, body = sealed(b"[1]")
+    elif case == "malformed JSON outside":
+        body = b'{"ToUserName": "gh_x", "Encrypt": '
+    elif case == "no FromUserName inside":
+        query, body = sealed(b"<xml><ToUserName>gh_x</ToUserName><CreateTime>1</CreateTime>"
+                             b"<MsgType>event</MsgType><Event>subscribe</Event></xml>")
+    elif case == "openid with a newline inside":
+        query, body = sealed(wechat_push.render({**message, "FromUserName": "o1\nINJECTED"}))
+    elif case == "Encrypt not base64":
+        query, body = sealed(b"", encrypted="!!" + wechat_push.seal(key, appid, rendered)[2:])
+    elif case == "padding wrong":
+        # Block-aligned and for this app, but padded with zero bytes instead of PKCS#7.
+        aes = base64.b64decode(key + "=")
+        plain = b"r" * 16 + len(rendered).to_bytes(4, "big") + rendered + appid.encode()
+        plain += bytes(32 - len(plain) % 32)
+        encrypted = base64.b64encode(AES.new(aes, AES.MODE_CBC, iv=aes[:16]).encrypt(plain)).decode()
+        query, body = sealed(b"", encrypted=encrypted)
+    elif case == "oversize body":
+        body = b"<xml><ToUserName>" + b"a" * (20 * 1024) + b"</ToUserName></xml>"
+    elif case == "1 MB body":
+        body = b"<xml>" + b"<a>x</a>" * (1 << 17) + b"</xml>"
+    else:
+        raise AssertionError(case)
+    return query, body, BAD_PUSHES[case]
 
 
 class Flows:

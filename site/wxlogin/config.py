@@ -33,6 +33,9 @@ SANDBOX_PREFIX = "/_sandbox"
 LOGIN_DEADLINE_MARGIN = 1.0
 # Keys that contain this marker are the checked-in development keys; they only ever run the sandbox.
 DEV_KEY_MARKER = "dev-insecure"
+# Push tokens and EncodingAESKeys are letters and digits only, so theirs is this; outside the sandbox an app
+# whose push keys start with it gets no push endpoint (services/pushes.py says so at start-up).
+DEV_PUSH_MARKER = "devinsecure"
 _APPID_RE = re.compile(r"^wx[0-9a-f]{16}$")
 
 
@@ -99,6 +102,18 @@ def _database_name(value: str, label: str) -> str:
     return value
 
 
+def _push_token(value: str, label: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9]{3,32}", value):
+        raise ConfigError(f"{label} must be 3 to 32 letters and digits (WeChat's rule for the Token), or empty")
+    return value
+
+
+def _aes_key(value: str, label: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9]{43}", value):
+        raise ConfigError(f"{label} must be WeChat's EncodingAESKey (43 letters and digits), or empty for plain mode")
+    return value
+
+
 def _appid(value: str, label: str) -> str:
     if not _APPID_RE.match(value):
         raise ConfigError(f"{label} must look like wx followed by 16 hex digits, not {value!r}")
@@ -157,6 +172,17 @@ class WeChatApp:
     secret: Secret = setting()
 
 
+_PUSH_DEV = "the sandbox pushes events to the development site"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeChatPushApp(WeChatApp):
+    """An app WeChat pushes events to (its console's "server URL"); no push_token: no push endpoint."""
+
+    push_token: Secret = setting(Secret(""), check=_push_token, dev=_PUSH_DEV)
+    push_aes_key: Secret = setting(Secret(""), check=_aes_key, dev=_PUSH_DEV)  # empty: plain mode
+
+
 @dataclass(frozen=True, kw_only=True)
 class WeChatSettings:
     sandbox: bool = setting(False, dev="development runs the built-in WeChat sandbox")
@@ -169,9 +195,9 @@ class WeChatSettings:
     http_client: str = setting("curl", choices=("curl", "simple"))
     sandbox_allow_public: bool = setting(False)
     web: WeChatApp
-    mp: WeChatApp
+    mp: WeChatPushApp
     app: WeChatApp
-    miniprogram: WeChatApp
+    miniprogram: WeChatPushApp
 
     @property
     def is_official(self) -> bool:

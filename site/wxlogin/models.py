@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -140,3 +141,22 @@ class CallbackClaim:
     same_code: bool
     status: CallbackStatus
     user_id: int | None
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """One message WeChat pushed to an app's server URL, once its signature (and envelope) checked out.
+
+    Missing optional fields are ``""``. ``fields`` holds everything else WeChat sent, flattened (nested
+    names joined with ``_``: ``trace_id``, ``result_suggest``), read-only.
+    """
+
+    to_user: str  # the app's original id (gh_...)
+    from_user: str  # the person's openid under the pushing app's appid
+    create_time: int
+    msg_type: str  # "event" for events; other message types are acknowledged, not dispatched
+    event: str  # WeChat's Event value, case as sent: "subscribe", "SCAN", "wxa_media_check"
+    event_key: str
+    ticket: str
+    msg_id: str
+    fields: Mapping[str, str]

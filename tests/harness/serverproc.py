@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY_1 = "reliability-key-one-0000000000000000000000000001"
 KEY_2 = "reliability-key-two-0000000000000000000000000002"
 SECRET_MARKER = "APPSECRETMARK"
+PUSH_AES_KEY = "RELpushAESkey0000000000000000000000000000PK"  # 43 letters and digits, like WeChat's
 
 
 def merge(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -60,6 +61,8 @@ def settings_for(mysql_port: int, database: str, overrides: dict[str, Any] | Non
     })
     for kind in ("web", "mp", "app", "miniprogram"):
         data["wechat"][kind]["secret"] = f"{SECRET_MARKER}-{kind}-secret"
+    for kind in ("mp", "miniprogram"):  # outside the sandbox the development push keys serve nothing
+        data["wechat"][kind].update(push_token=f"{SECRET_MARKER}{kind}", push_aes_key=PUSH_AES_KEY)
     return merge(data, overrides or {})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -19,11 +20,12 @@ from Crypto.Util.Padding import pad
 
 from harness.figures import FIGURES
 from harness.rawhttp import raw_request
-from harness.serverproc import SECRET_MARKER
+from harness.serverproc import PUSH_AES_KEY, SECRET_MARKER
 from harness.web import assert_clean_body, counted_client, session_set, start_web_login, web_callback
-from helpers import BAD_JSON_BODIES, BAD_RETURN_TARGETS
+from helpers import BAD_JSON_BODIES, BAD_PUSHES, BAD_RETURN_TARGETS, PUSH_OPENID, bad_push
+from wxlogin.sandbox import push as wechat_push
 
-LEAKS = (SECRET_MARKER, "SKMARK", "U0tNQVJL")
+LEAKS = (SECRET_MARKER, "SKMARK", "U0tNQVJL", PUSH_AES_KEY)
 SESSION_KEY = base64.b64decode("U0tNQVJLU0tNQVJLU0tNQQ==")  # what the stand-in's jscode2session hands out
 MP_APPID = "wxa0b1c2d3e4f50004"
 
@@ -428,6 +430,69 @@ async def test_cross_site_posts_are_refused(origin, wx_server):
                                      headers={"Origin": origin, "Sec-Fetch-Site": "cross-site"})
     assert page.status_code == 200
     rejected(response, (403,))
+
+
+# ---- security.md part 6: event pushes ---------------------------------------------------------------------
+
+PUSH_APPID = "wxa0b1c2d3e4f50002"
+PUSH_TOKEN = f"{SECRET_MARKER}mp"
+
+
+@pytest.fixture
+async def no_push_rows(rel_sql):
+    yield
+    assert await rel_sql("SELECT COUNT(*) FROM wechat_pushes") == [(0,)], "a bad push was taken"
+
+
+@pytest.mark.parametrize("name", list(BAD_PUSHES))
+async def test_push_bodies(name, wx_server, no_push_rows, no_account_rows):
+    query, body, status = bad_push(name, PUSH_TOKEN, PUSH_AES_KEY, PUSH_APPID)
+    async with counted_client() as client:
+        response = await client.post(f"{wx_server.url}/wechat/push/mp", params=query, content=body,
+                                     headers={"Content-Type": "text/xml"})
+    rejected(response, (status,))
+    assert response.content == b""
+
+
+PUSH_QUERIES = {
+    "no parameters": {},
+    "signature upper case": {"signature": "F" * 40},
+    "timestamp not a number": {"timestamp": "now"},
+    "timestamp an hour old": {"timestamp": str(int(time.time()) - 3600)},
+    "nonce with a space": {"nonce": "1 2"},
+    "echostr 8 KB": {"echostr": "1" * 8192},
+    "echostr with CRLF": {"echostr": "1\r\nSet-Cookie: x=y"},
+}
+
+
+@pytest.mark.parametrize("name", list(PUSH_QUERIES))
+async def test_push_url_checks(name, wx_server):
+    timestamp, nonce = str(int(time.time())), "12345"
+    query = {"timestamp": timestamp, "nonce": nonce, "echostr": "e1", **PUSH_QUERIES[name]}
+    if name != "no parameters" and "signature" not in PUSH_QUERIES[name]:
+        query["signature"] = wechat_push.sign(PUSH_TOKEN, query["timestamp"], query["nonce"])
+    async with counted_client() as client:
+        response = await client.get(f"{wx_server.url}/wechat/push/mp", params=query)
+    rejected(response, (400, 403))
+    assert response.content == b""
+
+
+async def test_a_duplicate_push_is_taken_once_and_unknown_events_are_acknowledged(wx_server, rel_sql):
+    await rel_sql("DELETE FROM wechat_pushes")
+    created = int(time.time())
+    message = wechat_push.event_fields(PUSH_APPID, PUSH_OPENID, "subscribe", create_time=created)
+    unknown = wechat_push.event_fields(PUSH_APPID, PUSH_OPENID, "NOT_A_WECHAT_EVENT", create_time=created)
+    async with counted_client() as client:
+        answers = []
+        for fields, fmt in ((message, "xml"), (message, "xml"), (message, "json"), (unknown, "xml")):
+            push = wechat_push.signed_push(PUSH_TOKEN, PUSH_AES_KEY, PUSH_APPID, fields, "safe", fmt)
+            answers.append(await client.post(f"{wx_server.url}/wechat/push/mp", params=push.query,
+                                             content=push.body))
+        FIGURES.bad_inputs_tried += 3
+    # A JSON body where XML is the console's format is read alike (both are WeChat's), so it is a retry too.
+    assert [(a.status_code, a.text) for a in answers] == [(200, "success")] * 4
+    assert await rel_sql("SELECT COUNT(*) FROM wechat_pushes") == [(1,)]
+    await rel_sql("DELETE FROM wechat_pushes")
 
 
 # ---- afterwards ----------------------------------------------------------------------------------------

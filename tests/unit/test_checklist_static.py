@@ -22,6 +22,8 @@ ROUTES = [
     r"/auth/wechat/callback/(web|mp|web-link|mp-link|web-merge|mp-merge)$", r"/api/miniprogram/login$",
     r"/api/miniprogram/profile$",
     r"/api/app/login$", r"/api/me$", r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
+    # Called by WeChat's servers (issue 13): signed pushes, no cookies, 404 for an app without push_token.
+    r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",
 ]
 
 

@@ -14,7 +14,7 @@ import tornado.routing
 import tornado.web
 
 from wxlogin.config import SANDBOX_PREFIX, Settings
-from wxlogin.sandbox import dev, oa, pages, sns
+from wxlogin.sandbox import dev, oa, pages, push, sns
 from wxlogin.sandbox.base import RegisteredApp, Sandbox
 
 
@@ -23,8 +23,12 @@ def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
     wx = settings.wechat
     apps = {
         a.appid: RegisteredApp(appid=a.appid, secret=a.secret.value, kind=kind)
-        for kind, a in (("web", wx.web), ("mp", wx.mp), ("app", wx.app), ("miniprogram", wx.miniprogram))
+        for kind, a in (("web", wx.web), ("app", wx.app))
     }
+    for kind, pushing in (("mp", wx.mp), ("miniprogram", wx.miniprogram)):
+        apps[pushing.appid] = RegisteredApp(appid=pushing.appid, secret=pushing.secret.value, kind=kind,
+                                            push_token=pushing.push_token.value,
+                                            push_aes_key=pushing.push_aes_key.value)
     public = settings.server.public_url
     return Sandbox(
         base_url=public + SANDBOX_PREFIX, callback_host=urlsplit(public).netloc, apps=apps, jinja_env=jinja_env,
@@ -36,4 +40,4 @@ def routes(sandbox: Sandbox) -> list[tornado.routing.URLSpec]:
     """Every sandbox route under /_sandbox."""
     init = {"sandbox": sandbox}
     return (pages.routes(SANDBOX_PREFIX, init) + oa.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)
-            + dev.routes(SANDBOX_PREFIX, init))
+            + dev.routes(SANDBOX_PREFIX, init) + push.routes(SANDBOX_PREFIX, init))

@@ -19,6 +19,8 @@ class RegisteredApp:
     appid: str
     secret: str
     kind: str  # web | mp | app | miniprogram
+    push_token: str = ""  # the console's event-push settings (mp and miniprogram): sandbox/push.py
+    push_aes_key: str = ""
 
 
 @dataclass

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from wxlogin.config import RetentionSettings
 from wxlogin.errors import DatabaseUnavailable
 from wxlogin.store import CallbackStore, Database, EventStore, RateLimitStore, UserStore
+from wxlogin.store.pushes import PushStore
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class MaintenanceService:
     """Answers load balancers and keeps every table that grows with traffic at its retention."""
 
     def __init__(self, db: Database, retention: RetentionSettings, users: UserStore, callbacks: CallbackStore,
-                 events: EventStore, limits: RateLimitStore, batch: int = PURGE_BATCH,
+                 events: EventStore, limits: RateLimitStore, pushes: PushStore, batch: int = PURGE_BATCH,
                  pause: float = PURGE_PAUSE) -> None:
         self.db = db
         self.retention = retention
@@ -32,6 +33,7 @@ class MaintenanceService:
             ("revoked_sessions", users.purge_expired_revocations),  # sessions that expired anyway
             ("rate_limits", limits.purge_idle),  # buckets that are full again
             ("login_events", lambda batch: events.purge_older_than(days, batch)),  # the audit trail's retention
+            ("wechat_pushes", pushes.purge_old),  # pushes taken more than a day ago (WeChat retries in seconds)
         )
 
     async def database_ready(self) -> bool:

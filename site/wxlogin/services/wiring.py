@@ -9,10 +9,12 @@ from wxlogin.services.container import Services
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
+from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
+from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
@@ -34,6 +36,10 @@ def build_services(settings: Settings) -> Services:
     oauth = OAuthService(settings, signing, wechat, login, sessions, accounts, callbacks, users, account_store,
                          limits)
     api = ApiService(settings, signing, wechat, login, users, account_store, sessions, limits)
+    push_store = PushStore(db)
+    pushes = PushService(settings.wechat, push_store)
+    for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
+        pushes.register(event, log_follow)
 
     async def close() -> None:
         await db.close()
@@ -41,6 +47,7 @@ def build_services(settings: Settings) -> Services:
 
     return Services(
         settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
-        maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store),
+        maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store),
+        pushes=pushes,
         _close=close,
     )

@@ -143,10 +143,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) {_TABLE_OPTIONS}""",
         ),
     ),
+    Migration(
+        5,
+        "WeChat event pushes already taken (deduplication of WeChat's retries)",
+        (
+            # dedupe_key: SHA-256 of the app and WeChat's identity of the message (store/pushes.py), so no
+            # openid is kept; event only says what the row was, for whoever reads the table.
+            f"""CREATE TABLE IF NOT EXISTS wechat_pushes (
+                dedupe_key BINARY(32) NOT NULL PRIMARY KEY,
+                appid VARCHAR(32) {_ID} NOT NULL,
+                event VARCHAR(64) NOT NULL DEFAULT '',
+                created_at DATETIME(3) NOT NULL,
+                KEY ix_wechat_pushes_created (created_at)
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
 TABLES = ("login_events", "oauth_callbacks", "pending_merges", "rate_limits", "revoked_sessions",
-          "unlinked_identities", "user_login_methods", "users")
+          "unlinked_identities", "user_login_methods", "users", "wechat_pushes")
 # "Duplicate key name": an index a half-applied migration already added (MySQL 8 has no ADD KEY IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061
 

@@ -1,6 +1,7 @@
 """Cryptography for WeChat data: tokens encrypted at rest (AES-GCM) and mini-program open data.
 
-The only module that imports pycryptodome. ``decrypt_open_data`` turns every failure into the same
+The only module that imports pycryptodome (push_crypto.py gets its AES-CBC from ``aes_cbc`` here).
+``decrypt_open_data`` turns every failure into the same
 ``EncryptedDataInvalid`` so that callers cannot become a padding oracle.
 """
 
@@ -55,6 +56,13 @@ class TokenCipher:
             return AES.new(key, AES.MODE_GCM, nonce=nonce).decrypt_and_verify(body, tag).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             return None
+
+
+def aes_cbc(key: bytes, data: bytes, *, decrypt: bool) -> bytes:
+    """Raw AES-CBC with IV = the key's first 16 bytes and no padding: WeChat's push envelope (the caller
+    pads, to 32-byte blocks, which pycryptodome's pad/unpad do not check)."""
+    cipher = AES.new(key, AES.MODE_CBC, iv=key[:16])
+    return cipher.decrypt(data) if decrypt else cipher.encrypt(data)
 
 
 def _b64(value: Any, exact_len: int | None = None) -> bytes:
