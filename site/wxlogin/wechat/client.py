@@ -16,7 +16,8 @@ import json
 import logging
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -26,6 +27,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from wxlogin.config import WeChatApp, WeChatSettings
 from wxlogin.errors import (
     AccessTokenExpired,
+    AppTokenInvalid,
     CodeInvalid,
     RefreshTokenExpired,
     ScopeUnauthorized,
@@ -75,6 +77,20 @@ class MiniProgramSession:
     openid: str
     unionid: str | None
     session_key: str
+
+
+@dataclass(frozen=True)
+class AppToken:
+    """The app's own access token (/cgi-bin/stable_token); its repr never shows the token."""
+
+    access_token: str = field(repr=False)
+    expires_in: int  # seconds, as WeChat counts them (normal mode: at least 300, at most 7200)
+
+
+# WeChat asks for room for at least 512 characters; more than this is not a token but a broken answer.
+MAX_APP_TOKEN = 1024
+_APP_TOKEN_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_APP_TOKEN}}}$")
+_CHINA = timedelta(hours=8)
 
 
 LIBCURL_PREREQ = 0x075000  # 7.80.0, the first libcurl with CURLOPT_PREREQFUNCTION (see _OneSend)
@@ -227,6 +243,139 @@ class WeChatClient:
             openid=_require_id(data, "openid"), unionid=_optional_id(data, "unionid"), session_key=session_key
         )
 
+    # --- the app's own access token, and the calls made with it (issue 13) ---------------------
+    # Calls that take the app token are methods whose first argument is ``access_token``; they go
+    # through ``_app_get``/``_app_post``, which turn 40001/40014/42001 into AppTokenInvalid (a person's
+    # token refused is AccessTokenExpired instead). services/apptoken.py is their only caller.
+
+    async def stable_token(self, app: WeChatApp, force_refresh: bool = False) -> AppToken:
+        """The app's access token (POST /cgi-bin/stable_token with a JSON body).
+
+        Normal mode hands every caller the same token until its last 5 minutes, so any process may ask.
+        A forced refresh is never retried here: WeChat may have counted an attempt whose answer was lost
+        against its 20 a day. 40013/40125/40164 are WeChatMisconfigured (the errcode table); 45009 (a
+        daily limit) is WeChatRateLimited with a Retry-After that runs to China's midnight.
+        """
+        payload = {"grant_type": "client_credential", "appid": app.appid, "secret": app.secret.value,
+                   "force_refresh": force_refresh}
+        try:
+            data = await self._post_json("/cgi-bin/stable_token", {}, payload, expect="access_token",
+                                         retry=not force_refresh)
+        except WeChatRateLimited as exc:
+            if exc.errcode != 45009:
+                raise
+            what = "forced refreshes (20 a day)" if force_refresh else "token calls"
+            logger.warning("stable_token for %s: WeChat's daily limit of %s is spent (45009)", app.appid, what)
+            limited = WeChatRateLimited(errcode=45009, errmsg=f"daily limit of stable_token {what} reached",
+                                        rid=exc.rid)
+            limited.retry_after = _seconds_to_china_midnight()
+            raise limited from None
+        token = data.get("access_token")
+        if not isinstance(token, str) or not _APP_TOKEN_RE.match(token):
+            raise WeChatUnavailable(errmsg="stable_token answered without a usable access_token")
+        try:
+            expires_in = int(data["expires_in"])
+        except (KeyError, TypeError, ValueError):
+            expires_in = 300  # the least WeChat promises: we will ask again soon rather than trust a guess
+        return AppToken(access_token=token, expires_in=max(1, min(expires_in, 7200)))
+
+    async def api_domain_ip(self, access_token: str) -> list[str]:
+        """WeChat's API server addresses (GET /cgi-bin/get_api_domain_ip): the cheapest call that proves an
+        app token works (the official account's and the mini-program's network check)."""
+        data = await self._app_get("/cgi-bin/get_api_domain_ip", access_token, {}, expect="ip_list")
+        ips = data.get("ip_list")
+        if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
+            raise WeChatUnavailable(errmsg="get_api_domain_ip answered without a list of addresses")
+        return [ip[:64] for ip in ips[:1000]]
+
+    async def _app_get(self, path: str, access_token: str, params: dict[str, str],
+                       expect: str | None) -> dict[str, Any]:
+        """GET an API that takes the app's access token (in the query, as WeChat wants; never logged)."""
+        try:
+            return await self._get(path, {"access_token": access_token, **params}, expect=expect)
+        except AccessTokenExpired as exc:
+            raise AppTokenInvalid(errcode=exc.errcode, errmsg=exc.errmsg, rid=exc.rid) from None
+
+    async def _app_post(self, path: str, access_token: str, payload: dict[str, Any], expect: str | None,
+                        retry: bool = True) -> dict[str, Any]:
+        """POST JSON to an API that takes the app's access token; ``retry=False`` for calls not safe twice."""
+        try:
+            return await self._post_json(path, {"access_token": access_token}, payload, expect=expect, retry=retry)
+        except AccessTokenExpired as exc:
+            raise AppTokenInvalid(errcode=exc.errcode, errmsg=exc.errmsg, rid=exc.rid) from None
+
+    async def _post_json(self, path: str, query: dict[str, str], payload: dict[str, Any], expect: str | None,
+                         retry: bool = True) -> dict[str, Any]:
+        """POST a JSON body: the answer checks, time bound and one retry of ``_get`` (which only GETs).
+
+        A twin of ``_get`` rather than a change to it, so the two can be folded together in one later edit.
+        """
+        url = f"{self.api_base}{path}" + (f"?{urlencode(query)}" if query else "")
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout
+        for attempt in (1, 2):
+            try:
+                left = max(deadline - loop.time(), 0.05)
+                data = await self._fetch_json_body(url, path, body, left, fresh=attempt == 2)
+                errcode = data.get("errcode")
+                if errcode not in (None, 0, "0"):
+                    raise _error_for(errcode, data.get("errmsg"))
+                if expect is not None and expect not in data:
+                    raise WeChatUnavailable(errmsg=f"{path} answered without {expect}")
+                return data
+            except (WeChatUnavailable, WeChatBusy) as exc:
+                retryable = isinstance(exc, WeChatBusy) or (isinstance(exc, WeChatUnavailable) and exc.network)
+                if not retry or attempt == 2 or not retryable or deadline - loop.time() < MIN_RETRY_BUDGET:
+                    raise
+                logger.info("WeChat %s failed (%s); retrying once", path, exc.code)
+                await asyncio.sleep(random.uniform(0.05, 0.15))
+        raise AssertionError("unreachable")
+
+    async def _fetch_json_body(self, url: str, path: str, body: bytes, timeout: float,
+                               fresh: bool) -> dict[str, Any]:
+        """``_fetch_json`` for a POST with a JSON body: the same caps, the same single send."""
+        chunks: list[bytes] = []
+        size = 0
+        too_big = False
+
+        def collect(chunk: bytes) -> None:
+            nonlocal size, too_big
+            size += len(chunk)
+            if size > MAX_BODY:
+                too_big = True
+            else:
+                chunks.append(chunk)
+
+        once = _OneSend(fresh)
+        request = HTTPRequest(
+            url, method="POST", body=body, headers={"Content-Type": "application/json; charset=utf-8"},
+            connect_timeout=min(self.settings.connect_timeout, timeout), request_timeout=timeout,
+            follow_redirects=False, streaming_callback=collect, validate_cert=True, decompress_response=True,
+            prepare_curl_callback=once.prepare,
+        )
+        try:
+            response: HTTPResponse = await self._http.fetch(request, raise_error=False)
+        except (TimeoutError, OSError, HTTPClientError) as exc:
+            raise _network_error(path, exc, once.resend_refused) from None
+        if response.code == 599:
+            raise _network_error(path, response.error, once.resend_refused)
+        if too_big:
+            logger.warning("WeChat %s answered more than %d bytes; refused", path, MAX_BODY)
+            raise WeChatUnavailable(errmsg="body too large")
+        if response.code != 200:
+            logger.warning("WeChat %s answered HTTP %d", path, response.code)
+            raise WeChatUnavailable(errmsg=f"HTTP {response.code}")
+        text = b"".join(chunks).decode("utf-8", "replace")
+        try:
+            data = json.loads(text, strict=False)
+        except (ValueError, RecursionError):
+            logger.warning("WeChat %s answered a body that is not JSON (%d bytes)", path, len(text))
+            raise WeChatUnavailable(errmsg="not JSON") from None
+        if not isinstance(data, dict):
+            raise WeChatUnavailable(errmsg="not a JSON object")
+        return data
+
     async def _get(self, path: str, params: dict[str, str], expect: str | None = "openid") -> dict[str, Any]:
         url = f"{self.api_base}{path}?{urlencode(params)}"
         # One call never takes longer than [wechat] timeout in all: a retry only spends what is left,
@@ -293,6 +442,13 @@ class WeChatClient:
         if not isinstance(data, dict):
             raise WeChatUnavailable(errmsg="not a JSON object")
         return data
+
+
+def _seconds_to_china_midnight() -> int:
+    """Seconds until WeChat's day ends (China, UTC+8): when a daily limit is given back."""
+    china_now = datetime.now(UTC) + _CHINA
+    midnight = (china_now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((midnight - china_now).total_seconds()) + 1)
 
 
 def _network_error(path: str, exc: BaseException | None, resend_refused: bool = False) -> WeChatUnavailable:
