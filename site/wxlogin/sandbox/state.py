@@ -228,6 +228,13 @@ class SandboxState:
             self.stale.add(appid)
         return count
 
+    def reset_app_tokens(self) -> None:
+        """Forget every app token, forced refresh and quota count (tests start from a clean WeChat)."""
+        for table in (self.app_tokens, self.stable_current, self.basic_current, self.forced, self.basic_calls):
+            table.clear()
+        self.stale.clear()
+        self.stable_calls.clear()
+
     def age_app_token(self, appid: str, seconds: float) -> None:
         """Developer switch: move the current stable token ``seconds`` closer to its expiry."""
         record = self.app_tokens.get(self.stable_current.get(appid, ""))
