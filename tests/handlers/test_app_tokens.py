@@ -205,6 +205,7 @@ async def test_a_refused_token_wechat_still_hands_out_is_forced_once_across_proc
     results = await asyncio.gather(*(s.call(app, s.wechat.api_domain_ip) for s in [a, b] * 10))
     assert all(r == ["127.0.0.1"] for r in results)
     assert stable_calls(server, force=True) == 1, "one forced refresh for 20 refused calls in two processes"
+    assert stable_calls(server, force=False) == 2, "the first fetch, then one that handed back the refused token"
     assert await a.token(app) == await b.token(app) != old
     [(count,)] = await sql("SELECT forced_count FROM app_tokens WHERE appid = %s", app.appid)
     assert count == 1
