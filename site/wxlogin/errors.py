@@ -207,6 +207,17 @@ class AccessTokenExpired(WeChatError):
     code = "access_token_expired"
 
 
+class AppTokenInvalid(WeChatError):
+    """40001/40014/42001 on a call made with the app's own access token (not a person's grant).
+
+    ``AppTokenService.call`` replaces the token and retries once; this reaches a caller only when the
+    fresh token was refused too, or WeChat still hands the refused one and a forced refresh is not
+    allowed yet (20 a day, 30 s apart). Nothing the person can do fixes it.
+    """
+
+    code = "app_token_invalid"
+
+
 class RefreshTokenExpired(WeChatError):
     """40030/42002/42007: the person must authorise again."""
 

@@ -17,6 +17,12 @@ JSON escape ``"\ud800"``), ``uirtl`` (a nickname with U+202E and other bidi cont
 (an avatar on another host) and ``uihttpavatar`` (a WeChat avatar over http).
 ``pause()`` closes the port (connection refused) until ``resume()``.
 Every request is logged, so tests can count calls per code. Codes are single-use (40163), like WeChat's.
+
+The app's own token (issue 13): ``POST /cgi-bin/stable_token`` (normal mode hands out the same token;
+``force_refresh`` rotates it) and ``GET /cgi-bin/get_api_domain_ip`` (40001 for a revoked or unknown
+token). ``stable_mode`` makes stable_token fail (any fault mode, e.g. ``http503``, ``noreply``, ``e-1``),
+``stable_latency`` slows it, ``revoke_app_tokens`` kills an app's tokens (``keep_handing``: normal mode
+goes on handing out the dead one), ``stable_token_calls`` counts the calls.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -57,6 +64,7 @@ class Call:
     path: str
     params: dict[str, list[str]]
     reused: bool = False  # the connection had already answered a request (kept alive)
+    body: Any = None  # a POST's JSON body
 
 
 @dataclass
@@ -70,6 +78,11 @@ class FakeWeChat:
     attempts: dict[str, int] = field(default_factory=dict)
     _server: Any = None
     _open: set[asyncio.StreamWriter] = field(default_factory=set)
+    stable_mode: str = "ok"
+    stable_latency: float = 0.0
+    app_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> {"appid", "revoked"}
+    stable_current: dict[str, str] = field(default_factory=dict)  # appid -> what normal mode hands out
+    stale: set[str] = field(default_factory=set)  # appids whose normal mode hands out a revoked token
 
     @property
     def url(self) -> str:
@@ -102,6 +115,55 @@ class FakeWeChat:
         return sum(1 for c in self.calls if c.path == "/sns/userinfo"
                    and c.params.get("access_token", [""])[0].startswith(f"AT.{mode}.{person}."))
 
+    def stable_token_calls(self, appid: str | None = None, force: bool | None = None) -> int:
+        """stable_token requests that reached the stand-in (failed ones included)."""
+        return sum(1 for c in self.calls if c.path == "/cgi-bin/stable_token"
+                   and (appid is None or (c.body or {}).get("appid") == appid)
+                   and (force is None or (c.body or {}).get("force_refresh") is force))
+
+    def revoke_app_tokens(self, appid: str, keep_handing: bool = False) -> None:
+        for record in self.app_tokens.values():
+            if record["appid"] == appid:
+                record["revoked"] = True
+        if keep_handing:
+            self.stale.add(appid)
+
+    def reset_app_tokens(self) -> None:
+        self.stable_mode, self.stable_latency = "ok", 0.0
+        self.calls[:] = [c for c in self.calls if not c.path.startswith("/cgi-bin/")]
+        self.app_tokens.clear()
+        self.stable_current.clear()
+        self.stale.clear()
+
+    def _new_app_token(self, appid: str) -> str:
+        token = f"FAKEAPPTOKEN.{appid}.{len(self.app_tokens)}.{hashlib.sha256(str(id(self)).encode()).hexdigest()[:8]}"
+        self.app_tokens[token] = {"appid": appid, "revoked": False}
+        self.stable_current[appid] = token
+        return token
+
+    async def _app_token_answer(self, path: str, params: dict[str, str], body: Any,
+                                writer: asyncio.StreamWriter) -> bool:
+        if path == "/cgi-bin/get_api_domain_ip":
+            record = self.app_tokens.get(params.get("access_token", ""))
+            if record is None or record["revoked"]:
+                return self._json(writer, {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid "
+                                           "or not latest rid: 0000-fake"})
+            return self._json(writer, {"ip_list": ["127.0.0.1"]})
+        if self.stable_latency:
+            await asyncio.sleep(self.stable_latency)
+        if self.stable_mode != "ok":
+            return await self._fault(self.stable_mode, writer)
+        if not isinstance(body, dict) or not body.get("appid") or not body.get("secret"):
+            return self._json(writer, {"errcode": 47001, "errmsg": "data format error"})
+        appid = str(body["appid"])
+        current = self.stable_current.get(appid)
+        if body.get("force_refresh") is True:
+            self.stale.discard(appid)
+            current = self._new_app_token(appid)
+        elif current is None or (self.app_tokens[current]["revoked"] and appid not in self.stale):
+            current = self._new_app_token(appid)
+        return self._json(writer, {"access_token": current, "expires_in": 7200})
+
     def secrets_seen(self) -> set[str]:
         return {s for c in self.calls for s in c.params.get("secret", [])}
 
@@ -117,10 +179,22 @@ class FakeWeChat:
                 params: dict[str, list[str]] = {}
                 for key, value in parse_qsl(parts.query, keep_blank_values=True):
                     params.setdefault(key, []).append(value)
-                self.calls.append(Call(parts.path, params, reused=answered > 0))
+                body: Any = None
+                length = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.IGNORECASE)
+                if length and int(length.group(1)):
+                    raw = await reader.readexactly(int(length.group(1)))
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = raw
+                self.calls.append(Call(parts.path, params, reused=answered > 0, body=body))
                 if self.latency:
                     await asyncio.sleep(self.latency)
-                keep = await self._answer(parts.path, params, writer, reused=answered > 0)
+                if parts.path in ("/cgi-bin/stable_token", "/cgi-bin/get_api_domain_ip"):
+                    keep = await self._app_token_answer(parts.path, {k: v[0] for k, v in params.items()}, body,
+                                                        writer)
+                else:
+                    keep = await self._answer(parts.path, params, writer, reused=answered > 0)
                 if not keep:
                     return
                 answered += 1

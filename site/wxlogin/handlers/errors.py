@@ -127,6 +127,10 @@ ERRORS: tuple[ErrorRow, ...] = (
     ErrorRow(e.ScopeUnauthorized, 400, "微信授权范围不足", "请重新授权登录。",
              401, "微信授权范围不足，请重新授权登录。", "The WeChat grant does not allow the call (48001, 50001)",
              challenge=_LOGIN_CHALLENGE),
+    # The site's own app access token (issue 13): one replacement was tried already; the person can only wait.
+    ErrorRow(e.AppTokenInvalid, 502, "微信暂时没有响应", "微信返回了错误。请稍后再试。",
+             502, "服务端的微信接口凭证暂时失效，请稍后再试。",
+             "WeChat refused the site's app access token, also after one replacement (40001, 40014, 42001)"),
     ErrorRow(e.WeChatRiskBlocked, 403, "微信拦截了这次登录", "微信判断这次登录存在风险。请稍后再试或联系客服。",
              403, "微信判断此次登录存在风险，已拦截。", "WeChat's risk control (40226, 50002)"),
     ErrorRow(e.WeChatRateLimited, 429, "登录过于频繁", "请稍等一分钟后再试。",

@@ -164,7 +164,11 @@ class StaticHandler(tornado.web.StaticFileHandler):
 
 
 class HealthHandler(tornado.web.RequestHandler):
-    """GET /healthz: 200 when the database answers, 503 when it does not (for load balancers)."""
+    """GET /healthz: 200 when the database answers, 503 when it does not (for load balancers).
+
+    ``?deep=1`` (for operators and deploy checks, not load balancers: a WeChat outage would take every
+    server out) also makes one call with each app's access token and reports it per app.
+    """
 
     def set_default_headers(self) -> None:
         plain_headers(self)
@@ -173,9 +177,16 @@ class HealthHandler(tornado.web.RequestHandler):
     async def get(self) -> None:
         services: Services = self.application.settings["services"]
         ready = await services.maintenance.database_ready()
+        body: dict[str, object] = {"status": "ok" if ready else "unavailable",
+                                   "database": "ok" if ready else "unavailable"}
+        if self.get_query_argument("deep", "") == "1":
+            checks = await services.maintenance.check_app_tokens()
+            body["app_tokens"] = checks
+            ready = ready and all(result == "ok" for result in checks.values())
+            body["status"] = "ok" if ready else "unavailable"
         self.set_status(200 if ready else 503)
         self.set_header("Cache-Control", "no-store")
-        self.finish({"status": "ok" if ready else "unavailable", "database": "ok" if ready else "unavailable"})
+        self.finish(body)
 
 
 class NotFoundHandler(BaseHandler):

@@ -1,13 +1,17 @@
-"""The sandbox's memory of what WeChat would remember: QR sessions, codes, tokens, session keys.
+"""The sandbox's memory of what WeChat would remember: QR sessions, codes, tokens, session keys, and
+the apps' own access tokens (``stable_token``, ``/cgi-bin/token``).
 
 Everything expires the way WeChat's does (codes after 5 minutes, access tokens after 2 hours) and
 codes are single-use. It lives in the serving process: the sandbox is for one developer machine.
+Sandbox endpoints that take an app token check it with ``check_app_token``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -17,6 +21,37 @@ ACCESS_TOKEN_TTL = 7200
 REFRESH_TOKEN_TTL = 30 * 24 * 3600
 QR_TTL = 300
 _MAX_ENTRIES = 200_000
+
+APP_TOKEN_TTL = 7200
+APP_TOKEN_OVERLAP = 300  # a replaced app token stays valid this long (normal renewal, force, /cgi-bin/token)
+FORCE_PER_DAY = 20  # stable_token force_refresh: 20 a day, at least 30 s apart
+FORCE_GAP = 30
+BASIC_TOKEN_PER_DAY = 2000  # /cgi-bin/token's daily quota (about 2,000 for an official account)
+_APP_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,512}$")
+
+
+class Refused(Exception):
+    """WeChat answers this errcode instead of a token."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(errcode, errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+@dataclass
+class AppTokenRecord:
+    """One app access token WeChat handed out."""
+
+    appid: str
+    kind: str  # stable (stable_token) | basic (/cgi-bin/token): separate, neither replaces the other
+    expires_at: float
+    revoked: bool = False
+
+
+def china_day(when: float) -> int:
+    """WeChat's day (China, UTC+8), as a day number: daily limits start again at its midnight."""
+    return int((when + 8 * 3600) // 86400)
 
 
 @dataclass
@@ -53,6 +88,14 @@ class SandboxState:
         self.access_tokens: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, Grant] = {}
         self.session_keys: dict[tuple[str, str], str] = {}  # (appid, person) -> current session_key
+        self.app_tokens: dict[str, AppTokenRecord] = {}  # every app token handed out, by token
+        self.stable_current: dict[str, str] = {}  # appid -> the stable token normal mode hands out
+        self.basic_current: dict[str, str] = {}  # appid -> the latest /cgi-bin/token token
+        self.stale: set[str] = set()  # appids whose normal mode keeps handing out a revoked token
+        self.forced: dict[str, list[float]] = {}  # appid -> when forced refreshes rotated the token
+        self.basic_calls: dict[tuple[str, int], int] = {}  # (appid, china_day) -> /cgi-bin/token calls
+        # (appid, force_refresh) of the latest stable_token calls, so tests can count them
+        self.stable_calls: collections.deque[tuple[str, bool]] = collections.deque(maxlen=10_000)
 
     def new_qr(self, appid: str, redirect_uri: str, state: str) -> QrSession:
         self._prune()
@@ -102,9 +145,108 @@ class SandboxState:
                 count += 1
         return count
 
+    # --- the apps' own access tokens ------------------------------------------------------------
+
+    def stable_token(self, appid: str, force: bool) -> tuple[str, int]:
+        """POST /cgi-bin/stable_token: (token, expires_in), or Refused.
+
+        Normal mode hands out the same token, ``expires_in`` counting down, until its last 5 minutes;
+        then a new one, the old one living on until it expires. A forced refresh rotates it (the old
+        one lives 5 more minutes), at most 20 a day; within 30 s of the previous one it does not
+        rotate and hands out the current token ("否则不会刷新").
+        """
+        now = time.time()
+        self.stable_calls.append((appid, force))
+        current = self.stable_current.get(appid, "")
+        record = self.app_tokens.get(current)
+        if force:
+            today = china_day(now)
+            done = [t for t in self.forced.get(appid, []) if china_day(t) == today]
+            if len(done) >= FORCE_PER_DAY:
+                raise Refused(45009, "reach max api daily quota limit")
+            if record is not None and done and now - done[-1] < FORCE_GAP:
+                return current, max(0, int(record.expires_at - now))
+            self.forced[appid] = [*done, now]
+            self.stale.discard(appid)
+            if record is not None:
+                record.expires_at = min(record.expires_at, now + APP_TOKEN_OVERLAP)
+            return self._new_app_token(appid, "stable", now)
+        if record is not None and (appid in self.stale
+                                   or (not record.revoked and record.expires_at - now > APP_TOKEN_OVERLAP)):
+            return current, max(0, int(record.expires_at - now))
+        return self._new_app_token(appid, "stable", now)
+
+    def basic_token(self, appid: str) -> tuple[str, int]:
+        """GET /cgi-bin/token: a new token on every call; the previous one dies 5 minutes later."""
+        now = time.time()
+        key = (appid, china_day(now))
+        if self.basic_calls.get(key, 0) >= BASIC_TOKEN_PER_DAY:
+            raise Refused(45009, "reach max api daily quota limit")
+        self.basic_calls[key] = self.basic_calls.get(key, 0) + 1
+        previous = self.app_tokens.get(self.basic_current.get(appid, ""))
+        if previous is not None:
+            previous.expires_at = min(previous.expires_at, now + APP_TOKEN_OVERLAP)
+        return self._new_app_token(appid, "basic", now)
+
+    def _new_app_token(self, appid: str, kind: str, now: float) -> tuple[str, int]:
+        self._prune()
+        token = "sbapp_" + secrets.token_urlsafe(96)
+        self.app_tokens[token] = AppTokenRecord(appid=appid, kind=kind, expires_at=now + APP_TOKEN_TTL)
+        (self.stable_current if kind == "stable" else self.basic_current)[appid] = token
+        return token, APP_TOKEN_TTL
+
+    def check_app_token(self, token: str) -> int | None:
+        """The errcode an API answers for this app token, or None when it is valid."""
+        if not token:
+            return 41001
+        if not _APP_TOKEN_RE.match(token):
+            return 40014
+        record = self.app_tokens.get(token)
+        if record is None or record.revoked:
+            return 40001
+        if record.expires_at <= time.time():
+            return 42001
+        return None
+
+    def app_token_appid(self, token: str) -> str | None:
+        """Which app a valid token belongs to (endpoints that act for an app need it)."""
+        record = self.app_tokens.get(token)
+        return record.appid if record is not None and self.check_app_token(token) is None else None
+
+    def revoke_app_tokens(self, appid: str, keep_handing: bool = False) -> int:
+        """Developer switch: every live token of ``appid`` now answers 40001.
+
+        ``keep_handing``: stable_token's normal mode goes on handing out the revoked token until a forced
+        refresh (the case where only force_refresh helps); otherwise it hands out a new one.
+        """
+        count = 0
+        for record in self.app_tokens.values():
+            if record.appid == appid and not record.revoked:
+                record.revoked = True
+                count += 1
+        if keep_handing:
+            self.stale.add(appid)
+        return count
+
+    def reset_app_tokens(self) -> None:
+        """Forget every app token, forced refresh and quota count (tests start from a clean WeChat)."""
+        for table in (self.app_tokens, self.stable_current, self.basic_current, self.forced, self.basic_calls):
+            table.clear()
+        self.stale.clear()
+        self.stable_calls.clear()
+
+    def age_app_token(self, appid: str, seconds: float) -> None:
+        """Developer switch: move the current stable token ``seconds`` closer to its expiry."""
+        record = self.app_tokens.get(self.stable_current.get(appid, ""))
+        if record is not None:
+            record.expires_at -= seconds
+
     def _prune(self) -> None:
         now = time.time()
         for store, ttl in ((self.codes, CODE_TTL), (self.qr, QR_TTL), (self.access_tokens, ACCESS_TOKEN_TTL)):
             if len(store) > _MAX_ENTRIES // 4:
                 for key in [k for k, v in store.items() if now - v.created > ttl]:
                     del store[key]
+        if len(self.app_tokens) > _MAX_ENTRIES // 4:
+            for token in [t for t, r in self.app_tokens.items() if r.expires_at < now]:
+                del self.app_tokens[token]

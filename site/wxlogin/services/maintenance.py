@@ -1,20 +1,27 @@
-"""Housekeeping that no single request owns: the health probe and purging rows nobody needs any more."""
+"""Housekeeping that no single request owns: the health probes and purging rows nobody needs any more."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 
-from wxlogin.config import RetentionSettings
-from wxlogin.errors import DatabaseUnavailable
+from wxlogin.config import RetentionSettings, WeChatApp
+from wxlogin.errors import DatabaseUnavailable, WxLoginError
+from wxlogin.services.apptoken import AppTokenService
 from wxlogin.store import CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.pushes import PushStore
+from wxlogin.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
 
 PURGE_BATCH = 1000  # rows per DELETE: short statements, short row locks, small undo
 PURGE_PAUSE = 0.05  # seconds between batches, so logins get the table and the pool in between
+# The deep probe's answer is reused this long and shared by concurrent probes: /healthz is public, so
+# probing it in a loop costs WeChat at most one call per app per process every 10 s.
+DEEP_CHECK_REUSE = 10.0
 
 
 class MaintenanceService:
@@ -22,8 +29,14 @@ class MaintenanceService:
 
     def __init__(self, db: Database, retention: RetentionSettings, users: UserStore, callbacks: CallbackStore,
                  events: EventStore, limits: RateLimitStore, pushes: PushStore, batch: int = PURGE_BATCH,
-                 pause: float = PURGE_PAUSE) -> None:
+                 pause: float = PURGE_PAUSE, app_tokens: AppTokenService | None = None,
+                 wechat: WeChatClient | None = None, token_apps: Mapping[str, WeChatApp] | None = None) -> None:
         self.db = db
+        self.app_tokens = app_tokens
+        self.wechat = wechat
+        self.token_apps = dict(token_apps or {})
+        self._deep: tuple[float, dict[str, str]] | None = None
+        self._deep_task: asyncio.Task[dict[str, str]] | None = None
         self.retention = retention
         self.batch = batch
         self.pause = pause
@@ -42,6 +55,31 @@ class MaintenanceService:
             return await self.db.ping()
         except DatabaseUnavailable:
             return False
+
+    async def check_app_tokens(self) -> dict[str, str]:
+        """For each app that has an app token (official account, mini-program): "ok" when a call made with it
+        works, else the error code. Catches a wrong secret or a server IP missing from WeChat's whitelist
+        (40164) before a person's request does; for operators (``/healthz?deep=1``), not load balancers."""
+        if self._deep is not None and time.monotonic() < self._deep[0]:
+            return dict(self._deep[1])
+        if self._deep_task is None or self._deep_task.done():
+            # Its own context: shared by every concurrent probe, so it belongs to none of their requests.
+            self._deep_task = asyncio.get_running_loop().create_task(self._check_app_tokens(),
+                                                                     context=contextvars.Context())
+        return dict(await asyncio.shield(self._deep_task))
+
+    async def _check_app_tokens(self) -> dict[str, str]:
+        results: dict[str, str] = {}
+        if self.app_tokens is not None and self.wechat is not None:
+            for kind, app in self.token_apps.items():
+                try:
+                    await self.app_tokens.call(app, self.wechat.api_domain_ip)
+                    results[kind] = "ok"
+                except WxLoginError as exc:
+                    results[kind] = exc.code
+                    logger.warning("deep health check: the app token of %s (%s) fails: %s", kind, app.appid, exc.code)
+        self._deep = (time.monotonic() + DEEP_CHECK_REUSE, results)
+        return results
 
     async def purge_expired(self) -> int:
         """Delete, batch after batch, until nothing past its lifetime is left; returns how many rows went.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wxlogin.config import Settings
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
+from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.container import Services
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService
@@ -14,6 +15,7 @@ from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
+from wxlogin.store.apptokens import AppTokenStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
@@ -27,7 +29,10 @@ def build_services(settings: Settings) -> Services:
     users = UserStore(db)
     events = EventStore(db)
     account_store = AccountStore(db)
-    login = LoginService(users, events, TokenCipher(signing.encryption_keys))
+    cipher = TokenCipher(signing.encryption_keys)
+    login = LoginService(users, events, cipher)
+    # The app's own access token (issue 13): for services only, never handed to handlers.
+    app_tokens = AppTokenService(settings, AppTokenStore(db), wechat, cipher)
     sessions = SessionService(settings.server, signing, users)
     accounts = AccountService(settings, signing, account_store, users, events, wechat, login)
     limit_store = RateLimitStore(db)
@@ -47,7 +52,10 @@ def build_services(settings: Settings) -> Services:
 
     return Services(
         settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
-        maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store),
+        maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
+                                       app_tokens=app_tokens, wechat=wechat,
+                                       token_apps={"mp": settings.wechat.mp,
+                                                   "miniprogram": settings.wechat.miniprogram}),
         pushes=pushes,
         _close=close,
     )

@@ -144,6 +144,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        4,
+        "the app access token of each appid, shared by every process (store/apptokens.py)",
+        (
+            # One row per appid. token_enc is the token sealed with TokenCipher (WeChat asks for room for
+            # at least 512 characters). The lease is the refresher's claim (one process at a time refreshes);
+            # forced_* count force_refresh calls against WeChat's limits (20 a China day, 30 s apart).
+            f"""CREATE TABLE IF NOT EXISTS app_tokens (
+                appid VARCHAR(32) {_ID} NOT NULL PRIMARY KEY,
+                token_enc VARBINARY(2048) NULL,
+                expires_at DATETIME(3) NULL,
+                fetched_at DATETIME(3) NULL,
+                lease_id CHAR(22) {_ID} NULL,
+                lease_until DATETIME(3) NULL,
+                forced_at DATETIME(3) NULL,
+                forced_day DATE NULL,
+                forced_count INT UNSIGNED NOT NULL DEFAULT 0
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
+    Migration(
         5,
         "WeChat event pushes already taken (deduplication of WeChat's retries)",
         (
@@ -160,7 +180,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-TABLES = ("login_events", "oauth_callbacks", "pending_merges", "rate_limits", "revoked_sessions",
+TABLES = ("app_tokens", "login_events", "oauth_callbacks", "pending_merges", "rate_limits", "revoked_sessions",
           "unlinked_identities", "user_login_methods", "users", "wechat_pushes")
 # "Duplicate key name": an index a half-applied migration already added (MySQL 8 has no ADD KEY IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061

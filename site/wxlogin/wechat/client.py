@@ -25,7 +25,8 @@ import random
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -36,6 +37,7 @@ from wxlogin import wxdeadline
 from wxlogin.config import WeChatApp, WeChatSettings
 from wxlogin.errors import (
     AccessTokenExpired,
+    AppTokenInvalid,
     CodeInvalid,
     RefreshTokenExpired,
     ScopeUnauthorized,
@@ -114,6 +116,20 @@ class MiniProgramSession:
     openid: str
     unionid: str | None
     session_key: str
+
+
+@dataclass(frozen=True)
+class AppToken:
+    """The app's own access token (/cgi-bin/stable_token); its repr never shows the token."""
+
+    access_token: str = field(repr=False)
+    expires_in: int  # seconds, as WeChat counts them (normal mode: at least 300, at most 7200)
+
+
+# WeChat asks for room for at least 512 characters; more than this is not a token but a broken answer.
+MAX_APP_TOKEN = 1024
+_APP_TOKEN_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_APP_TOKEN}}}$")
+_CHINA = timedelta(hours=8)
 
 
 LIBCURL_PREREQ = 0x075000  # 7.80.0, the first libcurl with CURLOPT_PREREQFUNCTION (see _OneSend)
@@ -299,8 +315,80 @@ class WeChatClient:
             openid=_require_id(data, "openid"), unionid=_optional_id(data, "unionid"), session_key=_session_key(data)
         ))
 
+    # --- the app's own access token, and the calls made with it (issue 13) ---------------------
+    # Calls that take the app token are methods whose first argument is ``access_token``; they go
+    # through ``_app_get``/``_app_post``, which turn 40001/40014/42001 into AppTokenInvalid (a person's
+    # token refused is AccessTokenExpired instead). services/apptoken.py is their only caller.
+
+    async def stable_token(self, app: WeChatApp, force_refresh: bool = False) -> AppToken:
+        """The app's access token (POST /cgi-bin/stable_token with a JSON body).
+
+        Normal mode hands every caller the same token until its last 5 minutes, so any process may ask.
+        A forced refresh is never retried here: WeChat may have counted an attempt whose answer was lost
+        against its 20 a day. 40013/40125/40164 are WeChatMisconfigured (the errcode table); 45009 (a
+        daily limit) is WeChatRateLimited with a Retry-After that runs to China's midnight.
+        """
+        payload = {"grant_type": "client_credential", "appid": app.appid, "secret": app.secret.value,
+                   "force_refresh": force_refresh}
+        try:
+            data = await self._post_json("/cgi-bin/stable_token", {}, payload, expect="access_token",
+                                         retry=not force_refresh)
+        except WeChatRateLimited as exc:
+            if exc.errcode != 45009:
+                raise
+            what = "forced refreshes (20 a day)" if force_refresh else "token calls"
+            logger.warning("stable_token for %s: WeChat's daily limit of %s is spent (45009)", app.appid, what)
+            limited = WeChatRateLimited(errcode=45009, errmsg=f"daily limit of stable_token {what} reached",
+                                        rid=exc.rid)
+            limited.retry_after = _seconds_to_china_midnight()
+            raise limited from None
+        token = data.get("access_token")
+        if not isinstance(token, str) or not _APP_TOKEN_RE.match(token):
+            raise WeChatUnavailable(errmsg="stable_token answered without a usable access_token")
+        try:
+            expires_in = int(data["expires_in"])
+        except (KeyError, TypeError, ValueError):
+            expires_in = 300  # the least WeChat promises: we will ask again soon rather than trust a guess
+        return AppToken(access_token=token, expires_in=max(1, min(expires_in, 7200)))
+
+    async def api_domain_ip(self, access_token: str) -> list[str]:
+        """WeChat's API server addresses (GET /cgi-bin/get_api_domain_ip): the cheapest call that proves an
+        app token works (the official account's and the mini-program's network check)."""
+        data = await self._app_get("/cgi-bin/get_api_domain_ip", access_token, {}, expect="ip_list")
+        ips = data.get("ip_list")
+        if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
+            raise WeChatUnavailable(errmsg="get_api_domain_ip answered without a list of addresses")
+        return [ip[:64] for ip in ips[:1000]]
+
+    async def _app_get(self, path: str, access_token: str, params: dict[str, str],
+                       expect: str | None) -> dict[str, Any]:
+        """GET an API that takes the app's access token (in the query, as WeChat wants; never logged)."""
+        try:
+            return await self._get(path, {"access_token": access_token, **params}, expect=expect)
+        except AccessTokenExpired as exc:
+            raise AppTokenInvalid(errcode=exc.errcode, errmsg=exc.errmsg, rid=exc.rid) from None
+
+    async def _app_post(self, path: str, access_token: str, payload: dict[str, Any], expect: str | None,
+                        retry: bool = True) -> dict[str, Any]:
+        """POST JSON to an API that takes the app's access token; ``retry=False`` for calls not safe twice."""
+        try:
+            return await self._post_json(path, {"access_token": access_token}, payload, expect=expect, retry=retry)
+        except AccessTokenExpired as exc:
+            raise AppTokenInvalid(errcode=exc.errcode, errmsg=exc.errmsg, rid=exc.rid) from None
+
+    async def _post_json(self, path: str, query: dict[str, str], payload: dict[str, Any], expect: str | None,
+                         retry: bool = True) -> dict[str, Any]:
+        """POST a JSON body, with the same answer checks, deadline and single retry as ``_get``."""
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        url = f"{self.api_base}{path}" + (f"?{urlencode(query)}" if query else "")
+        return await self._call(url, path, expect, body, retry)
+
     async def _get(self, path: str, params: dict[str, str], expect: str | None = "openid") -> dict[str, Any]:
-        url = f"{self.api_base}{path}?{urlencode(params)}"
+        return await self._call(f"{self.api_base}{path}?{urlencode(params)}", path, expect)
+
+    async def _call(self, url: str, path: str, expect: str | None, body: bytes | None = None,
+                    retry: bool = True) -> dict[str, Any]:
+        """One WeChat call (GET, or POST of ``body``): bounded in time, checked, retried at most once."""
         # One call never takes longer than [wechat] timeout in all: a retry only spends what is left,
         # so a timed-out first attempt is not retried and a person waits at most `timeout` per call.
         # Within a request every call also ends by the request's deadline (wxdeadline), and the bound
@@ -317,7 +405,7 @@ class WeChatClient:
         sends: list[_OneSend] = []
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._attempts(url, path, expect, deadline, sends)
+                return await self._attempts(url, path, expect, deadline, sends, body, retry)
         except TimeoutError:
             for once in sends:
                 once.abandon()
@@ -326,7 +414,7 @@ class WeChatClient:
             raise _timed_out() from None
 
     async def _attempts(self, url: str, path: str, expect: str | None, deadline: float,
-                        sends: list[_OneSend]) -> dict[str, Any]:
+                        sends: list[_OneSend], body: bytes | None, retry: bool) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
@@ -334,7 +422,7 @@ class WeChatClient:
                 left = max(deadline - loop.time(), 0.05)
                 once = _OneSend(fresh=attempt == 2, deadline=deadline)
                 sends.append(once)
-                data = await self._fetch_json(url, path, left, once)
+                data = await self._fetch_json(url, path, left, once, body)
                 errcode = data.get("errcode")
                 if errcode not in (None, 0, "0"):
                     raise _error_for(errcode, data.get("errmsg"))
@@ -343,13 +431,14 @@ class WeChatClient:
                 return data
             except (WeChatUnavailable, WeChatBusy) as exc:
                 retryable = isinstance(exc, WeChatBusy) or (isinstance(exc, WeChatUnavailable) and exc.network)
-                if attempt == 2 or not retryable or deadline - loop.time() < MIN_RETRY_BUDGET:
+                if not retry or attempt == 2 or not retryable or deadline - loop.time() < MIN_RETRY_BUDGET:
                     raise
                 logger.info("WeChat %s failed (%s); retrying once", path, exc.code)
                 await asyncio.sleep(random.uniform(0.05, 0.15))
         raise AssertionError("unreachable")
 
-    async def _fetch_json(self, url: str, path: str, timeout: float, once: _OneSend) -> dict[str, Any]:
+    async def _fetch_json(self, url: str, path: str, timeout: float, once: _OneSend,
+                          body: bytes | None = None) -> dict[str, Any]:
         chunks: list[bytes] = []
         size = 0
         too_big = False
@@ -363,7 +452,9 @@ class WeChatClient:
                 chunks.append(chunk)
 
         request = HTTPRequest(
-            url, method="GET", connect_timeout=min(self.settings.connect_timeout, timeout),
+            url, method="GET" if body is None else "POST", body=body,
+            headers=None if body is None else {"Content-Type": "application/json; charset=utf-8"},
+            connect_timeout=min(self.settings.connect_timeout, timeout),
             request_timeout=timeout, follow_redirects=False,
             streaming_callback=collect, validate_cert=True, decompress_response=True,
             prepare_curl_callback=once.prepare,
@@ -407,6 +498,13 @@ def _timed_out() -> WeChatTimeout:
     error = WeChatTimeout(errmsg="network: deadline")
     error.network = True
     return error
+
+
+def _seconds_to_china_midnight() -> int:
+    """Seconds until WeChat's day ends (China, UTC+8): when a daily limit is given back."""
+    china_now = datetime.now(UTC) + _CHINA
+    midnight = (china_now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((midnight - china_now).total_seconds()) + 1)
 
 
 def _network_error(path: str, exc: BaseException | None, resend_refused: bool = False) -> WeChatUnavailable:
