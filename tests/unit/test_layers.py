@@ -54,3 +54,13 @@ def test_only_the_store_contains_sql():
             if keyword in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {keyword}")
     assert offenders == []
+
+
+def test_test_modules_have_unique_basenames():
+    # pytest imports test modules by basename (no packages under tests/): two files with one name
+    # stop the whole run at collection.
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(p.name for p in (Path(__file__).resolve().parents[1]).rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
