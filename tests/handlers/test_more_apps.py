@@ -7,6 +7,7 @@ optional ``"app"`` field; pushes, app tokens and the deep health check are per a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from wxlogin.models import PushEvent
 from wxlogin.sandbox import people
 from wxlogin.sandbox import push as wechat
+from wxlogin.sandbox.__main__ import play
 from wxlogin.services.accounts import RefreshOutcome
 from wxlogin.services.pushes import PushApp
 
@@ -279,3 +281,10 @@ async def test_a_named_apps_secret_from_the_environment_and_a_wrong_one_in_deep_
     assert answer.status_code == 503
     checks = answer.json()["app_tokens"]
     assert checks["miniprogram"] == "ok" and checks["miniprogram/shop"] == "wechat_misconfigured"
+
+
+async def test_the_play_tool_plays_a_named_mini_program(site, sql, capsys):
+    # `python -m wxlogin.sandbox play --app shop` (blocking HTTP, so in a thread while the site serves).
+    assert await asyncio.to_thread(play, site.url, "zhangsan", "miniprogram", "shop") == 0
+    assert await sql("SELECT appid FROM user_login_methods") == [(SHOP_APPID,)]
+    assert await asyncio.to_thread(play, site.url, "zhangsan", "app", "nosuch") == 1
