@@ -9,6 +9,10 @@ keys live in ``_check_rules``. Adding a key is one line here plus its line in se
 Every key can be overridden from the environment as ``WXLOGIN_<TABLE>_<KEY>`` (for example
 ``WXLOGIN_WECHAT_WEB_SECRET`` or ``WXLOGIN_SERVER_SECRET_KEYS`` as a comma-separated list), which is
 how secrets stay out of the file in production. Every validation error names the key at fault.
+
+Further apps of a kind (issue 13) are *named tables*: a field typed ``Mapping[str, <table>]`` holds any
+number of tables of one declaration, ``[wechat.more.miniprogram.<name>]``; the reader refuses unknown keys
+and bad names there, and takes their environment overrides too (``WXLOGIN_WECHAT_MORE_MINIPROGRAM_SHOP_SECRET``).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import os
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -37,6 +42,12 @@ DEV_KEY_MARKER = "dev-insecure"
 # whose push keys start with it gets no push endpoint (services/pushes.py says so at start-up).
 DEV_PUSH_MARKER = "devinsecure"
 _APPID_RE = re.compile(r"^wx[0-9a-f]{16}$")
+# Names of further apps of a kind ([wechat.more.<kind>.<name>]): they appear in URLs (/wechat/push/<kind>/<name>),
+# in API requests ({"app": "<name>"}) and in environment names, so lower case, digits and _ only.
+APP_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+# The kinds of app that can have further apps; the website application (QR login) is one per site.
+MORE_KINDS = ("mp", "app", "miniprogram")
+PUSH_KINDS = ("mp", "miniprogram")  # the kinds WeChat pushes events to (and that have an app access token)
 
 
 class ConfigError(ValueError):
@@ -183,6 +194,42 @@ class WeChatPushApp(WeChatApp):
     push_aes_key: Secret = setting(Secret(""), check=_aes_key, dev=_PUSH_DEV)  # empty: plain mode
 
 
+def _no_apps() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoreApps:
+    """[wechat.more.<kind>.<name>]: further apps of a kind under the same open platform (so the same unionids).
+
+    Each takes the keys of its kind's default table ([wechat.mp], [wechat.app], [wechat.miniprogram]); the
+    name (``APP_NAME_RE``) is how the API ({"app": "<name>"}) and the push URL (/wechat/push/<kind>/<name>)
+    choose it. Empty by default: the single-app settings work unchanged.
+    """
+
+    mp: Mapping[str, WeChatPushApp] = field(default_factory=_no_apps)
+    app: Mapping[str, WeChatApp] = field(default_factory=_no_apps)
+    miniprogram: Mapping[str, WeChatPushApp] = field(default_factory=_no_apps)
+
+
+@dataclass(frozen=True)
+class NamedApp:
+    """One configured app: its kind, its name ("" for the default app of ``[wechat.<kind>]``) and its keys."""
+
+    kind: str
+    name: str
+    app: WeChatApp
+
+    @property
+    def table(self) -> str:
+        return f"[wechat.more.{self.kind}.{self.name}]" if self.name else f"[wechat.{self.kind}]"
+
+    @property
+    def label(self) -> str:
+        """How logs, URLs and the deep health check name it: ``miniprogram``, ``miniprogram/shop``."""
+        return f"{self.kind}/{self.name}" if self.name else self.kind
+
+
 @dataclass(frozen=True, kw_only=True)
 class WeChatSettings:
     sandbox: bool = setting(False, dev="development runs the built-in WeChat sandbox")
@@ -198,6 +245,34 @@ class WeChatSettings:
     mp: WeChatPushApp
     app: WeChatApp
     miniprogram: WeChatPushApp
+    more: MoreApps = field(default_factory=MoreApps)
+
+    # --- the one registry of apps: everything that chooses an app goes through these ------------------
+
+    def apps(self, kind: str) -> Mapping[str, WeChatApp]:
+        """Every app of ``kind`` ("web", "mp", "app", "miniprogram") by name, "" (the default app) first."""
+        if kind not in ("web", *MORE_KINDS):
+            raise KeyError(kind)
+        default: WeChatApp = getattr(self, kind)
+        more: Mapping[str, WeChatApp] = getattr(self.more, kind) if kind in MORE_KINDS else {}
+        return MappingProxyType({"": default, **more})
+
+    def push_apps(self, kind: str) -> Mapping[str, WeChatPushApp]:
+        """The apps of a kind WeChat pushes to ("mp", "miniprogram"), by name, "" first."""
+        if kind not in PUSH_KINDS:
+            raise KeyError(kind)
+        default: WeChatPushApp = getattr(self, kind)
+        return MappingProxyType({"": default, **getattr(self.more, kind)})
+
+    def all_apps(self) -> Iterator[NamedApp]:
+        """Every configured app: the four defaults, then the further ones kind by kind."""
+        for kind in ("web", *MORE_KINDS):
+            for name, app in self.apps(kind).items():
+                yield NamedApp(kind, name, app)
+
+    def app_by_appid(self, appid: str) -> NamedApp | None:
+        """The configured app with this appid (appids are unique across all apps: the reader checks)."""
+        return next((found for found in self.all_apps() if found.app.appid == appid), None)
 
     @property
     def is_official(self) -> bool:
@@ -358,16 +433,82 @@ def _fields(cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
     return found
 
 
+def _named_tables(kind: Any) -> type | None:
+    """The table class of a ``Mapping[str, <table>]`` field (any number of named tables), else None."""
+    if typing.get_origin(kind) is not Mapping:
+        return None
+    _, value = typing.get_args(kind)
+    return typing.cast(type, value) if _is_table(value) else None
+
+
 def declared_keys(cls: type = Settings, table: str = "") -> list[Key]:
-    """Every key below ``cls`` in declaration order, sub-tables such as [wechat.web] included."""
+    """Every key below ``cls`` in declaration order, sub-tables such as [wechat.web] included.
+
+    Named tables ([wechat.more.<kind>.<name>]) are left out: they are optional and repeat a declaration
+    listed here already (settings.toml shows them in a commented example).
+    """
     keys: list[Key] = []
     for spec, kind in _fields(cls):
         path = f"{table}.{spec.name}" if table else spec.name
+        if _named_tables(kind) is not None:
+            continue
         if _is_table(kind):
             keys.extend(declared_keys(typing.cast(type, kind), path))
         else:
             keys.append(Key(table, spec.name, kind, spec))
     return keys
+
+
+def _env_prefix(table: str) -> str:
+    return "WXLOGIN_" + table.replace(".", "_").upper() + "_"
+
+
+def _refuse_unknown(cls: type, data: Mapping[str, Any], table: str, env: Mapping[str, str]) -> None:
+    """A table that holds named tables, or is one, takes no key it does not declare (file or environment).
+
+    A misspelt key there would otherwise be dropped in silence (a push_token that never arrives).
+    """
+    names = [spec.name for spec, _ in _fields(cls)]
+    for name in data:
+        if name not in names:
+            raise ConfigError(f"[{table}] {name} is not a setting here (known: {', '.join(names)})")
+    prefix = _env_prefix(table)
+    for env_name in env:
+        rest = env_name.removeprefix(prefix)
+        if rest != env_name and not any(rest == n.upper() or rest.startswith(n.upper() + "_") for n in names):
+            raise ConfigError(f"{env_name} names no setting of [{table}] (known: {', '.join(names)})")
+
+
+def _read_named_tables(cls: type[T], data: Any, table: str, env: Mapping[str, str]) -> Mapping[str, T]:
+    """Every ``[<table>.<name>]``: from the file, plus names only the environment gives (then their appid must
+    come from there too, so a misspelt name in an environment variable fails loudly)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{table}] must be a table")
+    declared = [spec.name for spec, _ in _fields(cls)]
+    keys = sorted(declared, key=len, reverse=True)  # the longest first: push_aes_key before a shorter ending
+    names = list(data)
+    prefix = _env_prefix(table)
+    for env_name in env:
+        rest = env_name.removeprefix(prefix)
+        if rest == env_name:
+            continue
+        key = next((k for k in keys if rest.endswith("_" + k.upper())), None)
+        if key is None:
+            raise ConfigError(f"{env_name} names no setting of [{table}.<name>] (known: {', '.join(declared)})")
+        name = rest[: -len(key) - 1].lower()
+        if name not in names:
+            names.append(name)
+    apps: dict[str, T] = {}
+    for name in names:
+        path = f"{table}.{name}"
+        if not APP_NAME_RE.match(name):
+            raise ConfigError(f"[{path}]: a name is 1 to 32 of a-z, 0-9 and _, not {name!r}")
+        sub = data.get(name, {})
+        if not isinstance(sub, dict):
+            raise ConfigError(f"[{path}] must be a table")
+        _refuse_unknown(cls, sub, path, {})  # its environment names were parsed above (a name may hold _)
+        apps[name] = _read_table(cls, sub, path, env)
+    return MappingProxyType(apps)
 
 
 def _read_table(cls: type[T], data: Any, table: str, env: Mapping[str, str]) -> T:
@@ -377,8 +518,15 @@ def _read_table(cls: type[T], data: Any, table: str, env: Mapping[str, str]) -> 
     values: dict[str, Any] = {}
     for spec, kind in _fields(cls):
         path = f"{table}.{spec.name}" if table else spec.name
+        named = _named_tables(kind)
+        if named is not None:
+            values[spec.name] = _read_named_tables(named, data.get(spec.name, {}), path, env)
+            continue
         if _is_table(kind):
-            values[spec.name] = _read_table(typing.cast(type, kind), data.get(spec.name, {}), path, env)
+            sub = data.get(spec.name, {})
+            if isinstance(sub, dict) and any(_named_tables(k) for _, k in _fields(typing.cast(type, kind))):
+                _refuse_unknown(typing.cast(type, kind), sub, path, env)
+            values[spec.name] = _read_table(typing.cast(type, kind), sub, path, env)
             continue
         key = Key(table, spec.name, kind, spec)
         if key.env_name in env:
@@ -412,10 +560,22 @@ def _check_rules(settings: Settings) -> Settings:
     mysql = settings.mysql
     if mysql.pool_min > mysql.pool_max:
         raise ConfigError(f"[mysql] pool_min ({mysql.pool_min}) must not exceed pool_max ({mysql.pool_max})")
+    _check_distinct_appids(settings.wechat)
     wechat = _resolve_bases(settings.wechat, settings.server.public_url)
     settings = dataclasses.replace(settings, wechat=wechat)
     _check_production_rules(settings)
     return settings
+
+
+def _check_distinct_appids(wx: WeChatSettings) -> None:
+    """One appid, one app: logins are keyed by (appid, openid) and pushes, tokens and the API find the app by
+    its appid, so two tables with one appid would mix two apps' people, keys and tokens."""
+    seen: dict[str, str] = {}
+    for found in wx.all_apps():
+        first = seen.setdefault(found.app.appid, found.table)
+        if first != found.table:
+            raise ConfigError(f"{found.table} appid {found.app.appid} is {first}'s already: "
+                              "every app has its own appid")
 
 
 def _resolve_bases(wx: WeChatSettings, public_url: str) -> WeChatSettings:

@@ -17,6 +17,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import tornado.web
 
 from wxlogin import errors as e
+from wxlogin.config import APP_NAME_RE
 from wxlogin.handlers.base import BaseHandler, public
 from wxlogin.handlers.errors import api_error
 from wxlogin.handlers.openapi import openapi_document
@@ -127,6 +128,22 @@ def _code(data: dict[str, Any]) -> str:
     return code
 
 
+# --- issue 13, several apps of a kind: the optional "app" field (begin) -----------------------------------
+def app_name(data: dict[str, Any]) -> str:
+    """The body's optional ``"app"``: which app of the kind (absent, null or "": the default app).
+
+    Endpoints acting for one mini-program (login, profile; phone and avatar/nickname too) take it, and their
+    service resolves it with ``services.apps.choose_app`` (an unknown name: 400 ``bad_request``).
+    """
+    name = data.get("app")
+    if name is None or name == "":
+        return ""
+    if not isinstance(name, str) or not APP_NAME_RE.match(name):
+        raise e.BadRequest("app must be the name of a configured app")
+    return name
+# --- issue 13, several apps of a kind (end) ------------------------------------------------------------------
+
+
 def _open_data(data: dict[str, Any]) -> dict[str, Any]:
     fields = {k: data.get(k) for k in ("encryptedData", "iv", "rawData", "signature")}
     for value in fields.values():
@@ -145,31 +162,33 @@ def login_json(result: ApiLogin) -> dict[str, Any]:
 
 
 class MiniProgramLoginHandler(APIHandler):
-    """POST /api/miniprogram/login {"code", optional "encryptedData", "iv", "rawData", "signature"}."""
+    """POST /api/miniprogram/login {"code", optional "encryptedData", "iv", "rawData", "signature", "app"}."""
 
     @public
     async def post(self) -> None:
         data = self.json_body()
-        result = await self.services.api.miniprogram_login(_code(data), _open_data(data), self.request_context())
+        result = await self.services.api.miniprogram_login(_code(data), _open_data(data), self.request_context(),
+                                                           app_name(data))
         self.finish(login_json(result))
 
 
 class AppLoginHandler(APIHandler):
-    """POST /api/app/login {"code"}: the mobile app's WeChat login."""
+    """POST /api/app/login {"code", optional "app"}: the mobile app's WeChat login."""
 
     @public
     async def post(self) -> None:
-        result = await self.services.api.app_login(_code(self.json_body()), self.request_context())
+        data = self.json_body()
+        result = await self.services.api.app_login(_code(data), self.request_context(), app_name(data))
         self.finish(login_json(result))
 
 
 class MiniProgramProfileHandler(APIHandler):
-    """POST /api/miniprogram/profile {"encryptedData", "iv"} (bearer): profile from open data."""
+    """POST /api/miniprogram/profile {"encryptedData", "iv", optional "app"} (bearer): profile from open data."""
 
     @bearer_required
     async def post(self, caller: ApiCaller) -> None:
         data = self.json_body()
-        user = await self.services.api.miniprogram_profile(caller, _open_data(data))
+        user = await self.services.api.miniprogram_profile(caller, _open_data(data), app_name(data))
         self.finish({"user": user_json(user)})
 
 

@@ -21,6 +21,11 @@ _PROFILE = _BEARER + _JSON_BODY + (e.EncryptedDataInvalid, e.RateLimited) + _EVE
 _BEARER_ONLY = _BEARER + _EVERYWHERE
 
 
+# Issue 13: which app of the kind ([wechat.more.<kind>.<name>]); absent, null or "": the default app.
+_APP = {"type": ["string", "null"], "pattern": "^[a-z0-9_]{0,32}$",
+        "description": "The app's name in [wechat.more.<kind>.<name>]; absent: the default app. Unknown: bad_request"}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -87,13 +92,14 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "CodeLogin": {"type": "object", "required": ["code"],
-                              "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 128}}},
+                              "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 128},
+                                             "app": _APP}},
                 "OpenData": {"type": "object", "required": ["encryptedData", "iv"], "properties": {
-                    "encryptedData": {"type": "string"}, "iv": {"type": "string"}}},
+                    "encryptedData": {"type": "string"}, "iv": {"type": "string"}, "app": _APP}},
                 "MiniProgramLogin": {"type": "object", "required": ["code"], "properties": {
                     "code": {"type": "string", "minLength": 1, "maxLength": 128},
                     "encryptedData": {"type": "string"}, "iv": {"type": "string"},
-                    "rawData": {"type": "string"}, "signature": {"type": "string"}}},
+                    "rawData": {"type": "string"}, "signature": {"type": "string"}, "app": _APP}},
                 "User": {"type": "object", "required": ["id", "nickname", "avatar_url"],
                          "additionalProperties": False, "properties": {
                              "id": {"type": "integer"}, "nickname": {"type": "string"},

@@ -13,22 +13,19 @@ import jinja2
 import tornado.routing
 import tornado.web
 
-from wxlogin.config import SANDBOX_PREFIX, Settings
+from wxlogin.config import SANDBOX_PREFIX, Settings, WeChatPushApp
 from wxlogin.sandbox import cgi, dev, oa, pages, push, sns
 from wxlogin.sandbox.base import RegisteredApp, Sandbox
 
 
 def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
     """Register the configured apps with the emulator, as if they were approved on WeChat's platforms."""
-    wx = settings.wechat
-    apps = {
-        a.appid: RegisteredApp(appid=a.appid, secret=a.secret.value, kind=kind)
-        for kind, a in (("web", wx.web), ("app", wx.app))
-    }
-    for kind, pushing in (("mp", wx.mp), ("miniprogram", wx.miniprogram)):
-        apps[pushing.appid] = RegisteredApp(appid=pushing.appid, secret=pushing.secret.value, kind=kind,
-                                            push_token=pushing.push_token.value,
-                                            push_aes_key=pushing.push_aes_key.value)
+    apps: dict[str, RegisteredApp] = {}
+    for found in settings.wechat.all_apps():  # the default apps and every [wechat.more.<kind>.<name>]
+        a = found.app
+        apps[a.appid] = RegisteredApp(appid=a.appid, secret=a.secret.value, kind=found.kind, name=found.name,
+                                      push_token=a.push_token.value if isinstance(a, WeChatPushApp) else "",
+                                      push_aes_key=a.push_aes_key.value if isinstance(a, WeChatPushApp) else "")
     public = settings.server.public_url
     return Sandbox(
         base_url=public + SANDBOX_PREFIX, callback_host=urlsplit(public).netloc, apps=apps, jinja_env=jinja_env,

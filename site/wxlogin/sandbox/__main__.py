@@ -1,9 +1,10 @@
 """`python -m wxlogin.sandbox play`: play the mini-program (and the app) against a running server.
 
-    python -m wxlogin.sandbox play --server http://127.0.0.1:8000 --person zhangsan [--client app]
+    python -m wxlogin.sandbox play --server http://127.0.0.1:8000 --person zhangsan [--client app] [--app shop]
 
 It asks the sandbox for what wx.login / the app's OpenSDK would hand the client, calls the login API,
-and prints the token and /api/me. A command-line tool, so plain blocking HTTP is fine here.
+and prints the token and /api/me. ``--app`` plays a further app of the kind ([wechat.more.<kind>.<name>]).
+A command-line tool, so plain blocking HTTP is fine here.
 """
 
 from __future__ import annotations
@@ -28,23 +29,29 @@ def call(method: str, url: str, body: dict[str, Any] | None = None, token: str =
             raw = response.read()
             return response.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        raw = error.read()
+        try:
+            return error.code, json.loads(raw or b"null")
+        except ValueError:  # the sandbox's own refusals are plain text ("SANDBOX: HTTP 400")
+            return error.code, raw.decode("utf-8", "replace").strip()
 
 
-def play(server: str, person: str, client: str) -> int:
+def play(server: str, person: str, client: str, app: str = "") -> int:
     sandbox = server.rstrip("/") + "/_sandbox"
+    which = {"app": app} if app else {}
     if client == "miniprogram":
-        status, handed = call("POST", f"{sandbox}/dev/wx.login", {"person": person})
+        status, handed = call("POST", f"{sandbox}/dev/wx.login", {"person": person, **which})
         if status != 200:
-            print(f"the sandbox refused wx.login ({status}); is [wechat] sandbox = true?", file=sys.stderr)
+            print(f"the sandbox refused wx.login ({status}); is [wechat] sandbox = true (and the app named)?",
+                  file=sys.stderr)
             return 1
-        status, login = call("POST", f"{server}/api/miniprogram/login", handed)
+        status, login = call("POST", f"{server}/api/miniprogram/login", {**handed, **which})
     else:
-        status, handed = call("POST", f"{sandbox}/dev/app.auth", {"person": person})
+        status, handed = call("POST", f"{sandbox}/dev/app.auth", {"person": person, **which})
         if status != 200:
             print(f"the sandbox refused the app's auth ({status})", file=sys.stderr)
             return 1
-        status, login = call("POST", f"{server}/api/app/login", {"code": handed["code"]})
+        status, login = call("POST", f"{server}/api/app/login", {"code": handed["code"], **which})
     print(f"POST /api/{client}/login -> {status}")
     print(json.dumps(login, ensure_ascii=False, indent=2))
     if status != 200:
@@ -63,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", default="http://127.0.0.1:8000")
     p.add_argument("--person", default="zhangsan", help="a sandbox person: zhangsan, panda, lisi, anon, ...")
     p.add_argument("--client", choices=("miniprogram", "app"), default="miniprogram")
+    p.add_argument("--app", default="", help="a further app's name in [wechat.more.<client>.<name>]")
     args = parser.parse_args(argv)
-    return play(args.server.rstrip("/"), args.person, args.client)
+    return play(args.server.rstrip("/"), args.person, args.client, args.app)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ class RegisteredApp:
     appid: str
     secret: str
     kind: str  # web | mp | app | miniprogram
+    name: str = ""  # "" for the default app of its kind, else the site's [wechat.more.<kind>.<name>]
     push_token: str = ""  # the console's event-push settings (mp and miniprogram): sandbox/push.py
     push_aes_key: str = ""
 
@@ -39,6 +40,12 @@ class Sandbox:
         if found is None or (kind is not None and found.kind != kind):
             return None
         return found
+
+    def named(self, kind: str, name: object = "") -> RegisteredApp | None:
+        """The app of ``kind`` the site calls ``name`` ("" or absent: the default one): what the developer
+        endpoints' ``"app"`` field picks, as a phone holds one mini-program or app, not another."""
+        name = "" if name is None else name
+        return next((a for a in self.apps.values() if a.kind == kind and a.name == name), None)
 
     def redirect_allowed(self, redirect_uri: str) -> bool:
         parts = urlsplit(redirect_uri)

@@ -60,14 +60,15 @@ class DevHandler(SandboxHandler):
     def person_and_app(self, kind: str) -> tuple[people.Person, str]:
         data = self.body_json()
         person = people.person(str(data.get("person", "")))
-        app = next((a for a in self.sandbox.apps.values() if a.kind == kind), None)
+        app = self.sandbox.named(kind, data.get("app", ""))  # {"app": "<name>"}: a further app of the kind
         if person is None or app is None:
             raise tornado.web.HTTPError(400)
         return person, app.appid
 
 
 class WxLoginHandler(DevHandler):
-    """POST /dev/wx.login {"person"}: a fresh code (this rotates the person's session_key, as WeChat's does)."""
+    """POST /dev/wx.login {"person", optional "app"}: a fresh code (this rotates the person's session_key, as
+    WeChat's does)."""
 
     def post(self) -> None:
         person, appid = self.person_and_app("miniprogram")
@@ -77,7 +78,7 @@ class WxLoginHandler(DevHandler):
 
 
 class WxGetUserInfoHandler(DevHandler):
-    """POST /dev/wx.getUserInfo {"person"}: open data under the person's current session_key."""
+    """POST /dev/wx.getUserInfo {"person", optional "app"}: open data under the person's current session_key."""
 
     def post(self) -> None:
         person, appid = self.person_and_app("miniprogram")
@@ -88,7 +89,7 @@ class WxGetUserInfoHandler(DevHandler):
 
 
 class AppAuthHandler(DevHandler):
-    """POST /dev/app.auth {"person"}: what the mobile app's SendAuth.Resp carries (a code)."""
+    """POST /dev/app.auth {"person", optional "app"}: what the mobile app's SendAuth.Resp carries (a code)."""
 
     def post(self) -> None:
         person, appid = self.person_and_app("app")

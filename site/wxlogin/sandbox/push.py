@@ -7,10 +7,13 @@ documented vector through both, so the two cannot share a mistake.
 
 Developer endpoints (loopback only, like the rest of the sandbox):
 
-- ``POST /_sandbox/dev/push {"kind": "mp", "event": "subscribe", "person": "zhangsan" | "openid": "o...",
-  "event_key": "qrscene_x", "ticket": "...", "mode": "plain|compatible|safe", "format": "xml|json"}``
-  pushes one event to ``<public_url>/wechat/push/<kind>`` and says what the site answered;
-- ``POST /_sandbox/dev/push/check {"kind": "mp"}`` plays the console's "submit" (the GET echo check).
+- ``POST /_sandbox/dev/push {"kind": "mp", "app": "<name>" (optional), "event": "subscribe",
+  "person": "zhangsan" | "openid": "o...", "event_key": "qrscene_x", "ticket": "...",
+  "mode": "plain|compatible|safe", "format": "xml|json"}``
+  pushes one event to ``<public_url>/wechat/push/<kind>`` (``/<kind>/<name>`` for a named app) and says what
+  the site answered;
+- ``POST /_sandbox/dev/push/check {"kind": "mp", "app": "<name>" (optional)}`` plays the console's "submit"
+  (the GET echo check).
 """
 
 from __future__ import annotations
@@ -187,14 +190,14 @@ async def check_url(url: str, token: str, timeout: float = TIMEOUT) -> tuple[int
 class _PushDevHandler(DevHandler):
     def push_target(self, data: Mapping[str, Any]) -> tuple[RegisteredApp, str]:
         kind = data.get("kind", "mp")
-        app = next((a for a in self.sandbox.apps.values() if a.kind == kind), None)
-        if kind not in ("mp", "miniprogram") or app is None:
+        app = self.sandbox.named(kind, data.get("app", "")) if kind in ("mp", "miniprogram") else None
+        if app is None:
             raise tornado.web.HTTPError(400)
         if not app.push_token:
             raise tornado.web.HTTPError(409)  # no push_token: the site has no server URL for this app
         # The server URL typed into "WeChat's console": the site's own, never one from the request.
         site = self.sandbox.base_url.removesuffix(self.sandbox.path_prefix)
-        return app, f"{site}/wechat/push/{kind}"
+        return app, f"{site}/wechat/push/{kind}" + (f"/{app.name}" if app.name else "")
 
 
 class DevPushHandler(_PushDevHandler):

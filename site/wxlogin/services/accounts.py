@@ -201,4 +201,8 @@ class AccountService:
 
     def _app(self, grant: StoredGrant) -> WeChatApp:
         wx = self.settings.wechat
+        # The app that issued the tokens, found by its appid: a further app of a kind refreshes with its own.
+        found = wx.app_by_appid(grant.appid)
+        if found is not None:
+            return found.app
         return {Channel.WEB: wx.web, Channel.MP: wx.mp, Channel.APP: wx.app}.get(grant.channel, wx.web)

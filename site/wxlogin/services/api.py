@@ -17,6 +17,7 @@ from typing import Any
 from wxlogin.config import Settings
 from wxlogin.errors import AccountDisabled, EncryptedDataInvalid, InvalidToken
 from wxlogin.models import Channel, EncryptedGrant, LoginMethod, RequestContext, SessionClaims, User, WeChatIdentity
+from wxlogin.services.apps import choose_app
 from wxlogin.services.login import LoginService
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService, claims_from
@@ -62,10 +63,15 @@ class ApiService:
 
     # --- logins -------------------------------------------------------------------------------
 
-    async def miniprogram_login(self, code: str, open_data: dict[str, Any], context: RequestContext) -> ApiLogin:
-        """wx.login code -> jscode2session -> login-or-register; optional open data must verify."""
+    async def miniprogram_login(self, code: str, open_data: dict[str, Any], context: RequestContext,
+                                app_name: str = "") -> ApiLogin:
+        """wx.login code -> jscode2session -> login-or-register; optional open data must verify.
+
+        ``app_name``: which mini-program ("" = ``[wechat.miniprogram]``); its appid keys the login method, and
+        the person's unionid joins it to their account of any other app.
+        """
+        app = choose_app(self.settings.wechat, Channel.MINIPROGRAM, app_name)  # before the limit: no cost yet
         await self.limits.login.hit(context.ip)
-        app = self.settings.wechat.miniprogram
         session = await self.wechat.jscode2session(app, code)
         profile = None
         signed = open_data.get("rawData") is not None or open_data.get("signature") is not None
@@ -82,20 +88,25 @@ class ApiService:
         result = await self.login.login(identity, profile, context, grant=grant)
         return self._issue(result.user, result.created)
 
-    async def app_login(self, code: str, context: RequestContext) -> ApiLogin:
-        """The mobile app's OpenSDK code -> access token -> userinfo -> login-or-register."""
+    async def app_login(self, code: str, context: RequestContext, app_name: str = "") -> ApiLogin:
+        """The mobile app's OpenSDK code -> access token -> userinfo -> login-or-register (``app_name``: which app)."""
+        app = choose_app(self.settings.wechat, Channel.APP, app_name)
         await self.limits.login.hit(context.ip)
-        app = self.settings.wechat.app
         tokens = await self.wechat.exchange_code(app, code)
         info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
         identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
         result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
         return self._issue(result.user, result.created)
 
-    async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any]) -> User:
-        """Update the profile from open data sealed with the stored session_key."""
+    async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any], app_name: str = "") -> User:
+        """Update the profile from open data sealed with the stored session_key.
+
+        The session_key is per appid, so the client names its mini-program as it did to log in (``app_name``).
+        The token does not record it: the caller can only ever pick among its own login methods, and a token
+        from before several apps existed (or from the mobile app) stays valid with no new claim.
+        """
+        app = choose_app(self.settings.wechat, Channel.MINIPROGRAM, app_name)
         await self.limits.decrypt.hit(caller.claims.sid)
-        app = self.settings.wechat.miniprogram
         sealed = await self.users.session_key_enc(caller.user.id, app.appid)
         session_key = self.login.cipher.decrypt(sealed)
         if session_key is None:

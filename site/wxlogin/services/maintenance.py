@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from wxlogin.config import RetentionSettings, WeChatApp
+from wxlogin.config import PUSH_KINDS, NamedApp, RetentionSettings, WeChatApp, WeChatSettings
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.store import CallbackStore, Database, EventStore, RateLimitStore, UserStore
@@ -22,6 +22,12 @@ PURGE_PAUSE = 0.05  # seconds between batches, so logins get the table and the p
 # The deep probe's answer is reused this long and shared by concurrent probes: /healthz is public, so
 # probing it in a loop costs WeChat at most one call per app per process every 10 s.
 DEEP_CHECK_REUSE = 10.0
+
+
+def token_apps(wechat: WeChatSettings) -> dict[str, WeChatApp]:
+    """The apps the deep health check covers, by label: every app with an app access token (each official
+    account and mini-program: the default ``mp``/``miniprogram`` and the named ``miniprogram/shop``...)."""
+    return {NamedApp(kind, name, app).label: app for kind in PUSH_KINDS for name, app in wechat.push_apps(kind).items()}
 
 
 class MaintenanceService:
@@ -57,7 +63,7 @@ class MaintenanceService:
             return False
 
     async def check_app_tokens(self) -> dict[str, str]:
-        """For each app that has an app token (official account, mini-program): "ok" when a call made with it
+        """For each app that has an app token (``token_apps``, by label): "ok" when a call made with it
         works, else the error code. Catches a wrong secret or a server IP missing from WeChat's whitelist
         (40164) before a person's request does; for operators (``/healthz?deep=1``), not load balancers."""
         if self._deep is not None and time.monotonic() < self._deep[0]:

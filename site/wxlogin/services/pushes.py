@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from wxlogin.config import DEV_PUSH_MARKER, WeChatPushApp, WeChatSettings
+from wxlogin.config import DEV_PUSH_MARKER, NamedApp, WeChatPushApp, WeChatSettings
 from wxlogin.errors import WxLoginError
 from wxlogin.models import Channel, PushEvent
 from wxlogin.store.pushes import PushStore
@@ -112,10 +112,11 @@ class PushService:
         self.answer_within = answer_within
         self._handlers: dict[str, list[EventHandler]] = {}
         self._apps: dict[tuple[str, str], PushApp] = {}
-        for kind, config in ((Channel.MP, wechat.mp), (Channel.MINIPROGRAM, wechat.miniprogram)):
-            app = _push_app(kind, config, wechat.sandbox)
-            if app is not None:
-                self._apps[(kind.value, "")] = app
+        for kind in PUSH_KINDS:  # every app of the kind: the default ("") and [wechat.more.<kind>.<name>]
+            for name, config in wechat.push_apps(kind.value).items():
+                app = _push_app(kind, name, config, wechat.sandbox)
+                if app is not None:
+                    self._apps[(kind.value, name)] = app
 
     # ---- apps and handlers ------------------------------------------------------------------------
 
@@ -233,16 +234,17 @@ class PushService:
         return PushReply(envelope, "text/xml; charset=utf-8")
 
 
-def _push_app(kind: Channel, config: WeChatPushApp, sandbox: bool) -> PushApp | None:
+def _push_app(kind: Channel, name: str, config: WeChatPushApp, sandbox: bool) -> PushApp | None:
     token, aes = config.push_token.value, config.push_aes_key.value
     if not token:
         return None
+    named = NamedApp(kind.value, name, config)
     if not sandbox and (token.startswith(DEV_PUSH_MARKER) or aes.startswith(DEV_PUSH_MARKER)):
         # The development keys are public (settings.toml): anyone could sign a push with them.
-        logger.warning("[wechat.%s] push_token or push_aes_key is a development key and the sandbox is off: "
-                       "/wechat/push/%s is disabled until real keys are set", kind.value, kind.value)
+        logger.warning("%s push_token or push_aes_key is a development key and the sandbox is off: "
+                       "/wechat/push/%s is disabled until real keys are set", named.table, named.label)
         return None
-    return PushApp(kind=kind, name="", config=config, key=push_crypto.aes_key(aes) if aes else None)
+    return PushApp(kind=kind, name=name, config=config, key=push_crypto.aes_key(aes) if aes else None)
 
 
 def _field(fields: Mapping[str, str], name: str, pattern: re.Pattern[str] | None, required: bool,

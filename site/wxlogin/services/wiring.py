@@ -8,7 +8,7 @@ from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.container import Services
 from wxlogin.services.login import LoginService
-from wxlogin.services.maintenance import MaintenanceService
+from wxlogin.services.maintenance import MaintenanceService, token_apps
 from wxlogin.services.oauth import OAuthService
 from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
@@ -54,8 +54,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
                                        app_tokens=app_tokens, wechat=wechat,
-                                       token_apps={"mp": settings.wechat.mp,
-                                                   "miniprogram": settings.wechat.miniprogram}),
+                                       token_apps=token_apps(settings.wechat)),
         pushes=pushes,
         _close=close,
     )
