@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from helpers import follow
 from wxlogin.models import PushEvent
 from wxlogin.sandbox import people
 from wxlogin.sandbox import push as wechat
@@ -288,3 +289,36 @@ async def test_the_play_tool_plays_a_named_mini_program(site, sql, capsys):
     assert await asyncio.to_thread(play, site.url, "zhangsan", "miniprogram", "shop") == 0
     assert await sql("SELECT appid FROM user_login_methods") == [(SHOP_APPID,)]
     assert await asyncio.to_thread(play, site.url, "zhangsan", "app", "nosuch") == 1
+
+
+async def test_a_further_official_account_signs_people_in_and_joins_their_account(site, new_client, sql):
+    # The default official account first, then the same person through "news": one account, two openids.
+    first = new_client()
+    first.cookies.set("sbwx", "zhangsan")
+    await follow(first, site.url + "/auth/wechat/mp?next=/account")
+    second = new_client()
+    second.cookies.set("sbwx", "zhangsan")
+    trace = await follow(second, site.url + "/auth/wechat/mp/news?next=/account")
+
+    assert trace[-1].status_code == 200 and str(trace[-1].url).endswith("/account")
+    assert trace.visited("/auth/wechat/callback/mp.news?")
+    assert trace.visited(f"appid={NEWS_APPID}")
+    methods = await sql("SELECT user_id, appid, openid FROM user_login_methods WHERE login_method = 'mp'")
+    assert {m[1] for m in methods} == {"wxa0b1c2d3e4f50002", NEWS_APPID}
+    assert len({m[0] for m in methods}) == 1 and len({m[2] for m in methods}) == 2
+    assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
+
+
+async def test_a_state_cannot_cross_official_accounts(site, new_client):
+    client = new_client()
+    client.cookies.set("sbwx", "zhangsan")
+    start = await client.get(site.url + "/auth/wechat/mp/news", params={"next": "/account"})
+    authorize = await client.get(start.headers["location"].split("#", 1)[0])
+    callback = authorize.headers["location"]
+    assert "/auth/wechat/callback/mp.news?" in callback
+
+    crossed = await client.get(callback.replace("/callback/mp.news?", "/callback/mp?"))
+
+    assert crossed.status_code == 400 and 'data-error-code="state_invalid"' in crossed.text
+    unknown = await client.get(site.url + "/auth/wechat/mp/nosuch")
+    assert unknown.status_code == 404

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from wxlogin.errors import StateExpired, StateInvalid
+from wxlogin.services.oauth import Flow
 from wxlogin.services.sessions import claims_from
 from wxlogin.signing import Signing, binding_nonce
 
@@ -75,3 +76,14 @@ def test_session_ids_other_than_the_minted_shape_are_refused(sid):
     payload = {"uid": 1, "sid": sid, "sv": 0, "iat": int(time.time())}
     assert claims_from(payload) is None
     assert claims_from({**payload, "sid": secrets.token_urlsafe(16)}) is not None
+
+
+@pytest.mark.parametrize("slug", ["web", "mp", "mp.news", "web-link", "mp-merge", "mp.news-link"])
+def test_flow_slugs_round_trip(slug):
+    assert Flow.from_slug(slug).slug == slug
+
+
+@pytest.mark.parametrize("slug", ["web.news", "app", "mp.", "mp.News", "mp-login", "mp.news-", "mp--link", "x"])
+def test_anything_else_is_no_flow(slug):
+    with pytest.raises(ValueError):
+        Flow.from_slug(slug)

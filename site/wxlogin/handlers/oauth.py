@@ -113,12 +113,15 @@ class WebStartHandler(OAuthHandler):
 
 
 class MpStartHandler(OAuthHandler):
-    """GET /auth/wechat/mp?next=PATH: the official account's web authorisation, silent snsapi_base first."""
+    """GET /auth/wechat/mp[/<name>]?next=PATH: an official account's web authorisation, silent snsapi_base first.
+
+    ``<name>`` is a further official account of ``[wechat.more.mp.<name>]``; without it, the default one.
+    """
 
     @public
-    async def get(self) -> None:
+    async def get(self, app: str = "") -> None:
         await self.services.oauth.count_start(self.client_ip())
-        self.start_flow(Flow(Channel.MP), self.get_query_argument("next", "/"),
+        self.start_flow(Flow(Channel.MP, app=app), self.get_query_argument("next", "/"),
                         retry=self.get_query_argument("retry", "") == "1", scope=SCOPE_BASE)
 
 
@@ -138,7 +141,10 @@ class CallbackHandler(OAuthHandler):
 
     @public
     async def get(self, slug: str) -> None:
-        self.flow = Flow.from_slug(slug)  # the route's pattern admits only real flows
+        try:
+            self.flow = Flow.from_slug(slug)
+        except ValueError:
+            raise tornado.web.HTTPError(404) from None
         self.set_header("Cache-Control", "no-store")
         self.set_header("Referrer-Policy", "no-referrer")
         params = self._single_valued_params()
@@ -184,6 +190,8 @@ class CallbackHandler(OAuthHandler):
 
     def _restart_url(self, next_path: str, retry: bool = False) -> str:
         query = {"next": next_path, **({"retry": "1"} if retry else {})}
+        if self.flow.app:  # a further official account starts over from its own start route
+            return self.reverse_url("auth_mp_app", self.flow.app) + "?" + urlencode(query)
         if retry:
             # The automatic restart goes straight back to WeChat, for either channel.
             route = "auth_web" if self.flow.channel is Channel.WEB else "auth_mp"
@@ -215,7 +223,9 @@ class CallbackHandler(OAuthHandler):
 routes = [
     tornado.web.url(r"/auth/wechat/web", WebStartHandler, name="auth_web"),
     tornado.web.url(r"/auth/wechat/mp", MpStartHandler, name="auth_mp"),
+    tornado.web.url(r"/auth/wechat/mp/([a-z0-9_]{1,32})", MpStartHandler, name="auth_mp_app"),
     tornado.web.url(r"/account/link/(web|mp)", LinkStartHandler, name="account_link"),
-    tornado.web.url(r"/auth/wechat/callback/(web|mp|web-link|mp-link|web-merge|mp-merge)", CallbackHandler,
+    # One plain group (Tornado reverses only those); Flow.from_slug decides which spellings are flows.
+    tornado.web.url(r"/auth/wechat/callback/([a-z0-9_.-]{2,48})", CallbackHandler,
                     name="auth_callback"),
 ]

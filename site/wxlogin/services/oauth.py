@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from wxlogin.config import LOGIN_DEADLINE_MARGIN, Settings, WeChatApp
+from wxlogin.config import APP_NAME_RE, LOGIN_DEADLINE_MARGIN, Settings, WeChatApp
 from wxlogin.errors import (
     LinkConflict,
     LoginCancelled,
@@ -72,28 +72,32 @@ _PURPOSE_OF_SUFFIX = {suffix: purpose for purpose, suffix in _SLUG_SUFFIX.items(
 
 @dataclass(frozen=True)
 class Flow:
-    """Which redirect flow a state belongs to: the WeChat app (channel) and what it is for."""
+    """Which redirect flow a state belongs to: the WeChat app (channel and name) and what it is for."""
 
     channel: Channel  # Channel.WEB (website QR) or Channel.MP (official account)
     purpose: Purpose = Purpose.LOGIN
+    app: str = ""  # a further official account of [wechat.more.mp.<name>]; "" = the default one
 
     @classmethod
     def from_slug(cls, slug: str) -> Flow:
-        """Parse the route's spelling: ``web``, ``mp``, ``web-link``, ``mp-link``, ``web-merge``, ``mp-merge``."""
-        channel, _, suffix = slug.partition("-")
+        """Parse the route's spelling: ``web``, ``mp``, ``mp.<name>``, each with ``-link`` or ``-merge``."""
+        head, _, suffix = slug.partition("-")
+        channel, dot, app = head.partition(".")
         purpose = _PURPOSE_OF_SUFFIX.get(suffix)
-        if purpose is None:
+        if purpose is None or channel not in (Channel.WEB.value, Channel.MP.value):
             raise ValueError(f"no such flow: {slug!r}")
-        flow = cls(Channel(channel), purpose)
-        if flow.channel not in (Channel.WEB, Channel.MP) or flow.slug != slug:
+        if dot and (channel != Channel.MP.value or not APP_NAME_RE.match(app)):
+            raise ValueError(f"no such flow: {slug!r}")
+        flow = cls(Channel(channel), purpose, app)
+        if flow.slug != slug:
             raise ValueError(f"no such flow: {slug!r}")
         return flow
 
     @property
     def slug(self) -> str:
-        """The spelling in URLs and in the signed state (so a state cannot cross flows)."""
+        """The spelling in URLs and in the signed state (so a state cannot cross flows or apps)."""
         suffix = _SLUG_SUFFIX[self.purpose]
-        return self.channel.value + ("-" + suffix if suffix else "")
+        return self.channel.value + ("." + self.app if self.app else "") + ("-" + suffix if suffix else "")
 
     @property
     def is_link(self) -> bool:
@@ -203,7 +207,13 @@ class OAuthService:
         self.limits = limits
 
     def app_for(self, flow: Flow) -> WeChatApp:
-        return self.settings.wechat.web if flow.channel is Channel.WEB else self.settings.wechat.mp
+        """The app a flow signs in with: the website application, or the (named) official account."""
+        if flow.channel is Channel.WEB:
+            return self.settings.wechat.web
+        app = self.settings.wechat.apps(Channel.MP.value).get(flow.app)
+        if app is None:
+            raise NotFound("no such official account")
+        return app
 
     # --- start ------------------------------------------------------------------------------
 
