@@ -11,9 +11,9 @@ import logging
 import time
 
 import pytest
+from test_api import Api, seal, session_key
 
 from helpers import Flows, page_xsrf
-from test_api import Api, seal, session_key
 from wxlogin.wechat.crypto import session_key_signature
 
 PHONE = "/api/miniprogram/phone"
