@@ -497,3 +497,21 @@ async def test_code_claims_are_purged_after_ten_minutes(api, server, sql):
     await server.services.maintenance.purge_expired()
 
     assert await sql("SELECT COUNT(*) FROM phone_codes") == [(1,)]
+
+
+# --- make play-miniprogram -------------------------------------------------------------------------------
+
+
+async def test_play_binds_the_phone_and_prints_me(server, capsys):
+    from wxlogin.sandbox.__main__ import play
+
+    first = await asyncio.to_thread(play, server.url, "zhangsan", "miniprogram")
+    shown = capsys.readouterr().out
+    second = await asyncio.to_thread(play, server.url, "lisi", "miniprogram")  # 李四 shares 张三's number
+    conflict = capsys.readouterr().out
+
+    assert first == second == 0
+    assert "POST /api/miniprogram/phone -> 200" in shown and '"masked": "138****8000"' in shown
+    assert shown.count('"masked": "138****8000"') == 2  # the bind's answer, then /api/me
+    assert "POST /api/miniprogram/phone -> 409" in conflict and '"phone_in_use"' in conflict
+    assert ZHANGSAN not in shown + conflict

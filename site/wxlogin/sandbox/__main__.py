@@ -3,7 +3,9 @@
     python -m wxlogin.sandbox play --server http://127.0.0.1:8000 --person zhangsan [--client app]
 
 It asks the sandbox for what wx.login / the app's OpenSDK would hand the client, calls the login API,
-and prints the token and /api/me. A command-line tool, so plain blocking HTTP is fine here.
+then (mini-program) taps the getPhoneNumber button and binds the number (``--no-phone`` skips it), and
+prints the answers and /api/me. 张三 and 李四 share a number: play one, then the other, to see
+``phone_in_use``. A command-line tool, so plain blocking HTTP is fine here.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def call(method: str, url: str, body: dict[str, Any] | None = None, token: str =
         return error.code, json.loads(error.read() or b"null")
 
 
-def play(server: str, person: str, client: str) -> int:
+def play(server: str, person: str, client: str, phone: bool = True) -> int:
     sandbox = server.rstrip("/") + "/_sandbox"
     if client == "miniprogram":
         status, handed = call("POST", f"{sandbox}/dev/wx.login", {"person": person})
@@ -49,6 +51,14 @@ def play(server: str, person: str, client: str) -> int:
     print(json.dumps(login, ensure_ascii=False, indent=2))
     if status != 200:
         return 1
+    if client == "miniprogram" and phone:
+        # The getPhoneNumber button hands the mini-program a one-use code; the site asks WeChat for the number.
+        status, button = call("POST", f"{sandbox}/dev/phone-code", {"person": person})
+        if status == 200:
+            status, bound = call("POST", f"{server}/api/miniprogram/phone", {"code": button["code"]},
+                                 token=login["token"])
+            print(f"POST /api/miniprogram/phone -> {status}")
+            print(json.dumps(bound, ensure_ascii=False, indent=2))
     status, me = call("GET", f"{server}/api/me", token=login["token"])
     print(f"GET /api/me -> {status}")
     print(json.dumps(me, ensure_ascii=False, indent=2))
@@ -63,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", default="http://127.0.0.1:8000")
     p.add_argument("--person", default="zhangsan", help="a sandbox person: zhangsan, panda, lisi, anon, ...")
     p.add_argument("--client", choices=("miniprogram", "app"), default="miniprogram")
+    p.add_argument("--no-phone", action="store_true", help="do not bind the phone number (mini-program)")
     args = parser.parse_args(argv)
-    return play(args.server.rstrip("/"), args.person, args.client)
+    return play(args.server.rstrip("/"), args.person, args.client, phone=not args.no_phone)
 
 
 if __name__ == "__main__":
