@@ -13,7 +13,7 @@ import time
 import pytest
 from test_api import Api, seal, session_key
 
-from helpers import Flows, page_xsrf
+from helpers import BAD_JSON_BODIES, Flows, page_xsrf
 from wxlogin.wechat.crypto import session_key_signature
 
 PHONE = "/api/miniprogram/phone"
@@ -120,6 +120,20 @@ async def test_unbind_through_the_api_is_audited_and_idempotent(api, sql):
     assert (await api.request("GET", "/api/me", token=token)).json()["phone"] is None
     assert await sql("SELECT COUNT(*) FROM user_phones") == [(0,)]
     assert await audit(sql, user_id) == ["phone_bound", "phone_unbound"]  # nothing for the empty second one
+
+
+@pytest.mark.parametrize("name", list(BAD_JSON_BODIES))
+async def test_malformed_phone_bodies_are_refused_before_wechat(api, server, sql, name):
+    token = await login(api, "zhangsan")
+    calls_before = len(server.sandbox.state.phone_calls)
+    raw, content_type, status = BAD_JSON_BODIES[name]
+
+    response = await api.request("POST", PHONE, raw=raw, headers={"Content-Type": content_type}, token=token)
+
+    assert response.status_code == status
+    assert response.json()["error"] in ("bad_request", "unsupported_media_type", "body_too_large")
+    assert len(server.sandbox.state.phone_calls) == calls_before
+    assert await sql("SELECT COUNT(*) FROM phone_codes") == [(0,)]
 
 
 async def test_phone_routes_need_a_bearer_token(api):
@@ -256,12 +270,14 @@ async def test_an_expired_code_is_refused_once_and_never_sent_again(api, server,
     assert await sql("SELECT COUNT(*) FROM user_phones") == [(0,)]
 
 
-async def test_a_random_code_is_phone_code_invalid(api, server):
+async def test_a_random_code_or_another_apps_code_is_phone_code_invalid(api, server):
     token = await login(api, "zhangsan")
+    foreign = server.sandbox.state.issue_phone_code("wx0000000000000000", "zhangsan")  # another mini-program's
 
-    response = await bind(api, token, "sbph" + "0" * 32)
-
-    assert response.status_code == 400 and response.json()["error"] == "phone_code_invalid"
+    for code in ("sbph" + "0" * 32, foreign):
+        response = await bind(api, token, code)
+        assert response.status_code == 400 and response.json()["error"] == "phone_code_invalid"
+    assert not server.sandbox.state.phone_codes[foreign].used
 
 
 async def test_another_persons_code_is_refused_by_wechat_through_the_openid(api, server, sql):
