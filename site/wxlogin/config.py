@@ -294,6 +294,10 @@ class RateLimitSettings:
     trusted_proxies: tuple[str, ...] = setting(("127.0.0.1", "::1"))
     callback_per_minute: int = setting(60, lo=1)  # callbacks that reach WeChat, per client IP
     start_per_minute: int = setting(60, lo=1)  # /auth/wechat/web|mp starts, per client IP
+    # Phone numbers (issue 13): each success costs the site money, so per account a day and per IP a minute.
+    phone_per_user_per_day: int = setting(10, lo=1)
+    phone_per_ip_per_minute: int = setting(10, lo=1)
+    session_check_per_minute: int = setting(5, lo=1)  # WeChat checksession calls per account (stale keys)
 
 
 @dataclass(frozen=True)

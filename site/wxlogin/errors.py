@@ -142,6 +142,32 @@ class EncryptedDataInvalid(WxLoginError):
     code = "encrypted_data_invalid"
 
 
+class PhoneInUse(WxLoginError):
+    """The phone number is bound to another account: never moved silently (merging the accounts moves it)."""
+
+    code = "phone_in_use"
+
+
+class PhoneCodeInvalid(WxLoginError):
+    """A getPhoneNumber code that is wrong, expired, already used, or another person's or app's.
+
+    WeChat's 40029 on ``getuserphonenumber``, and also a code this site has already sent to WeChat once
+    (it is never sent twice: each success costs money). Not a ``CodeInvalid``: the bearer token is fine,
+    the person only has to tap the button again.
+    """
+
+    code = "phone_code_invalid"
+
+
+class SessionKeyExpired(WxLoginError):
+    """The stored mini-program session_key is stale (WeChat's checksession said 87009): call wx.login again.
+
+    Decided by the stored key alone, never by the ciphertext, so it tells a prober nothing about the data.
+    """
+
+    code = "session_key_expired"
+
+
 # --- WeChat upstream -----------------------------------------------------------------------
 
 

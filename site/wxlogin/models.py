@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -160,3 +160,41 @@ class PushEvent:
     ticket: str
     msg_id: str
     fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    """A phone number WeChat attested (``getuserphonenumber``), normalised: country code and national digits.
+
+    Personal data: its repr shows only the masked form, so a stray log line or traceback cannot leak it.
+    The full number exists only here and in MySQL; everything shown anywhere is ``masked``.
+    """
+
+    country_code: str = field(repr=False)  # digits, no "+", no leading zero: "86"
+    national: str = field(repr=False)  # digits: "13800000000"
+
+    @property
+    def e164(self) -> str:
+        """The stored, unique form: "+" country code national number ("+8613800000000")."""
+        return f"+{self.country_code}{self.national}"
+
+    @property
+    def masked(self) -> str:
+        """What the API and the pages show: "138****0000", or "+852 61****67" outside China."""
+        digits = self.national
+        n = len(digits)
+        shown = (3, 4) if n >= 11 else (2, 2) if n >= 8 else (1, 1)
+        middle = "*" * max(0, n - sum(shown))
+        masked = digits[: shown[0]] + middle + digits[n - shown[1]:]
+        return masked if self.country_code == "86" else f"+{self.country_code} {masked}"
+
+    def __repr__(self) -> str:
+        return f"PhoneNumber({self.masked!r})"
+
+
+@dataclass(frozen=True)
+class BoundPhone:
+    """The phone number bound to an account, and since when."""
+
+    number: PhoneNumber
+    bound_at: datetime

@@ -23,6 +23,10 @@ The app's own token (issue 13): ``POST /cgi-bin/stable_token`` (normal mode hand
 token). ``stable_mode`` makes stable_token fail (any fault mode, e.g. ``http503``, ``noreply``, ``e-1``),
 ``stable_latency`` slows it, ``revoke_app_tokens`` kills an app's tokens (``keep_handing``: normal mode
 goes on handing out the dead one), ``stable_token_calls`` counts the calls.
+
+Phone numbers (issue 13): ``POST /wxa/business/getuserphonenumber`` takes codes like the others
+(``ok.<person>.<nonce>``: a number from the person's name, single-use, 40029 on reuse; ``noreply``, ``e-1``
+and the other fault modes fail the call) and checks the app token (40001). ``phone_calls_for`` counts.
 """
 
 from __future__ import annotations
@@ -164,6 +168,27 @@ class FakeWeChat:
             current = self._new_app_token(appid)
         return self._json(writer, {"access_token": current, "expires_in": 7200})
 
+    def phone_calls_for(self, code: str) -> int:
+        """getuserphonenumber requests that reached the stand-in with this code."""
+        return sum(1 for c in self.calls if c.path == "/wxa/business/getuserphonenumber"
+                   and isinstance(c.body, dict) and c.body.get("code") == code)
+
+    async def _phone_answer(self, params: dict[str, str], body: Any, writer: asyncio.StreamWriter) -> bool:
+        record = self.app_tokens.get(params.get("access_token", ""))
+        if record is None or record["revoked"]:
+            return self._json(writer, {"errcode": 40001, "errmsg": "invalid credential rid: 0000-fake"})
+        code = str(body.get("code", "")) if isinstance(body, dict) else ""
+        mode, _, rest = code.partition(".")
+        if mode in FAULT_MODES and mode != "slow":
+            return await self._fault(mode, writer)
+        if mode != "ok" or code in self.used:
+            return self._json(writer, {"errcode": 40029, "errmsg": "invalid code rid: 0000-fake"})
+        self.used.add(code)
+        digits = str(int(hashlib.sha256(rest.split(".")[0].encode()).hexdigest(), 16))[-9:]
+        return self._json(writer, {"errcode": 0, "errmsg": "ok", "phone_info": {
+            "phoneNumber": "13" + digits, "purePhoneNumber": "13" + digits, "countryCode": "86",
+            "watermark": {"timestamp": 1700000000, "appid": record["appid"]}}})
+
     def secrets_seen(self) -> set[str]:
         return {s for c in self.calls for s in c.params.get("secret", [])}
 
@@ -190,7 +215,9 @@ class FakeWeChat:
                 self.calls.append(Call(parts.path, params, reused=answered > 0, body=body))
                 if self.latency:
                     await asyncio.sleep(self.latency)
-                if parts.path in ("/cgi-bin/stable_token", "/cgi-bin/get_api_domain_ip"):
+                if parts.path == "/wxa/business/getuserphonenumber":
+                    keep = await self._phone_answer({k: v[0] for k, v in params.items()}, body, writer)
+                elif parts.path in ("/cgi-bin/stable_token", "/cgi-bin/get_api_domain_ip"):
                     keep = await self._app_token_answer(parts.path, {k: v[0] for k, v in params.items()}, body,
                                                         writer)
                 else:

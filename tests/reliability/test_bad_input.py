@@ -326,6 +326,48 @@ async def test_encrypted_data_without_a_miniprogram_login_is_401(wx_server):
     rejected(response, (400, 401, 403))
 
 
+# ---- security.md part 6: phone numbers (issue 13) -----------------------------------------------------------
+
+PHONE_CALLS = ("/wxa/business/getuserphonenumber", "/cgi-bin/stable_token")
+
+
+@pytest.fixture
+async def no_phone_rows(rel_sql):
+    yield
+    assert await rel_sql("SELECT COUNT(*) FROM user_phones") == [(0,)], "a bad input bound a phone number"
+
+
+@pytest.mark.parametrize("name", list(BAD_JSON_BODIES))
+async def test_phone_bodies(name, wx_server, fake_wechat, mp_token, no_phone_rows, no_account_rows):
+    body, content_type, _ = BAD_JSON_BODIES[name]
+    calls = sum(1 for c in fake_wechat.calls if c.path in PHONE_CALLS)
+    async with counted_client() as client:
+        response = await client.post(f"{wx_server.url}/api/miniprogram/phone", content=body,
+                                     headers={"Content-Type": content_type, "Authorization": f"Bearer {mp_token}"})
+    rejected(response)
+    assert response.json()["error"] in ("bad_request", "unsupported_media_type", "body_too_large")
+    assert sum(1 for c in fake_wechat.calls if c.path in PHONE_CALLS) == calls, "a bad body reached WeChat"
+
+
+async def test_phone_codes_reused_lost_or_failed_reach_wechat_once(wx_server, fake_wechat, mp_token, rel_sql):
+    """A used code is answered from MySQL, and a call whose answer was lost (the connection closed without a
+    byte) or that failed is never made again: each success costs money, and a lost answer may have been one."""
+    auth = {"Authorization": f"Bearer {mp_token}"}
+    good, lost, busy = ok_code("phone"), f"noreply.phone.{secrets.token_hex(4)}", f"e-1.phone.{secrets.token_hex(4)}"
+    async with counted_client() as client:
+        answers = {code: [await client.post(f"{wx_server.url}/api/miniprogram/phone", json={"code": code},
+                                            headers=auth) for _ in range(2)] for code in (good, lost, busy)}
+    FIGURES.bad_inputs_tried += 4
+    first, again = answers[good]
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    assert [a.status_code for a in answers[lost]] == [502, 400]
+    assert [a.status_code for a in answers[busy]] == [503, 400]
+    assert answers[lost][1].json()["error"] == answers[busy][1].json()["error"] == "phone_code_invalid"
+    assert [fake_wechat.phone_calls_for(code) for code in (good, lost, busy)] == [1, 1, 1]
+    assert await rel_sql("SELECT COUNT(*) FROM user_phones") == [(1,)]
+    await rel_sql("DELETE FROM user_phones")
+
+
 # ---- 4.E cookies, 4.F headers -------------------------------------------------------------------------
 
 SESSION_COOKIES = ["", "deleted", base64.b64encode(secrets.token_bytes(40)).decode(), "a.b.c", '"quoted"',

@@ -17,11 +17,14 @@ SITE = Path(__file__).resolve().parents[2] / "site" / "wxlogin"
 # login routes); the /_sandbox routes exist only with [wechat] sandbox = true.
 ROUTES = [
     r"/(robots\.txt)$", r"/(favicon\.ico)$", r"/static/(.*)$", r"/$", r"/login$", r"/account$",
-    r"/account/unlink$", r"/account/merge$", r"/account/refresh$", r"/logout$", r"/healthz$",
-    r"/auth/wechat/web$", r"/auth/wechat/mp$", r"/auth/wechat/mp/([a-z0-9_]{1,32})$", r"/account/link/(web|mp)$",
-    r"/auth/wechat/callback/([a-z0-9_.-]{2,48})$", r"/api/miniprogram/login$",
+    r"/account/unlink$", r"/account/merge$", r"/account/phone/unbind$", r"/account/refresh$", r"/logout$",
+    r"/healthz$", r"/auth/wechat/web$", r"/auth/wechat/mp$", r"/auth/wechat/mp/([a-z0-9_]{1,32})$",
+    r"/account/link/(web|mp)$", r"/auth/wechat/callback/([a-z0-9_.-]{2,48})$", r"/api/miniprogram/login$",
     r"/api/miniprogram/profile$",
-    r"/api/app/login$", r"/api/me$", r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
+    r"/api/app/login$",
+    # Phone numbers (issue 13): bind from the mini-program's getPhoneNumber code, unbind (both bearer).
+    r"/api/miniprogram/phone$", r"/api/me$", r"/api/me/phone$",
+    r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
     # Called by WeChat's servers (issue 13): signed pushes, no cookies, 404 for an app without push_token.
     r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",
 ]

@@ -21,7 +21,7 @@ from wxlogin.config import APP_NAME_RE
 from wxlogin.handlers.base import BaseHandler, public
 from wxlogin.handlers.errors import api_error
 from wxlogin.handlers.openapi import openapi_document
-from wxlogin.models import User
+from wxlogin.models import BoundPhone, User
 from wxlogin.services.api import ApiCaller, ApiLogin
 
 MAX_API_BODY = 32 * 1024
@@ -156,6 +156,13 @@ def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "nickname": user.nickname, "avatar_url": user.avatar_url}
 
 
+def phone_json(phone: BoundPhone | None) -> dict[str, str] | None:
+    """A bound number as the API shows it: masked, never in full (personal data)."""
+    if phone is None:
+        return None
+    return {"masked": phone.number.masked, "country_code": phone.number.country_code}
+
+
 def login_json(result: ApiLogin) -> dict[str, Any]:
     return {"token": result.token, "token_type": "Bearer", "expires_in": result.expires_in,
             "user": user_json(result.user), "created": result.created}
@@ -192,8 +199,28 @@ class MiniProgramProfileHandler(APIHandler):
         self.finish({"user": user_json(user)})
 
 
+class MiniProgramPhoneHandler(APIHandler):
+    """POST /api/miniprogram/phone {"code"} (bearer): bind the number behind a getPhoneNumber code."""
+
+    @bearer_required
+    async def post(self, caller: ApiCaller) -> None:
+        data = self.json_body()
+        phone = await self.services.phones.bind(caller.user, _code(data), self.request_context(), app_name(data))
+        self.finish({"phone": phone_json(phone), "user": user_json(caller.user)})
+
+
+class MePhoneHandler(APIHandler):
+    """DELETE /api/me/phone (bearer): unbind the account's number (204, also when there was none)."""
+
+    @bearer_required
+    async def delete(self, caller: ApiCaller) -> None:
+        await self.services.phones.unbind(caller.user.id, self.request_context())
+        self.set_status(204)
+        self.finish()
+
+
 class MeHandler(APIHandler):
-    """GET /api/me (bearer): the user and their login methods."""
+    """GET /api/me (bearer): the user, their login methods and their phone number (masked)."""
 
     with_login_methods = True
 
@@ -204,6 +231,7 @@ class MeHandler(APIHandler):
             "user": user_json(caller.user),
             "login_methods": [{"channel": m.channel.value, "appid": m.appid,
                                "linked_at": m.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")} for m in methods],
+            "phone": phone_json(caller.phone),
         })
 
 
@@ -238,7 +266,9 @@ routes = [
     tornado.web.url(r"/api/miniprogram/login", MiniProgramLoginHandler, name="api_miniprogram_login"),
     tornado.web.url(r"/api/miniprogram/profile", MiniProgramProfileHandler, name="api_miniprogram_profile"),
     tornado.web.url(r"/api/app/login", AppLoginHandler, name="api_app_login"),
+    tornado.web.url(r"/api/miniprogram/phone", MiniProgramPhoneHandler, name="api_miniprogram_phone"),
     tornado.web.url(r"/api/me", MeHandler, name="api_me"),
+    tornado.web.url(r"/api/me/phone", MePhoneHandler, name="api_me_phone"),
     tornado.web.url(r"/api/logout", LogoutHandler, name="api_logout"),
     tornado.web.url(r"/api/openapi\.json", OpenApiHandler, name="api_openapi"),
     tornado.web.url(r"/api/.*", ApiNotFoundHandler),

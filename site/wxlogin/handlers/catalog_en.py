@@ -173,4 +173,18 @@ EN: dict[str, str] = {
     "绑定网站扫码登录": "Link website QR sign-in",
     "绑定公众号登录": "Link official-account sign-in",
     "刷新我的微信资料": "Refresh my WeChat profile",
+    # phone numbers (issue 13)
+    "手机号": "Phone number",
+    "解除手机号绑定": "Remove phone number",
+    "还没有绑定手机号。可以在小程序中一键绑定。":
+        "No phone number yet. You can add one in the mini-program with one tap.",
+    "已解除手机号绑定。": "The phone number is removed.",
+    "已绑定": "Added",
+    "已解除绑定": "Removed",
+    "号码属于其他账号，未改变": "Belongs to another account; nothing changed",
+    "这个手机号已绑定其他账号": "This phone number belongs to another account",
+    "手机号不会从一个账号转到另一个账号。如果两个账号都是你的，请先合并账号。":
+        "A phone number never moves from one account to another. If both accounts are yours, merge them first.",
+    "手机号授权已失效": "The phone number permission has expired",
+    "请重新点击按钮获取手机号。": "Tap the button again to share your phone number.",
 }

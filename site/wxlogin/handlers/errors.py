@@ -71,6 +71,12 @@ ERRORS: tuple[ErrorRow, ...] = (
     ErrorRow(e.EncryptedDataInvalid, 400, "请求无效", "请求的参数不正确。",  # pages never decrypt open data
              400, "加密数据无效或已过期，请重新获取后再试。",
              "Any open-data failure (one status, one body: no padding oracle)"),
+    # A stale session_key (issue 13): its own answer, decided by the stored key and WeChat's checksession,
+    # never by the ciphertext (a tampered ciphertext with a good key stays encrypted_data_invalid).
+    ErrorRow(e.SessionKeyExpired, 400, "请求无效", "请求的参数不正确。",  # pages never decrypt open data
+             401, "会话密钥已过期，请重新调用 wx.login 登录后再试。",
+             "The stored session_key is stale (WeChat's checksession says 87009): call wx.login and log in again",
+             challenge=_LOGIN_CHALLENGE),
     ErrorRow(e.InvalidToken, 400, "请求无效", "请求的参数不正确。",  # pages never read bearer tokens
              401, "令牌无效、已过期或已注销，请重新登录。",
              "Bearer token missing, malformed, expired, revoked or of another kind",
@@ -81,6 +87,14 @@ ERRORS: tuple[ErrorRow, ...] = (
              404, "资源不存在。", "No such resource"),
     ErrorRow(e.LinkConflict, 409, "这个微信已绑定其他账号", "这个微信身份属于另一个账号。",
              409, "该微信身份已绑定其他账号。", "The WeChat identity belongs to another account (web flows)"),
+    ErrorRow(e.PhoneInUse, 409, "这个手机号已绑定其他账号",
+             "手机号不会从一个账号转到另一个账号。如果两个账号都是你的，请先合并账号。",
+             409, "该手机号已绑定其他账号。",
+             "The phone number is bound to another account (never moved; merging the accounts moves it)"),
+    ErrorRow(e.PhoneCodeInvalid, 400, "手机号授权已失效", "请重新点击按钮获取手机号。",
+             400, "手机号授权码无效、已过期或已使用，请重新点击按钮获取。",
+             "The getPhoneNumber code is wrong, expired, already used (here or at WeChat: 40029), or another "
+             "person's: tap the button again"),
     ErrorRow(e.MergeRefused, 403, "无法合并账号", "已停用的账号不能合并，也不能被合并。两个账号都没有改变。",
              403, "已停用的账号不能合并。", "A merge from or into a disabled account (web flows)", retry=False),
     ErrorRow(e.MergeNotConfirmed, 403, "合并没有完成",

@@ -17,8 +17,14 @@ _BEARER: tuple[type[e.WxLoginError] | int, ...] = (e.InvalidToken, e.AccountDisa
 _WECHAT = tuple(row.cls for row in ERRORS if issubclass(row.cls, e.WeChatError))
 _APP_LOGIN = (*_JSON_BODY, e.RateLimited, e.AccountDisabled, *_WECHAT, *_EVERYWHERE)
 _MINIPROGRAM_LOGIN = (*_APP_LOGIN, e.EncryptedDataInvalid)
-_PROFILE = _BEARER + _JSON_BODY + (e.EncryptedDataInvalid, e.RateLimited) + _EVERYWHERE
+_PROFILE = _BEARER + _JSON_BODY + (e.EncryptedDataInvalid, e.SessionKeyExpired, e.RateLimited) + _EVERYWHERE
 _BEARER_ONLY = _BEARER + _EVERYWHERE
+# The phone call takes the app's own token; WeChat may answer it any errcode, as it may a login.
+_PHONE = _BEARER + _JSON_BODY + (e.PhoneCodeInvalid, e.PhoneInUse, e.RateLimited, *_WECHAT) + _EVERYWHERE
+
+
+# A masked number (models.PhoneNumber.masked): never more than the first 3 and last 4 digits.
+_MASKED_PHONE = r"^(\+[1-9][0-9]{0,3} )?[0-9]{1,3}\*+[0-9]{1,4}$"
 
 
 # Issue 13: which app of the kind ([wechat.more.<kind>.<name>]); absent, null or "": the default app.
@@ -79,9 +85,23 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                 "responses": {"200": _json(_ref("UserResponse"), "Profile updated"),
                               **_errors(_PROFILE)},
             }},
+            path_of("api_miniprogram_phone"): {"post": {
+                "summary": "Bind the phone number behind a getPhoneNumber button's code (shown masked); a number "
+                           "another account holds is never moved (409)",
+                "operationId": "miniprogramPhone", "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CodeLogin")}}},
+                "responses": {"200": _json(_ref("PhoneResponse"), "Bound (or already bound by this code)"),
+                              **_errors(_PHONE)},
+            }},
             path_of("api_me"): {"get": {
-                "summary": "The signed-in user and their login methods", "operationId": "me", "security": bearer,
+                "summary": "The signed-in user, their login methods and their phone number (masked)",
+                "operationId": "me", "security": bearer,
                 "responses": {"200": _json(_ref("Me"), "The user"), **_errors(_BEARER_ONLY)},
+            }},
+            path_of("api_me_phone"): {"delete": {
+                "summary": "Unbind the account's phone number (also when there is none)",
+                "operationId": "unbindPhone", "security": bearer,
+                "responses": {"204": {"description": "No phone number is bound now"}, **_errors(_BEARER_ONLY)},
             }},
             path_of("api_logout"): {"post": {
                 "summary": "Revoke this bearer token", "operationId": "logout", "security": bearer,
@@ -109,10 +129,19 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                                       "token": {"type": "string"}, "token_type": {"const": "Bearer"},
                                       "expires_in": {"type": "integer", "minimum": 1}, "user": _ref("User"),
                                       "created": {"type": "boolean"}}},
+                "Phone": {"type": "object", "required": ["masked", "country_code"], "additionalProperties": False,
+                          "properties": {
+                              "masked": {"type": "string", "pattern": _MASKED_PHONE,
+                                         "description": "138****0000; +852 61****67 outside China"},
+                              "country_code": {"type": "string", "pattern": "^[1-9][0-9]{0,3}$"}}},
+                "PhoneResponse": {"type": "object", "required": ["phone", "user"], "additionalProperties": False,
+                                  "properties": {"phone": _ref("Phone"), "user": _ref("User")}},
                 "UserResponse": {"type": "object", "required": ["user"], "additionalProperties": False,
                                  "properties": {"user": _ref("User")}},
-                "Me": {"type": "object", "required": ["user", "login_methods"], "additionalProperties": False,
-                       "properties": {"user": _ref("User"), "login_methods": {"type": "array", "items": {
+                "Me": {"type": "object", "required": ["user", "login_methods", "phone"], "additionalProperties": False,
+                       "properties": {"user": _ref("User"),
+                                      "phone": {"anyOf": [_ref("Phone"), {"type": "null"}]},
+                                      "login_methods": {"type": "array", "items": {
                            "type": "object", "required": ["channel", "appid", "linked_at"],
                            "additionalProperties": False, "properties": {
                                "channel": {"enum": ["web", "mp", "app", "miniprogram"]},

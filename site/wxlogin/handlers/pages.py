@@ -87,6 +87,15 @@ class UnlinkHandler(BaseHandler):
         self.redirect(self.reverse_url("account") + "?done=unlinked")
 
 
+class PhoneUnbindHandler(BaseHandler):
+    """POST /account/phone/unbind (XSRF-checked): remove the account's phone number."""
+
+    @login_required
+    async def post(self) -> None:
+        await self.services.phones.unbind(self.signed_in_user.id, self.request_context())
+        self.redirect(self.reverse_url("account") + "?done=phone_unbound")
+
+
 class MergeHandler(OAuthHandler):
     """POST /account/merge: start the merge confirmation offered on the conflict page; nothing merges here.
 
@@ -204,6 +213,7 @@ routes = [
     tornado.web.url(r"/account", AccountHandler, name="account"),
     tornado.web.url(r"/account/unlink", UnlinkHandler, name="account_unlink"),
     tornado.web.url(r"/account/merge", MergeHandler, name="account_merge"),
+    tornado.web.url(r"/account/phone/unbind", PhoneUnbindHandler, name="account_phone_unbind"),
     tornado.web.url(r"/account/refresh", RefreshProfileHandler, name="account_refresh"),
     tornado.web.url(r"/logout", LogoutHandler, name="logout"),
     tornado.web.url(r"/healthz", HealthHandler, name="healthz"),

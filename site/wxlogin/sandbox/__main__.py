@@ -3,7 +3,9 @@
     python -m wxlogin.sandbox play --server http://127.0.0.1:8000 --person zhangsan [--client app] [--app shop]
 
 It asks the sandbox for what wx.login / the app's OpenSDK would hand the client, calls the login API,
-and prints the token and /api/me. ``--app`` plays a further app of the kind ([wechat.more.<kind>.<name>]).
+and prints the token and /api/me; a mini-program then taps the getPhoneNumber button and binds the
+number (``--no-phone`` skips it). 张三 and 李四 share a number: play one, then the other, to see
+``phone_in_use``. ``--app`` plays a further app of the kind ([wechat.more.<kind>.<name>]).
 A command-line tool, so plain blocking HTTP is fine here.
 """
 
@@ -36,7 +38,7 @@ def call(method: str, url: str, body: dict[str, Any] | None = None, token: str =
             return error.code, raw.decode("utf-8", "replace").strip()
 
 
-def play(server: str, person: str, client: str, app: str = "") -> int:
+def play(server: str, person: str, client: str, app: str = "", phone: bool = True) -> int:
     sandbox = server.rstrip("/") + "/_sandbox"
     which = {"app": app} if app else {}
     if client == "miniprogram":
@@ -56,6 +58,14 @@ def play(server: str, person: str, client: str, app: str = "") -> int:
     print(json.dumps(login, ensure_ascii=False, indent=2))
     if status != 200:
         return 1
+    if client == "miniprogram" and phone:
+        # The getPhoneNumber button hands the mini-program a one-use code; the site asks WeChat for the number.
+        status, button = call("POST", f"{sandbox}/dev/phone-code", {"person": person})
+        if status == 200:
+            status, bound = call("POST", f"{server}/api/miniprogram/phone", {"code": button["code"]},
+                                 token=login["token"])
+            print(f"POST /api/miniprogram/phone -> {status}")
+            print(json.dumps(bound, ensure_ascii=False, indent=2))
     status, me = call("GET", f"{server}/api/me", token=login["token"])
     print(f"GET /api/me -> {status}")
     print(json.dumps(me, ensure_ascii=False, indent=2))
@@ -71,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--person", default="zhangsan", help="a sandbox person: zhangsan, panda, lisi, anon, ...")
     p.add_argument("--client", choices=("miniprogram", "app"), default="miniprogram")
     p.add_argument("--app", default="", help="a further app's name in [wechat.more.<client>.<name>]")
+    p.add_argument("--no-phone", action="store_true", help="do not bind the phone number (mini-program)")
     args = parser.parse_args(argv)
-    return play(args.server.rstrip("/"), args.person, args.client, args.app)
+    return play(args.server.rstrip("/"), args.person, args.client, args.app, phone=not args.no_phone)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,39 @@ def scripted_error(key: str, attempt: int) -> tuple[int, str] | None:
     return None
 
 
+# Phone numbers (getuserphonenumber): (country code, national number). 张三 and 李四 share one (a family
+# phone) to show phone_in_use; the panda's is from Hong Kong (+852). Ad-hoc people get their own number,
+# except those whose key starts with SHARED_PHONE_PREFIX: they all share one.
+PHONES: dict[str, tuple[str, str]] = {
+    "zhangsan": ("86", "13800138000"),
+    "lisi": ("86", "13800138000"),
+    "panda": ("852", "61234567"),
+    "anon": ("86", "13900000000"),
+}
+SHARED_PHONE_PREFIX = "sharedphone"
+SHARED_PHONE = ("86", "13700000000")
+
+# Ad-hoc people whose key starts with one of these make an app-token API answer as if the site's app token
+# had just died (on the first call with their code only): "revoked" revokes the app's tokens (40001),
+# "tokenexpired" ages the current one past its expiry (42001). The site must recover with a fresh token.
+APP_TOKEN_FAULTS = ("revoked", "tokenexpired")
+
+
+def phone_for(p: Person) -> tuple[str, str]:
+    """The person's phone number as WeChat would hand it out: (country code, national number)."""
+    if p.key in PHONES:
+        return PHONES[p.key]
+    if p.key.startswith(SHARED_PHONE_PREFIX):
+        return SHARED_PHONE
+    digits = str(int.from_bytes(hashlib.sha256(f"phone:{p.key}".encode()).digest()[:8], "big"))[-9:]
+    return "86", "15" + digits.rjust(9, "0")
+
+
+def app_token_fault(key: str) -> str | None:
+    """"revoked" or "tokenexpired" when this person's key asks for that fault, else None."""
+    return next((fault for fault in APP_TOKEN_FAULTS if key.startswith(fault)), None)
+
+
 def person(key: str) -> Person | None:
     """Return a preset, or an ad-hoc person for any other valid key (tests use many)."""
     if not PERSON_RE.match(key or ""):

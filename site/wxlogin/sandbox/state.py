@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 CODE_TTL = 300
 ACCESS_TOKEN_TTL = 7200
@@ -69,6 +70,18 @@ class QrSession:
 
 
 @dataclass
+class PhoneGrant:
+    """A getPhoneNumber button's code: one person's number, single-use, 5 minutes from the tap."""
+
+    appid: str
+    person: str
+    created: float = field(default_factory=time.time)
+    used: bool = False
+    attempts: int = 0
+    fault_played: bool = False  # a scripted app-token fault (people.APP_TOKEN_FAULTS) happens once
+
+
+@dataclass
 class Grant:
     appid: str
     person: str
@@ -96,6 +109,11 @@ class SandboxState:
         self.basic_calls: dict[tuple[str, int], int] = {}  # (appid, china_day) -> /cgi-bin/token calls
         # (appid, force_refresh) of the latest stable_token calls, so tests can count them
         self.stable_calls: collections.deque[tuple[str, bool]] = collections.deque(maxlen=10_000)
+        self.phone_codes: dict[str, PhoneGrant] = {}
+        # Every getuserphonenumber call that named a code (tests count them), and the paid successes per appid.
+        self.phone_calls: collections.deque[str] = collections.deque(maxlen=10_000)
+        self.phone_billed: collections.Counter[str] = collections.Counter()
+        self.session_checks: collections.deque[str] = collections.deque(maxlen=10_000)  # openids checked
 
     def new_qr(self, appid: str, redirect_uri: str, state: str) -> QrSession:
         self._prune()
@@ -113,6 +131,13 @@ class SandboxState:
         self._prune()
         code = "sb" + secrets.token_hex(15)
         self.codes[code] = Grant(appid=appid, person=person, scope=scope, snapshot=snapshot)
+        return code
+
+    def issue_phone_code(self, appid: str, person: str) -> str:
+        """What the getPhoneNumber button hands the mini-program (not a wx.login code)."""
+        self._prune()
+        code = "sbph" + secrets.token_hex(16)
+        self.phone_codes[code] = PhoneGrant(appid=appid, person=person)
         return code
 
     def issue_tokens(self, grant: Grant) -> tuple[str, str]:
@@ -243,7 +268,10 @@ class SandboxState:
 
     def _prune(self) -> None:
         now = time.time()
-        for store, ttl in ((self.codes, CODE_TTL), (self.qr, QR_TTL), (self.access_tokens, ACCESS_TOKEN_TTL)):
+        stores: tuple[tuple[dict[str, Any], int], ...] = (
+            (self.codes, CODE_TTL), (self.qr, QR_TTL), (self.access_tokens, ACCESS_TOKEN_TTL),
+            (self.phone_codes, CODE_TTL))
+        for store, ttl in stores:
             if len(store) > _MAX_ENTRIES // 4:
                 for key in [k for k, v in store.items() if now - v.created > ttl]:
                     del store[key]

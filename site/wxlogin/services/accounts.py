@@ -17,10 +17,11 @@ from wxlogin.errors import (
     RefreshTokenExpired,
     ScopeUnauthorized,
 )
-from wxlogin.models import Channel, LoginEvent, LoginMethod, User, WeChatIdentity
+from wxlogin.models import BoundPhone, Channel, LoginEvent, LoginMethod, User, WeChatIdentity
 from wxlogin.services.login import LoginService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, EventStore, StoredGrant, UserStore
+from wxlogin.store.phones import PhoneStore
 from wxlogin.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class AccountOverview:
     conflicts: list[int]  # accounts that share this person's unionid (made before linking existed)
     linkable: list[Channel]  # browser login channels not linked yet
     can_unlink: bool  # never the last login method
+    phone: BoundPhone | None = None  # shown masked; bound from the mini-program
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class AccountService:
     """Account changes, each on the signed-in person's explicit request, and what the account page shows."""
 
     def __init__(self, settings: Settings, signing: Signing, accounts: AccountStore, users: UserStore,
-                 events: EventStore, wechat: WeChatClient, login: LoginService) -> None:
+                 events: EventStore, wechat: WeChatClient, login: LoginService, phones: PhoneStore) -> None:
         self.settings = settings
         self.signing = signing
         self.accounts = accounts
@@ -81,6 +83,7 @@ class AccountService:
         self.events = events
         self.wechat = wechat
         self.login = login
+        self.phones = phones
 
     async def overview(self, user_id: int, recent: int = 10) -> AccountOverview:
         methods = await self.users.list_login_methods(user_id)
@@ -91,6 +94,7 @@ class AccountService:
             conflicts=await self.accounts.conflicting_accounts(user_id),
             linkable=[c for c in _LINKABLE if c not in linked],
             can_unlink=len(methods) > 1,
+            phone=await self.phones.get(user_id),
         )
 
     async def unlink(self, user_id: int, method_id: int) -> User:

@@ -14,15 +14,33 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from wxlogin.config import Settings
-from wxlogin.errors import AccountDisabled, EncryptedDataInvalid, InvalidToken
-from wxlogin.models import Channel, EncryptedGrant, LoginMethod, RequestContext, SessionClaims, User, WeChatIdentity
+from wxlogin.config import Settings, WeChatApp
+from wxlogin.errors import (
+    AccountDisabled,
+    EncryptedDataInvalid,
+    InvalidToken,
+    RateLimited,
+    SessionKeyExpired,
+    WeChatError,
+)
+from wxlogin.models import (
+    BoundPhone,
+    Channel,
+    EncryptedGrant,
+    LoginMethod,
+    RequestContext,
+    SessionClaims,
+    User,
+    WeChatIdentity,
+)
 from wxlogin.services.apps import choose_app
+from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.login import LoginService
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService, claims_from
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, UserStore
+from wxlogin.store.users import StoredSessionKey
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import decrypt_open_data, raw_data_signature_ok
 
@@ -44,13 +62,15 @@ class ApiCaller:
     user: User
     claims: SessionClaims
     login_methods: tuple[LoginMethod, ...] | None = None  # loaded only when asked for
+    phone: BoundPhone | None = None  # loaded with the login methods
 
 
 class ApiService:
     """Logins and tokens for clients that cannot follow redirects or keep the site's cookies."""
 
     def __init__(self, settings: Settings, signing: Signing, wechat: WeChatClient, login: LoginService,
-                 users: UserStore, accounts: AccountStore, sessions: SessionService, limits: RateLimits) -> None:
+                 users: UserStore, accounts: AccountStore, sessions: SessionService, limits: RateLimits,
+                 app_tokens: AppTokenService) -> None:
         self.settings = settings
         self.signing = signing
         self.wechat = wechat
@@ -60,6 +80,11 @@ class ApiService:
         self.sessions = sessions
         self.token_max_age = settings.server.api_token_max_age
         self.limits = limits
+        self.app_tokens = app_tokens
+
+    def _miniprogram(self, name: str = "") -> WeChatApp:
+        """The mini-program a request is for ("" = ``[wechat.miniprogram]``): the one place that picks it."""
+        return choose_app(self.settings.wechat, Channel.MINIPROGRAM, name)
 
     # --- logins -------------------------------------------------------------------------------
 
@@ -70,7 +95,7 @@ class ApiService:
         ``app_name``: which mini-program ("" = ``[wechat.miniprogram]``); its appid keys the login method, and
         the person's unionid joins it to their account of any other app.
         """
-        app = choose_app(self.settings.wechat, Channel.MINIPROGRAM, app_name)  # before the limit: no cost yet
+        app = self._miniprogram(app_name)  # before the limit: no cost yet
         await self.limits.login.hit(context.ip)
         session = await self.wechat.jscode2session(app, code)
         profile = None
@@ -101,23 +126,57 @@ class ApiService:
     async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any], app_name: str = "") -> User:
         """Update the profile from open data sealed with the stored session_key.
 
-        The session_key is per appid, so the client names its mini-program as it did to log in (``app_name``).
-        The token does not record it: the caller can only ever pick among its own login methods, and a token
-        from before several apps existed (or from the mobile app) stays valid with no new claim.
+        The session_key is per appid, so the client names its mini-program as it did to log in (``app_name``;
+        the token does not record it, and the caller can only ever pick among its own login methods).
+        When the data does not open, WeChat is asked whether the stored key is still the person's
+        (``/wxa/checksession``): a stale one is ``SessionKeyExpired`` (call wx.login again) and is forgotten,
+        so later requests get that answer without asking again. Every other failure stays the one
+        ``EncryptedDataInvalid``. Not a decryption oracle: the check depends on the stored key alone, never
+        on the ciphertext, and it is rate-limited per account (it spends WeChat quota).
         """
-        app = choose_app(self.settings.wechat, Channel.MINIPROGRAM, app_name)
+        app = self._miniprogram(app_name)
         await self.limits.decrypt.hit(caller.claims.sid)
-        sealed = await self.users.session_key_enc(caller.user.id, app.appid)
-        session_key = self.login.cipher.decrypt(sealed)
-        if session_key is None:
+        stored = await self.users.miniprogram_session_key(caller.user.id, app.appid)
+        if stored is None:
             raise EncryptedDataInvalid()  # no mini-program login behind this token: same answer as bad data
-        data = decrypt_open_data(session_key, open_data.get("encryptedData"), open_data.get("iv"), app.appid,
-                                 max_age=WATERMARK_MAX_AGE)
+        session_key = self.login.cipher.decrypt(stored.session_key_enc)
+        if session_key is None:
+            # Forgotten as stale, or sealed by a key since removed from secret_keys: only wx.login helps.
+            raise SessionKeyExpired()
+        try:
+            data = decrypt_open_data(session_key, open_data.get("encryptedData"), open_data.get("iv"), app.appid,
+                                     max_age=WATERMARK_MAX_AGE)
+        except EncryptedDataInvalid:
+            if await self._stale(caller.user.id, app, stored, session_key):
+                raise SessionKeyExpired() from None
+            raise
         profile = self.wechat.profile_from(data.get("nickName"), data.get("avatarUrl"))
         await self.accounts.update_profile(caller.user.id, profile)
         user = await self.users.get_user(caller.user.id)
         assert user is not None
         return user
+
+    async def _stale(self, user_id: int, app: WeChatApp, stored: StoredSessionKey, session_key: str) -> bool:
+        """Whether WeChat says the stored session_key is stale (87009); forget it if so.
+
+        Best effort: over the check's limit, or when WeChat fails, the answer stays encrypted_data_invalid.
+        """
+        try:
+            await self.limits.session_check.hit(str(user_id))
+        except RateLimited:
+            return False
+        try:
+            valid = await self.app_tokens.call(
+                app, lambda token: self.wechat.check_session_key(token, stored.openid, session_key))
+        except WeChatError as exc:
+            logger.warning("session key check for user %d failed (%s)", user_id, exc.code)
+            return False
+        if valid:
+            return False
+        if stored.session_key_enc is not None:
+            await self.users.forget_session_key(stored.method_id, stored.session_key_enc)
+        logger.info("the stored session_key of user %d is stale (87009); forgotten until the next wx.login", user_id)
+        return True
 
     # --- tokens ------------------------------------------------------------------------------
 
@@ -136,8 +195,9 @@ class ApiService:
         if loaded is None or claims is None:
             raise InvalidToken()
         methods: tuple[LoginMethod, ...] | None = None
+        phone: BoundPhone | None = None
         if with_login_methods:
-            user, revoked, found = await self.users.get_session_user_with_methods(claims.user_id, claims.sid)
+            user, revoked, found, phone = await self.users.get_session_user_with_methods(claims.user_id, claims.sid)
             methods = tuple(found)
         else:
             user, revoked = await self.users.get_session_user(claims.user_id, claims.sid)
@@ -145,7 +205,7 @@ class ApiService:
             raise InvalidToken()
         if user.disabled:
             raise AccountDisabled()
-        return ApiCaller(user=user, claims=claims, login_methods=methods)
+        return ApiCaller(user=user, claims=claims, login_methods=methods, phone=phone)
 
     async def logout(self, caller: ApiCaller) -> None:
         await self.sessions.end(caller.claims, lifetime=self.token_max_age)

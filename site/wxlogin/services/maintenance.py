@@ -12,6 +12,7 @@ from wxlogin.config import PUSH_KINDS, NamedApp, RetentionSettings, WeChatApp, W
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.store import CallbackStore, Database, EventStore, RateLimitStore, UserStore
+from wxlogin.store.phones import PhoneStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 
@@ -36,7 +37,8 @@ class MaintenanceService:
     def __init__(self, db: Database, retention: RetentionSettings, users: UserStore, callbacks: CallbackStore,
                  events: EventStore, limits: RateLimitStore, pushes: PushStore, batch: int = PURGE_BATCH,
                  pause: float = PURGE_PAUSE, app_tokens: AppTokenService | None = None,
-                 wechat: WeChatClient | None = None, token_apps: Mapping[str, WeChatApp] | None = None) -> None:
+                 wechat: WeChatClient | None = None, token_apps: Mapping[str, WeChatApp] | None = None,
+                 phones: PhoneStore | None = None) -> None:
         self.db = db
         self.app_tokens = app_tokens
         self.wechat = wechat
@@ -54,6 +56,8 @@ class MaintenanceService:
             ("login_events", lambda batch: events.purge_older_than(days, batch)),  # the audit trail's retention
             ("wechat_pushes", pushes.purge_old),  # pushes taken more than a day ago (WeChat retries in seconds)
         )
+        if phones is not None:  # getPhoneNumber code claims, once no code can be that old (10 minutes)
+            self._purges += (("phone_codes", phones.purge_codes),)
 
     async def database_ready(self) -> bool:
         """True when MySQL answers a trivial query within the timeouts."""

@@ -25,17 +25,22 @@ from wxlogin.errors import DatabaseUnavailable, RateLimited
 from wxlogin.store import RateLimitStore
 
 WINDOW_SECONDS = 60
+DAY = 24 * 3600
 
 
 class RateLimiter:
-    """At most ``per_minute`` hits per subject at once, then one per 60/per_minute seconds."""
+    """At most ``per_window`` hits per subject at once, then one per window/per_window (window: a minute).
 
-    def __init__(self, store: RateLimitStore, bucket: str, per_minute: int, enabled: bool = True,
-                 fail_open: bool = False) -> None:
+    A longer ``window_seconds`` (a day for paid phone-number calls) is the same bucket, only slower to refill:
+    ``per_window`` at once, then one every window/per_window seconds.
+    """
+
+    def __init__(self, store: RateLimitStore, bucket: str, per_window: int, enabled: bool = True,
+                 fail_open: bool = False, window_seconds: int = WINDOW_SECONDS) -> None:
         self.store = store
         self.bucket = bucket
-        self.window_ms = WINDOW_SECONDS * 1000
-        self.interval_ms = max(1, self.window_ms // per_minute)
+        self.window_ms = window_seconds * 1000
+        self.interval_ms = max(1, self.window_ms // per_window)
         self.enabled = enabled
         self.fail_open = fail_open
 
@@ -62,6 +67,10 @@ class RateLimits:
     decrypt: RateLimiter  # open-data decryptions per bearer token (no padding-oracle probing)
     callback: RateLimiter  # browser callbacks per IP that reach the state claim (and then WeChat)
     start: RateLimiter  # /auth/wechat/web and /auth/wechat/mp per IP
+    # Issue 13: phone numbers cost money per success; the session-key check spends WeChat quota.
+    phone_user: RateLimiter  # phone-number calls per account, per day
+    phone_ip: RateLimiter  # phone-number calls per IP, per minute
+    session_check: RateLimiter  # checksession calls per account
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings, store: RateLimitStore) -> RateLimits:
@@ -71,4 +80,7 @@ class RateLimits:
             decrypt=RateLimiter(store, "decrypt", settings.decrypt_per_minute, on),
             callback=RateLimiter(store, "callback", settings.callback_per_minute, on),
             start=RateLimiter(store, "start", settings.start_per_minute, on, fail_open=True),
+            phone_user=RateLimiter(store, "phone_user", settings.phone_per_user_per_day, on, window_seconds=DAY),
+            phone_ip=RateLimiter(store, "phone_ip", settings.phone_per_ip_per_minute, on),
+            session_check=RateLimiter(store, "session_check", settings.session_check_per_minute, on),
         )

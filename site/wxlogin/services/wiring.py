@@ -10,12 +10,14 @@ from wxlogin.services.container import Services
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService, token_apps
 from wxlogin.services.oauth import OAuthService
+from wxlogin.services.phones import PhoneService
 from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.apptokens import AppTokenStore
+from wxlogin.store.phones import PhoneStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
@@ -34,13 +36,15 @@ def build_services(settings: Settings) -> Services:
     # The app's own access token (issue 13): for services only, never handed to handlers.
     app_tokens = AppTokenService(settings, AppTokenStore(db), wechat, cipher)
     sessions = SessionService(settings.server, signing, users)
-    accounts = AccountService(settings, signing, account_store, users, events, wechat, login)
+    phone_store = PhoneStore(db)
+    accounts = AccountService(settings, signing, account_store, users, events, wechat, login, phone_store)
     limit_store = RateLimitStore(db)
     limits = RateLimits.from_settings(settings.ratelimit, limit_store)
+    phones = PhoneService(settings, phone_store, users, wechat, app_tokens, limits)
     callbacks = CallbackStore(db)
     oauth = OAuthService(settings, signing, wechat, login, sessions, accounts, callbacks, users, account_store,
                          limits)
-    api = ApiService(settings, signing, wechat, login, users, account_store, sessions, limits)
+    api = ApiService(settings, signing, wechat, login, users, account_store, sessions, limits, app_tokens)
     push_store = PushStore(db)
     pushes = PushService(settings.wechat, push_store)
     for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
@@ -53,8 +57,9 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
-                                       app_tokens=app_tokens, wechat=wechat,
+                                       app_tokens=app_tokens, wechat=wechat, phones=phone_store,
                                        token_apps=token_apps(settings.wechat)),
         pushes=pushes,
+        phones=phones,
         _close=close,
     )

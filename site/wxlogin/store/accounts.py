@@ -278,6 +278,10 @@ async def _move_account(cur: aiomysql.Cursor, target: User, source: User) -> int
         "WHERE x.user_id = %s AND m.user_id = %s",
         (target.id, target.id),
     )
+    # The phone number goes with the merged account's person to the account that stays, unless that one
+    # has a number of its own (then the merged one's is dropped with its account): merging is the only way
+    # a number moves between accounts (services/phones.py).
+    await cur.execute("UPDATE IGNORE user_phones SET user_id = %s WHERE user_id = %s", (target.id, source.id))
     await cur.execute("DELETE FROM users WHERE id = %s", (source.id,))
     if target.unionid is None and source.unionid is not None:
         await cur.execute("UPDATE users SET unionid = %s WHERE id = %s", (source.unionid, target.id))

@@ -178,10 +178,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) {_TABLE_OPTIONS}""",
         ),
     ),
+    Migration(
+        6,
+        "phone numbers bound to accounts; getPhoneNumber codes already sent to WeChat",
+        (
+            # One number per account, one account per number: UNIQUE(phone) decides a race of two accounts
+            # on one number (one INSERT wins, the other is phone_in_use). phone is E.164 ("+" and at most 15
+            # digits), country_code its first digits, kept apart so it can be masked without a numbering plan.
+            # Personal data: stored plainly (it must be unique and shown masked), never logged.
+            f"""CREATE TABLE IF NOT EXISTS user_phones (
+                user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+                phone VARCHAR(16) {_ID} NOT NULL,
+                country_code VARCHAR(4) {_ID} NOT NULL,
+                bound_at DATETIME(3) NOT NULL,
+                UNIQUE KEY uq_user_phones_phone (phone),
+                CONSTRAINT fk_user_phones_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+            ) {_TABLE_OPTIONS}""",
+            # Each getPhoneNumber code is claimed here before it goes to WeChat (each success costs money):
+            # a repeat gets the first outcome, never a second paid call. code_hash is SHA-256 of the appid and
+            # the code (no code is kept); rows go after 10 minutes (a code lives 5).
+            f"""CREATE TABLE IF NOT EXISTS phone_codes (
+                code_hash BINARY(32) NOT NULL PRIMARY KEY,
+                user_id BIGINT UNSIGNED NOT NULL,
+                outcome VARCHAR(32) {_ID} NOT NULL DEFAULT 'pending',
+                created_at DATETIME(3) NOT NULL,
+                KEY ix_phone_codes_created (created_at)
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
-TABLES = ("app_tokens", "login_events", "oauth_callbacks", "pending_merges", "rate_limits", "revoked_sessions",
-          "unlinked_identities", "user_login_methods", "users", "wechat_pushes")
+TABLES = ("app_tokens", "login_events", "oauth_callbacks", "pending_merges", "phone_codes", "rate_limits",
+          "revoked_sessions", "unlinked_identities", "user_login_methods", "user_phones", "users", "wechat_pushes")
 # "Duplicate key name": an index a half-applied migration already added (MySQL 8 has no ADD KEY IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061
 

@@ -10,13 +10,14 @@ as a conflict for the person to resolve.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import aiomysql
 
 from wxlogin.errors import AccountDisabled, NotFound
 from wxlogin.models import (
+    BoundPhone,
     CallbackStatus,
     Channel,
     EncryptedGrant,
@@ -28,6 +29,7 @@ from wxlogin.models import (
     WeChatProfile,
 )
 from wxlogin.store.db import Database
+from wxlogin.store.phones import phone_from_row
 from wxlogin.store.rows import Row, fetchall, fetchone
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,15 @@ def merged_profile(user: User | None, profile: WeChatProfile | None) -> tuple[st
     return profile.nickname, profile.avatar_url, profile.is_placeholder
 
 
+@dataclass(frozen=True)
+class StoredSessionKey:
+    """A mini-program login method's openid and sealed session_key (None: none kept, or forgotten as stale)."""
+
+    method_id: int
+    openid: str
+    session_key_enc: bytes | None = field(repr=False)
+
+
 class UserStore:
     """SQL for users and login methods."""
 
@@ -133,21 +144,24 @@ class UserStore:
 
     async def get_session_user_with_methods(
         self, user_id: int, sid: str
-    ) -> tuple[User | None, bool, list[LoginMethod]]:
-        """Like ``get_session_user``, plus the user's login methods, still in one round trip (for /api/me)."""
+    ) -> tuple[User | None, bool, list[LoginMethod], BoundPhone | None]:
+        """Like ``get_session_user``, plus the user's login methods and bound phone, still in one round trip
+        (for /api/me). ``user_phones`` has one row per user at most, so joining it multiplies nothing."""
 
-        async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool, list[LoginMethod]]:
+        async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool, list[LoginMethod], BoundPhone | None]:
             await cur.execute(
-                f"{_SESSION_USER}, {_METHOD_COLUMNS_LM} FROM users u "
-                "LEFT JOIN user_login_methods lm ON lm.user_id = u.id WHERE u.id = %s ORDER BY lm.id",
+                f"{_SESSION_USER}, {_METHOD_COLUMNS_LM}, p.phone, p.country_code, p.bound_at FROM users u "
+                "LEFT JOIN user_login_methods lm ON lm.user_id = u.id "
+                "LEFT JOIN user_phones p ON p.user_id = u.id WHERE u.id = %s ORDER BY lm.id",
                 (sid, user_id),
             )
             rows = await fetchall(cur)
             if not rows:
-                return None, False, []
+                return None, False, [], None
             # A user without login methods still has one row, its method columns NULL (LEFT JOIN).
             methods = [method_from_row(row, _METHOD_PREFIX) for row in rows if row[_METHOD_PREFIX + "id"] is not None]
-            return user_from_row(rows[0]), bool(rows[0]["revoked"]), methods
+            phone = phone_from_row(rows[0]) if rows[0]["phone"] is not None else None
+            return user_from_row(rows[0]), bool(rows[0]["revoked"]), methods, phone
 
         return await self.db.run(work)
 
@@ -160,19 +174,31 @@ class UserStore:
 
         return await self.db.run(work)
 
-    async def session_key_enc(self, user_id: int, appid: str) -> bytes | None:
-        """The encrypted session_key kept for this user's mini-program login, if any."""
+    async def miniprogram_session_key(self, user_id: int, appid: str) -> StoredSessionKey | None:
+        """The user's mini-program login method under ``appid`` (its openid and sealed session_key), or None."""
 
-        async def work(cur: aiomysql.Cursor) -> bytes | None:
+        async def work(cur: aiomysql.Cursor) -> StoredSessionKey | None:
             await cur.execute(
-                "SELECT session_key_enc FROM user_login_methods WHERE user_id = %s AND appid = %s "
+                "SELECT id, openid, session_key_enc FROM user_login_methods WHERE user_id = %s AND appid = %s "
                 "ORDER BY last_login_at DESC LIMIT 1",
                 (user_id, appid),
             )
             row = await fetchone(cur)
-            return bytes(row["session_key_enc"]) if row and row["session_key_enc"] is not None else None
+            if row is None:
+                return None
+            sealed = bytes(row["session_key_enc"]) if row["session_key_enc"] is not None else None
+            return StoredSessionKey(method_id=int(row["id"]), openid=row["openid"], session_key_enc=sealed)
 
         return await self.db.run(work)
+
+    async def forget_session_key(self, method_id: int, sealed: bytes) -> None:
+        """Drop a session_key WeChat called stale, unless a login has replaced it meanwhile (then it is fresh)."""
+
+        async def work(cur: aiomysql.Cursor) -> None:
+            await cur.execute("UPDATE user_login_methods SET session_key_enc = NULL "
+                              "WHERE id = %s AND session_key_enc = %s", (method_id, sealed))
+
+        await self.db.run(work)
 
     async def revoke_session(self, sid: str, expires_at: datetime) -> None:
         """Mark one session (cookie or token) as logged out until it would have expired anyway."""

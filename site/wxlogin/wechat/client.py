@@ -39,6 +39,7 @@ from wxlogin.errors import (
     AccessTokenExpired,
     AppTokenInvalid,
     CodeInvalid,
+    PhoneCodeInvalid,
     RefreshTokenExpired,
     ScopeUnauthorized,
     WeChatBusy,
@@ -49,7 +50,8 @@ from wxlogin.errors import (
     WeChatTimeout,
     WeChatUnavailable,
 )
-from wxlogin.models import WeChatProfile, WeChatTokens
+from wxlogin.models import PhoneNumber, WeChatProfile, WeChatTokens
+from wxlogin.wechat.crypto import session_key_signature
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +77,11 @@ _SCOPE_RE = re.compile(rf"[\x21-\x7e]{{0,{SCOPE_BYTES}}}")
 _SESSION_KEY_RE = re.compile(r"[A-Za-z0-9+/]{22}==")  # base64 of 16 bytes: AES-128's key (protocol 5.5)
 assert 24 + SEALED_OVERHEAD <= SESSION_KEY_COLUMN_BYTES
 MAX_ERRMSG = 300
+# A phone number WeChat attests: a country code (no leading zero) and national digits, at most 15 in all
+# (E.164); ASCII digits only (``\d`` would also take other scripts' digits).
+_COUNTRY_CODE_RE = re.compile(r"[1-9][0-9]{0,3}")
+_NATIONAL_RE = re.compile(r"[0-9]{4,14}")
+STALE_SESSION_KEY = 87009  # /wxa/checksession: the signature (so the session_key) is not the current one
 
 # WeChat's avatar hosts (protocol reference: thirdwx.qlogo.cn, wx.qlogo.cn) and their subdomains.
 AVATAR_HOSTS = ("thirdwx.qlogo.cn", "wx.qlogo.cn")
@@ -360,6 +367,37 @@ class WeChatClient:
             raise WeChatUnavailable(errmsg="get_api_domain_ip answered without a list of addresses")
         return [ip[:64] for ip in ips[:1000]]
 
+    async def phone_number(self, access_token: str, appid: str, code: str, openid: str | None) -> PhoneNumber:
+        """The number behind a getPhoneNumber code (POST /wxa/business/getuserphonenumber). Costs money.
+
+        Never retried (``retry=False``): an answer lost on the way may still have been a paid success, and
+        the code is single-use anyway. With ``openid`` WeChat also checks that the code is that person's.
+        40029 (wrong, expired, used, another app's or person's code) is PhoneCodeInvalid. The number is
+        never logged; errors name only the field that was wrong.
+        """
+        payload = {"code": code, **({"openid": openid} if openid else {})}
+        try:
+            data = await self._app_post("/wxa/business/getuserphonenumber", access_token, payload,
+                                        expect="phone_info", retry=False)
+        except CodeInvalid as exc:
+            raise PhoneCodeInvalid(f"errcode {exc.errcode}") from None
+        return _parse("/wxa/business/getuserphonenumber", lambda: parse_phone_info(data, appid))
+
+    async def check_session_key(self, access_token: str, openid: str, session_key: str) -> bool:
+        """Whether WeChat still holds this session_key for the person (GET /wxa/checksession); False on 87009.
+
+        The signature is HMAC-SHA256 keyed with the key over the empty message, so it depends on the stored
+        key alone. It travels in the query, as WeChat wants; URLs are never logged.
+        """
+        params = {"openid": openid, "signature": session_key_signature(session_key), "sig_method": "hmac_sha256"}
+        try:
+            await self._app_get("/wxa/checksession", access_token, params, expect=None)
+        except WeChatError as exc:
+            if exc.errcode == STALE_SESSION_KEY:
+                return False
+            raise
+        return True
+
     async def _app_get(self, path: str, access_token: str, params: dict[str, str],
                        expect: str | None) -> dict[str, Any]:
         """GET an API that takes the app's access token (in the query, as WeChat wants; never logged)."""
@@ -592,6 +630,25 @@ def _tokens(data: dict[str, Any]) -> WeChatTokens:
         unionid=_optional_id(data, "unionid"),
         is_snapshot_user=str(data.get("is_snapshotuser", "0")) == "1",
     )
+
+
+def parse_phone_info(data: dict[str, Any], appid: str) -> PhoneNumber:
+    """``phone_info`` of a getuserphonenumber answer: digits only, E.164's 15 digits at most, for our app."""
+    info = data.get("phone_info")
+    if not isinstance(info, dict):
+        raise WeChatUnavailable(errmsg="getuserphonenumber answered without phone_info")
+    country = info.get("countryCode")
+    if isinstance(country, int) and not isinstance(country, bool):
+        country = str(country)
+    national = info.get("purePhoneNumber")
+    if not isinstance(country, str) or not _COUNTRY_CODE_RE.fullmatch(country):
+        raise WeChatUnavailable(errmsg="getuserphonenumber answered a malformed countryCode")
+    if not isinstance(national, str) or not _NATIONAL_RE.fullmatch(national) or len(country + national) > 15:
+        raise WeChatUnavailable(errmsg="getuserphonenumber answered a malformed purePhoneNumber")
+    watermark = info.get("watermark")
+    if not isinstance(watermark, dict) or watermark.get("appid") != appid:
+        raise WeChatUnavailable(errmsg="getuserphonenumber answered another app's watermark")
+    return PhoneNumber(country_code=country, national=national)
 
 
 def _session_key(data: dict[str, Any]) -> str:

@@ -118,3 +118,9 @@ def raw_data_signature_ok(raw_data: Any, session_key: str, signature: Any) -> bo
         return False
     expected = hashlib.sha1((raw_data + session_key).encode("utf-8", "surrogatepass")).hexdigest()
     return hmac.compare_digest(expected, signature)
+
+
+def session_key_signature(session_key: str, message: bytes = b"") -> str:
+    """WeChat's user-state signature: hex HMAC-SHA256 keyed with the session_key's base64 *text*
+    (wechat-platform.md section 4). Over the empty message it is what ``/wxa/checksession`` wants."""
+    return hmac.new(session_key.encode("utf-8"), message, hashlib.sha256).hexdigest()
