@@ -142,6 +142,19 @@ class EncryptedDataInvalid(WxLoginError):
     code = "encrypted_data_invalid"
 
 
+class ImageInvalid(WxLoginError):
+    """An uploaded avatar that is not a usable image (by its content): not JPEG/PNG/GIF/WebP, truncated,
+    animated, or with dimensions over the bound (a decompression bomb). ``detail`` is for the log only."""
+
+    code = "image_invalid"
+
+
+class ContentRisky(WxLoginError):
+    """WeChat's content check (msg_sec_check) says the nickname is ``risky``: refused, nothing stored."""
+
+    code = "content_risky"
+
+
 # --- WeChat upstream -----------------------------------------------------------------------
 
 

@@ -19,6 +19,8 @@ _APP_LOGIN = (*_JSON_BODY, e.RateLimited, e.AccountDisabled, *_WECHAT, *_EVERYWH
 _MINIPROGRAM_LOGIN = (*_APP_LOGIN, e.EncryptedDataInvalid)
 _PROFILE = _BEARER + _JSON_BODY + (e.EncryptedDataInvalid, e.RateLimited) + _EVERYWHERE
 _BEARER_ONLY = _BEARER + _EVERYWHERE
+_NICKNAME = (*_BEARER, *_JSON_BODY, e.ContentRisky, *_WECHAT, *_EVERYWHERE)
+_AVATAR = (*_BEARER, e.BadRequest, 413, 415, e.ImageInvalid, *_WECHAT, *_EVERYWHERE)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -74,6 +76,29 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                 "responses": {"200": _json(_ref("UserResponse"), "Profile updated"),
                               **_errors(_PROFILE)},
             }},
+            path_of("api_miniprogram_nickname"): {"post": {
+                "summary": "Set the nickname the person typed (the nickname input); checked by WeChat's msg_sec_check: "
+                           "pass is stored, review is stored and flagged for operators, risky is refused",
+                "operationId": "miniprogramNickname", "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Nickname")}}},
+                "responses": {"200": _json(_ref("UserResponse"), "Nickname stored (or kept: a placeholder never "
+                                                                 "replaces a real nickname)"),
+                              **_errors(_NICKNAME)},
+            }},
+            path_of("api_miniprogram_avatar"): {"post": {
+                "summary": "Upload the chooseAvatar image (wx.uploadFile, field \"file\", at most 1 MiB; JPEG, PNG, "
+                           "GIF or WebP by content, at most 4096 pixels a side). It is re-encoded to a 256x256 JPEG "
+                           "without metadata and checked by WeChat (media_check_async): the answer's avatar_url stays "
+                           "the old one until WeChat's verdict passes it",
+                "operationId": "miniprogramAvatar", "security": bearer,
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": {
+                        "file": {"type": "string", "contentMediaType": "application/octet-stream",
+                                 "description": "the image; its file name and Content-Type are ignored"}}},
+                    "encoding": {"file": {"contentType": "image/jpeg, image/png, image/gif, image/webp"}}}}},
+                "responses": {"200": _json(_ref("AvatarResponse"), "Uploaded; shown once WeChat's check passes it"),
+                              **_errors(_AVATAR)},
+            }},
             path_of("api_me"): {"get": {
                 "summary": "The signed-in user and their login methods", "operationId": "me", "security": bearer,
                 "responses": {"200": _json(_ref("Me"), "The user"), **_errors(_BEARER_ONLY)},
@@ -105,6 +130,15 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                                       "created": {"type": "boolean"}}},
                 "UserResponse": {"type": "object", "required": ["user"], "additionalProperties": False,
                                  "properties": {"user": _ref("User")}},
+                "Nickname": {"type": "object", "required": ["nickname"], "properties": {
+                    "nickname": {"type": "string", "minLength": 1, "maxLength": 256,
+                                 "description": "at most 32 characters once control and format characters go"}}},
+                "AvatarResponse": {"type": "object", "required": ["user", "avatar_pending"],
+                                   "additionalProperties": False, "properties": {
+                                       "user": _ref("User"),
+                                       "avatar_pending": {"type": "boolean", "description":
+                                                          "true: user.avatar_url is still the old avatar; the new "
+                                                          "one replaces it when WeChat's check passes"}}},
                 "Me": {"type": "object", "required": ["user", "login_methods"], "additionalProperties": False,
                        "properties": {"user": _ref("User"), "login_methods": {"type": "array", "items": {
                            "type": "object", "required": ["channel", "appid", "linked_at"],

@@ -14,7 +14,7 @@ import tornado.routing
 import tornado.web
 
 from wxlogin.config import SANDBOX_PREFIX, Settings
-from wxlogin.sandbox import cgi, dev, oa, pages, push, sns
+from wxlogin.sandbox import cgi, dev, oa, pages, push, sns, wxa
 from wxlogin.sandbox.base import RegisteredApp, Sandbox
 
 
@@ -40,4 +40,5 @@ def routes(sandbox: Sandbox) -> list[tornado.routing.URLSpec]:
     """Every sandbox route under /_sandbox."""
     init = {"sandbox": sandbox}
     return (pages.routes(SANDBOX_PREFIX, init) + oa.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)
-            + dev.routes(SANDBOX_PREFIX, init) + push.routes(SANDBOX_PREFIX, init) + cgi.routes(SANDBOX_PREFIX, init))
+            + dev.routes(SANDBOX_PREFIX, init) + push.routes(SANDBOX_PREFIX, init) + cgi.routes(SANDBOX_PREFIX, init)
+            + wxa.routes(SANDBOX_PREFIX, init))

@@ -10,6 +10,7 @@ from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
+from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService
 from wxlogin.services.sessions import SessionService
 
@@ -23,6 +24,7 @@ class Services:
     api: ApiService
     maintenance: MaintenanceService
     pushes: PushService
+    profile: ProfileService
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

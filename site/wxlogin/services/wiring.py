@@ -10,12 +10,14 @@ from wxlogin.services.container import Services
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
+from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.apptokens import AppTokenStore
+from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
@@ -45,6 +47,9 @@ def build_services(settings: Settings) -> Services:
     pushes = PushService(settings.wechat, push_store)
     for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
         pushes.register(event, log_follow)
+    profile_store = ProfileStore(db)
+    profile = ProfileService(settings, profile_store, app_tokens, wechat)
+    pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
 
     async def close() -> None:
         await db.close()
@@ -55,7 +60,9 @@ def build_services(settings: Settings) -> Services:
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
                                        app_tokens=app_tokens, wechat=wechat,
                                        token_apps={"mp": settings.wechat.mp,
-                                                   "miniprogram": settings.wechat.miniprogram}),
+                                                   "miniprogram": settings.wechat.miniprogram},
+                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),)),
         pushes=pushes,
+        profile=profile,
         _close=close,
     )
