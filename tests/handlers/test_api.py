@@ -362,5 +362,5 @@ async def test_openapi_document_is_served_and_valid(api, server):
     doc = response.json()
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {"/api/miniprogram/login", "/api/app/login", "/api/miniprogram/profile",
-                                 "/api/me", "/api/logout"}
+                                 "/api/miniprogram/nickname", "/api/miniprogram/avatar", "/api/me", "/api/logout"}
     jsonschema.Draft202012Validator.check_schema(dict(doc["components"]["schemas"]["LoginResponse"]))
