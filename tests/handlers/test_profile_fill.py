@@ -253,6 +253,10 @@ async def test_an_avatar_that_passes_replaces_the_old_one_at_a_content_addressed
     assert image.headers["Content-Type"] == "image/jpeg"
     assert image.headers["Cache-Control"] == LONG_CACHE
     assert image.headers["X-Content-Type-Options"] == "nosniff"
+    assert image.headers["Etag"] == f'"{sha}"'
+    head = await client.head(url)
+    assert head.headers["Etag"] == f'"{sha}"' and head.headers["Content-Length"] == str(len(image.content))
+    assert (await client.get(url, headers={"If-None-Match": f'"{sha}"'})).status_code == 304
     decoded = Image.open(io.BytesIO(image.content))
     assert (decoded.format, decoded.size) == ("JPEG", (256, 256))
     assert await sql("SELECT status FROM avatars") == [("pass",)]

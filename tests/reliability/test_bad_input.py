@@ -34,6 +34,7 @@ from helpers import (
 )
 from wxlogin.sandbox import push as wechat_push
 
+JSON = "application/json"
 LEAKS = (SECRET_MARKER, "SKMARK", "U0tNQVJL", PUSH_AES_KEY)
 SESSION_KEY = base64.b64decode("U0tNQVJLU0tNQVJLU0tNQQ==")  # what the stand-in's jscode2session hands out
 MP_APPID = "wxa0b1c2d3e4f50004"
@@ -519,7 +520,7 @@ async def test_nickname_bodies(name, wx_server, mp_token, fake_wechat, rel_sql):
     calls = len(fake_wechat.calls)
     async with counted_client() as client:
         response = await client.post(f"{wx_server.url}/api/miniprogram/nickname", content=body,
-                                     headers={"Authorization": f"Bearer {mp_token}", "Content-Type": "application/json"})
+                                     headers={"Authorization": f"Bearer {mp_token}", "Content-Type": JSON})
     rejected(response, (status,))
     assert response.json()["error"] == code
     assert len(fake_wechat.calls) == calls, "WeChat was asked to check a nickname that should fail first"

@@ -39,7 +39,12 @@ class AvatarHandler(BaseHandler):
         self.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
         # Pending: only WeChat's fetcher has the key, and no cache may keep an image WeChat has not passed.
         self.set_header("Cache-Control", LONG_CACHE if served.public else "no-store")
-        if include_body:
+        # The name is the bytes' SHA-256: the ETag too (Tornado's own would hash an empty HEAD body).
+        self.set_header("Etag", f'"{sha256}"')
+        if self.check_etag_header():  # Tornado checks only the ETags it computes itself
+            self.set_status(304)
+            self.finish()
+        elif include_body:
             self.finish(served.jpeg)
         else:
             self.set_header("Content-Length", str(len(served.jpeg)))
