@@ -491,3 +491,19 @@ async def test_a_request_over_the_servers_body_limit_is_cut_off(server, api):
         except httpx.HTTPError:
             return  # Tornado hangs up past [server] max_body_size: fine, nothing was read
     assert answer.status_code in (400, 413)
+
+
+async def test_checks_wechat_never_answered_are_purged_after_a_day_with_their_images(api, server, sql,
+                                                                                   held_verdicts):
+    token = await api.login()
+    await api.upload(token, png_bytes(100, 100, (1, 1, 1)))
+    await api.upload(token, png_bytes(100, 100, (2, 2, 2)))
+    [(old_trace, old_sha), _] = await sql("SELECT trace_id, sha256 FROM avatar_checks ORDER BY id")
+    await sql("UPDATE avatar_checks SET created_at = created_at - INTERVAL 2 DAY WHERE trace_id = %s", old_trace)
+    await sql("UPDATE avatars SET created_at = created_at - INTERVAL 2 DAY WHERE sha256 = %s", old_sha)
+
+    await server.services.maintenance.purge_expired()
+
+    assert await pending_checks(sql) == 1  # the young check stays, with its image
+    assert [row[0] for row in await sql("SELECT sha256 FROM avatars")] != [old_sha]
+    assert await sql("SELECT COUNT(*) FROM avatars") == [(1,)]
