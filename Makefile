@@ -46,8 +46,10 @@ tools:
 	scripts/ensure-tools.sh
 
 # With `make run` going in another terminal: log a sandbox person in through the JSON API.
+# Then profile fill-in: NICKNAME (default 小程序用户) and AVATAR=plain|risky|review|none (default plain).
 play-miniprogram: venv
-	$(PY) -m wxlogin.sandbox play --client miniprogram --person $(or $(PERSON),zhangsan)
+	$(PY) -m wxlogin.sandbox play --client miniprogram --person $(or $(PERSON),zhangsan) \
+		--nickname "$(or $(NICKNAME),小程序用户)" --avatar $(or $(AVATAR),plain)
 
 play-app: venv
 	$(PY) -m wxlogin.sandbox play --client app --person $(or $(PERSON),zhangsan)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import io
 import re
+import struct
 import time
+import zlib
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 from Crypto.Cipher import AES
+from PIL import Image
 
 from wxlogin.sandbox import push as wechat_push
 
@@ -158,6 +162,147 @@ def bad_push(case: str, token: str, key: str, appid: str) -> tuple[dict[str, str
     else:
         raise AssertionError(case)
     return query, body, BAD_PUSHES[case]
+
+
+# ---- profile fill-in (issue 13): nicknames and avatar uploads ----------------------------------------------
+
+# Nickname bodies refused before WeChat is asked (status and code), for /api/miniprogram/nickname.
+BAD_NICKNAMES: dict[str, tuple[bytes, int, str]] = {
+    "no nickname": (b"{}", 400, "bad_request"),
+    "null": (b'{"nickname":null}', 400, "bad_request"),
+    "number": (b'{"nickname":123}', 400, "bad_request"),
+    "list": (b'{"nickname":["a"]}', 400, "bad_request"),
+    "object (CVE-2024-36039)": (b'{"nickname":{"x\' OR 1=1 -- ":1}}', 400, "bad_request"),
+    "empty": (b'{"nickname":""}', 400, "bad_request"),
+    "only spaces": (b'{"nickname":"   "}', 400, "bad_request"),
+    "only controls and bidi": (b'{"nickname":"\\u0000\\u202e\\u200b"}', 400, "bad_request"),
+    "33 characters": (('{"nickname":"%s"}' % ("名" * 33)).encode(), 400, "bad_request"),
+    "257 characters": (b'{"nickname":"' + b"a" * 257 + b'"}', 400, "bad_request"),
+    "lone surrogate": (b'{"nickname":"\\ud800"}', 400, "bad_request"),
+    "duplicate keys": (b'{"nickname":"a","nickname":"b"}', 400, "bad_request"),
+    "40 KB": (b'{"nickname":"' + b"a" * (40 << 10) + b'"}', 413, "body_too_large"),
+}
+
+
+def png_bytes(width: int = 320, height: int = 240, color: tuple[int, int, int] = (30, 160, 90)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def jpeg_with_gps(width: int = 300, height: int = 300) -> bytes:
+    """A phone photo's JPEG: EXIF with the camera and a GPS position (Beijing)."""
+    image = Image.new("RGB", (width, height), (200, 120, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "TestPhone"  # Make
+    gps = exif.get_ifd(0x8825)  # GPSInfo
+    gps.update({1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)})
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b""))
+
+
+def animated_gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(out, format="GIF", save_all=True,
+                                                 append_images=[Image.new("RGB", (40, 40), (0, 0, 255))])
+    return out.getvalue()
+
+
+def multipart(parts: list[tuple[str, str | None, bytes, str]], boundary: str = "wxuploadBoundary7MA4YWxk") -> tuple[
+        bytes, str]:
+    """(body, Content-Type) of a multipart/form-data body; a part is (field, file name or None, bytes, type)."""
+    body = b""
+    for name, filename, data, content_type in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if content_type:
+            body += f"Content-Type: {content_type}\r\n".encode()
+        body += b"\r\n" + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def avatar_upload(data: bytes, filename: str = "tmp_avatar.png", content_type: str = "image/png") -> tuple[
+        bytes, str]:
+    """What wx.uploadFile({name: "file", filePath}) sends."""
+    return multipart([("file", filename, data, content_type)])
+
+
+def bad_upload(case: str) -> tuple[bytes, str]:
+    """(body, Content-Type) of one ``BAD_UPLOADS`` case."""
+    good = png_bytes()
+    if case == "text named .png":
+        return avatar_upload(b"just some text, not an image")
+    if case == "SVG named .png":
+        return avatar_upload(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+    if case == "HTML named .png":
+        return avatar_upload(b"<!doctype html><html><script>alert(document.cookie)</script></html>")
+    if case == "empty file":
+        return avatar_upload(b"")
+    if case == "BMP (by content)":
+        out = io.BytesIO()
+        Image.new("RGB", (64, 64)).save(out, format="BMP")
+        return avatar_upload(out.getvalue())
+    if case == "PNG bomb (100000 x 100000 declared)":
+        return avatar_upload(png_bomb())
+    if case == "PNG 5000 pixels wide":
+        return avatar_upload(png_bomb(5000, 10))
+    if case == "truncated PNG":
+        return avatar_upload(png_bytes(600, 600)[:300])
+    if case == "animated GIF":
+        return avatar_upload(animated_gif(), "a.gif", "image/gif")
+    if case == "file over 1 MiB":
+        return avatar_upload(good + b"\0" * (1 << 20))
+    if case == "no file (a text field only)":
+        return multipart([("nickname", None, b"x", "")])
+    if case == "two files":
+        return multipart([("file", "a.png", good, "image/png"), ("file", "b.png", good, "image/png")])
+    if case == "file under another field name":
+        return multipart([("avatar", "a.png", good, "image/png")])
+    if case == "part header of 8 KiB":
+        return multipart([("file", "a" * 8192 + ".png", good, "image/png")])
+    if case == "no boundary parameter":
+        return avatar_upload(good)[0], "multipart/form-data"
+    if case == "boundary not in the body":
+        return avatar_upload(good)[0], "multipart/form-data; boundary=somethingElse"
+    if case == "no closing delimiter":
+        body, content_type = avatar_upload(good)
+        return body[: body.rindex(b"--wxupload")], content_type
+    if case == "JSON instead of multipart":
+        return b'{"file":"x"}', "application/json"
+    raise AssertionError(case)
+
+
+# Uploads refused before WeChat is asked: (status, code) each gets (security.md part 6's upload list and ours).
+BAD_UPLOADS: dict[str, tuple[int, str]] = {
+    "text named .png": (400, "image_invalid"),
+    "SVG named .png": (400, "image_invalid"),
+    "HTML named .png": (400, "image_invalid"),
+    "empty file": (400, "image_invalid"),
+    "BMP (by content)": (400, "image_invalid"),
+    "PNG bomb (100000 x 100000 declared)": (400, "image_invalid"),
+    "PNG 5000 pixels wide": (400, "image_invalid"),
+    "truncated PNG": (400, "image_invalid"),
+    "animated GIF": (400, "image_invalid"),
+    "file over 1 MiB": (413, "body_too_large"),
+    "no file (a text field only)": (400, "bad_request"),
+    "two files": (400, "bad_request"),
+    "file under another field name": (400, "bad_request"),
+    "part header of 8 KiB": (400, "bad_request"),
+    "no boundary parameter": (400, "bad_request"),
+    "boundary not in the body": (400, "bad_request"),
+    "no closing delimiter": (400, "bad_request"),
+    "JSON instead of multipart": (415, "unsupported_media_type"),
+}
 
 
 class Flows:

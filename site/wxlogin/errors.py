@@ -168,6 +168,19 @@ class SessionKeyExpired(WxLoginError):
     code = "session_key_expired"
 
 
+class ImageInvalid(WxLoginError):
+    """An uploaded avatar that is not a usable image (by its content): not JPEG/PNG/GIF/WebP, truncated,
+    animated, or with dimensions over the bound (a decompression bomb). ``detail`` is for the log only."""
+
+    code = "image_invalid"
+
+
+class ContentRisky(WxLoginError):
+    """WeChat's content check (msg_sec_check) says the nickname is ``risky``: refused, nothing stored."""
+
+    code = "content_risky"
+
+
 # --- WeChat upstream -----------------------------------------------------------------------
 
 

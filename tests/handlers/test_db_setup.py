@@ -53,3 +53,21 @@ async def test_setup_says_what_it_did_then_starts_quietly(fresh_database):
         "a start against an existing, current database is silent"
     assert first.returncode == 0 and first.stderr == "", first.stderr
     assert f"created database '{DATABASE}'" in first.stdout and "migrated to version" in first.stdout
+
+
+async def test_a_half_applied_migration_that_added_columns_runs_again(fresh_database):
+    """Migration 7 adds columns to users; MySQL has no ADD COLUMN IF NOT EXISTS, so "duplicate column" is done."""
+    assert run_setup().returncode == 0
+    mysql = load_settings(ROOT / "settings.toml", env={}).mysql
+    conn = await aiomysql.connect(host=mysql.host, port=mysql.port, user=mysql.user, db=DATABASE,
+                                  password=mysql.password.value, autocommit=True)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("DELETE FROM schema_migrations WHERE version = 7")  # as if it stopped before its record
+    finally:
+        conn.close()
+
+    again = run_setup()
+
+    assert again.returncode == 0, again.stderr
+    assert "migrated to version 7" in again.stdout

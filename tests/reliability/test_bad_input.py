@@ -22,9 +22,19 @@ from harness.figures import FIGURES
 from harness.rawhttp import raw_request
 from harness.serverproc import PUSH_AES_KEY, SECRET_MARKER
 from harness.web import assert_clean_body, counted_client, session_set, start_web_login, web_callback
-from helpers import BAD_JSON_BODIES, BAD_PUSHES, BAD_RETURN_TARGETS, PUSH_OPENID, bad_push
+from helpers import (
+    BAD_JSON_BODIES,
+    BAD_NICKNAMES,
+    BAD_PUSHES,
+    BAD_RETURN_TARGETS,
+    BAD_UPLOADS,
+    PUSH_OPENID,
+    bad_push,
+    bad_upload,
+)
 from wxlogin.sandbox import push as wechat_push
 
+JSON = "application/json"
 LEAKS = (SECRET_MARKER, "SKMARK", "U0tNQVJL", PUSH_AES_KEY)
 SESSION_KEY = base64.b64decode("U0tNQVJLU0tNQVJLU0tNQQ==")  # what the stand-in's jscode2session hands out
 MP_APPID = "wxa0b1c2d3e4f50004"
@@ -535,6 +545,50 @@ async def test_a_duplicate_push_is_taken_once_and_unknown_events_are_acknowledge
     assert [(a.status_code, a.text) for a in answers] == [(200, "success")] * 4
     assert await rel_sql("SELECT COUNT(*) FROM wechat_pushes") == [(1,)]
     await rel_sql("DELETE FROM wechat_pushes")
+
+
+# ---- profile fill-in (issue 13): nicknames and avatar uploads, refused before WeChat or MySQL -----------------
+
+@pytest.fixture
+async def no_avatar_rows(rel_sql):
+    yield
+    assert await rel_sql("SELECT (SELECT COUNT(*) FROM avatars), (SELECT COUNT(*) FROM avatar_checks)") == [(0, 0)]
+
+
+@pytest.mark.parametrize("name", list(BAD_NICKNAMES))
+async def test_nickname_bodies(name, wx_server, mp_token, fake_wechat, rel_sql):
+    body, status, code = BAD_NICKNAMES[name]
+    before = await rel_sql("SELECT id, nickname FROM users ORDER BY id")
+    calls = len(fake_wechat.calls)
+    async with counted_client() as client:
+        response = await client.post(f"{wx_server.url}/api/miniprogram/nickname", content=body,
+                                     headers={"Authorization": f"Bearer {mp_token}", "Content-Type": JSON})
+    rejected(response, (status,))
+    assert response.json()["error"] == code
+    assert len(fake_wechat.calls) == calls, "WeChat was asked to check a nickname that should fail first"
+    assert await rel_sql("SELECT id, nickname FROM users ORDER BY id") == before
+
+
+@pytest.mark.parametrize("name", list(BAD_UPLOADS))
+async def test_avatar_uploads(name, wx_server, mp_token, fake_wechat, no_avatar_rows):
+    body, content_type = bad_upload(name)
+    status, code = BAD_UPLOADS[name]
+    calls = len(fake_wechat.calls)
+    async with counted_client() as client:
+        response = await client.post(f"{wx_server.url}/api/miniprogram/avatar", content=body,
+                                     headers={"Authorization": f"Bearer {mp_token}", "Content-Type": content_type})
+    rejected(response, (status,))
+    assert response.json()["error"] == code
+    assert len(fake_wechat.calls) == calls, "WeChat was asked to check an upload that should fail first"
+
+
+async def test_an_upload_over_the_servers_body_limit_is_refused_without_a_500(wx_server, mp_token):
+    """20 MB (security.md part 6): past [server] max_body_size Tornado answers 400 or hangs up; never a 500."""
+    head = (b"POST /api/miniprogram/avatar HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + mp_token.encode()
+            + b"\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 20971520\r\n\r\n")
+    status, reply = await raw_request(wx_server.url, head + b"a" * 65536)
+    FIGURES.bad_inputs_tried += 1
+    assert status in (400, 413, None) and b"Traceback" not in reply
 
 
 # ---- afterwards ----------------------------------------------------------------------------------------

@@ -51,3 +51,28 @@ async def test_the_shipped_nginx_blocks_the_sandbox_in_every_spelling(sandbox_pr
     assert through.status_code == 200, "control: nginx passes ordinary pages through"
     assert blocked.status_code == 404, (path, blocked.status_code)
     assert "wxlogin" not in blocked.text and "SANDBOX" not in blocked.text  # nginx's own 404, not the app's
+
+
+async def test_the_shipped_nginx_lets_avatar_uploads_through_and_keeps_64k_elsewhere(wx_server: ServerProcess,
+                                                                                     tmp_path) -> None:
+    """wx.uploadFile's avatar (up to 1 MiB) must reach the app; every other route keeps nginx's 64 KiB."""
+    port = free_port()
+    proc = nginx.start(tmp_path, port, [wx_server.settings["server"]["port"]])
+    body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n" + b"\0" * 600_000
+    body += b"\r\n--b--\r\n"
+    headers = {"Content-Type": "multipart/form-data; boundary=b", "Authorization": "Bearer nope"}
+    try:
+        await _until_up(f"http://127.0.0.1:{port}")
+        async with httpx.AsyncClient(timeout=10) as client:
+            avatar = await client.post(f"http://127.0.0.1:{port}/api/miniprogram/avatar", content=body,
+                                       headers=headers)
+            other = await client.post(f"http://127.0.0.1:{port}/api/miniprogram/profile", content=body,
+                                      headers=headers)
+            too_big = await client.post(f"http://127.0.0.1:{port}/api/miniprogram/avatar",
+                                        content=body + b"\0" * (1 << 20), headers=headers)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert avatar.status_code == 401 and avatar.json()["error"] == "invalid_token"  # the app answered
+    assert other.status_code == 413 and "invalid_token" not in other.text  # nginx's own limit
+    assert too_big.status_code == 413

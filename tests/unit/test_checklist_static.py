@@ -20,13 +20,15 @@ ROUTES = [
     r"/account/unlink$", r"/account/merge$", r"/account/phone/unbind$", r"/account/refresh$", r"/logout$",
     r"/healthz$", r"/auth/wechat/web$", r"/auth/wechat/mp$", r"/auth/wechat/mp/([a-z0-9_]{1,32})$",
     r"/account/link/(web|mp)$", r"/auth/wechat/callback/([a-z0-9_.-]{2,48})$", r"/api/miniprogram/login$",
-    r"/api/miniprogram/profile$",
+    r"/api/miniprogram/profile$", r"/api/miniprogram/nickname$", r"/api/miniprogram/avatar$",
     r"/api/app/login$",
     # Phone numbers (issue 13): bind from the mini-program's getPhoneNumber code, unbind (both bearer).
     r"/api/miniprogram/phone$", r"/api/me$", r"/api/me/phone$",
     r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
     # Called by WeChat's servers (issue 13): signed pushes, no cookies, 404 for an app without push_token.
     r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",
+    # Uploaded avatars (issue 13): public once WeChat's check passed them, content-addressed.
+    r"/avatars/([0-9a-f]{64})\.jpg$",
 ]
 
 
@@ -57,6 +59,7 @@ def test_dependency_floors_of_the_checklist():
     assert _tuple(version("PyMySQL")) >= (1, 1, 1)  # CVE-2024-36039
     assert _tuple(version("aiomysql")) >= (0, 3, 0)  # GHSA-r397-ff8c-wv2g
     assert _tuple(version("itsdangerous")) >= (2, 0, 0)  # future timestamps rejected
+    assert _tuple(version("pillow")) >= (10, 3, 0)  # CVE-2024-28219; 10.0.1: libwebp CVE-2023-4863
 
 
 def test_secrets_are_never_compared_with_equality():

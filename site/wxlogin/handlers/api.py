@@ -21,10 +21,16 @@ from wxlogin.config import APP_NAME_RE
 from wxlogin.handlers.base import BaseHandler, public
 from wxlogin.handlers.errors import api_error
 from wxlogin.handlers.openapi import openapi_document
+from wxlogin.handlers.uploads import uploaded_file
 from wxlogin.models import BoundPhone, User
 from wxlogin.services.api import ApiCaller, ApiLogin
 
 MAX_API_BODY = 32 * 1024
+# The avatar upload's own limits (the JSON cap above is far too small for an image): the file, and the whole
+# multipart body around it. Well under [server] max_body_size (2 MiB), which bounds what Tornado reads at all.
+AVATAR_MAX_FILE = 1024 * 1024
+AVATAR_MAX_BODY = AVATAR_MAX_FILE + 16 * 1024
+AVATAR_FIELD = "file"  # wx.uploadFile({name: "file", ...})
 _CODE_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,2048}$")
 
@@ -219,6 +225,32 @@ class MePhoneHandler(APIHandler):
         self.finish()
 
 
+class MiniProgramNicknameHandler(APIHandler):
+    """POST /api/miniprogram/nickname {"nickname"} (bearer): what the person typed in the nickname input."""
+
+    @bearer_required
+    async def post(self, caller: ApiCaller) -> None:
+        data = self.json_body()
+        user = await self.services.profile.set_nickname(caller.user, data.get("nickname"))
+        self.finish({"user": user_json(user)})
+
+
+class MiniProgramAvatarHandler(APIHandler):
+    """POST /api/miniprogram/avatar, multipart/form-data with one file "file" (bearer): the chooseAvatar image.
+
+    The answer's user still has the old avatar: the new one is shown once WeChat's check passes it
+    (``avatar_pending``).
+    """
+
+    @bearer_required
+    async def post(self, caller: ApiCaller) -> None:
+        if len(self.request.body) > AVATAR_MAX_BODY:
+            raise tornado.web.HTTPError(413)
+        data = uploaded_file(self.request, AVATAR_FIELD, AVATAR_MAX_FILE)
+        upload = await self.services.profile.upload_avatar(caller.user, data)
+        self.finish({"user": user_json(upload.user), "avatar_pending": upload.pending})
+
+
 class MeHandler(APIHandler):
     """GET /api/me (bearer): the user, their login methods and their phone number (masked)."""
 
@@ -265,6 +297,8 @@ class ApiNotFoundHandler(APIHandler):
 routes = [
     tornado.web.url(r"/api/miniprogram/login", MiniProgramLoginHandler, name="api_miniprogram_login"),
     tornado.web.url(r"/api/miniprogram/profile", MiniProgramProfileHandler, name="api_miniprogram_profile"),
+    tornado.web.url(r"/api/miniprogram/nickname", MiniProgramNicknameHandler, name="api_miniprogram_nickname"),
+    tornado.web.url(r"/api/miniprogram/avatar", MiniProgramAvatarHandler, name="api_miniprogram_avatar"),
     tornado.web.url(r"/api/app/login", AppLoginHandler, name="api_app_login"),
     tornado.web.url(r"/api/miniprogram/phone", MiniProgramPhoneHandler, name="api_miniprogram_phone"),
     tornado.web.url(r"/api/me", MeHandler, name="api_me"),

@@ -97,6 +97,10 @@ EN: dict[str, str] = {
     "你访问的内容不存在。": "What you asked for does not exist.",
     "请求无效": "Invalid request",
     "请求的参数不正确。": "The request's parameters are not valid.",
+    "图片无效": "Not a usable image",
+    "请选择一张 JPEG 或 PNG 图片。": "Please choose a JPEG or PNG image.",
+    "内容不合规": "Content refused",
+    "这段内容没有通过微信的内容安全检查。": "This content did not pass WeChat's content check.",
     "没有权限": "Forbidden",
     "请求被拒绝。如果你刚才提交了表单，请刷新页面后再试。":
         "The request was refused. If you just submitted a form, reload the page and try again.",

@@ -30,6 +30,8 @@ _MASKED_PHONE = r"^(\+[1-9][0-9]{0,3} )?[0-9]{1,3}\*+[0-9]{1,4}$"
 # Issue 13: which app of the kind ([wechat.more.<kind>.<name>]); absent, null or "": the default app.
 _APP = {"type": ["string", "null"], "pattern": "^[a-z0-9_]{0,32}$",
         "description": "The app's name in [wechat.more.<kind>.<name>]; absent: the default app. Unknown: bad_request"}
+_NICKNAME = (*_BEARER, *_JSON_BODY, e.ContentRisky, *_WECHAT, *_EVERYWHERE)
+_AVATAR = (*_BEARER, e.BadRequest, 413, 415, e.ImageInvalid, *_WECHAT, *_EVERYWHERE)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -93,6 +95,29 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                 "responses": {"200": _json(_ref("PhoneResponse"), "Bound (or already bound by this code)"),
                               **_errors(_PHONE)},
             }},
+            path_of("api_miniprogram_nickname"): {"post": {
+                "summary": "Set the nickname the person typed (the nickname input); checked by WeChat's msg_sec_check: "
+                           "pass is stored, review is stored and flagged for operators, risky is refused",
+                "operationId": "miniprogramNickname", "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Nickname")}}},
+                "responses": {"200": _json(_ref("UserResponse"), "Nickname stored (or kept: a placeholder never "
+                                                                 "replaces a real nickname)"),
+                              **_errors(_NICKNAME)},
+            }},
+            path_of("api_miniprogram_avatar"): {"post": {
+                "summary": "Upload the chooseAvatar image (wx.uploadFile, field \"file\", at most 1 MiB; JPEG, PNG, "
+                           "GIF or WebP by content, at most 4096 pixels a side). It is re-encoded to a 256x256 JPEG "
+                           "without metadata and checked by WeChat (media_check_async): the answer's avatar_url stays "
+                           "the old one until WeChat's verdict passes it",
+                "operationId": "miniprogramAvatar", "security": bearer,
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": {
+                        "file": {"type": "string", "contentMediaType": "application/octet-stream",
+                                 "description": "the image; its file name and Content-Type are ignored"}}},
+                    "encoding": {"file": {"contentType": "image/jpeg, image/png, image/gif, image/webp"}}}}},
+                "responses": {"200": _json(_ref("AvatarResponse"), "Uploaded; shown once WeChat's check passes it"),
+                              **_errors(_AVATAR)},
+            }},
             path_of("api_me"): {"get": {
                 "summary": "The signed-in user, their login methods and their phone number (masked)",
                 "operationId": "me", "security": bearer,
@@ -138,6 +163,15 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                                   "properties": {"phone": _ref("Phone"), "user": _ref("User")}},
                 "UserResponse": {"type": "object", "required": ["user"], "additionalProperties": False,
                                  "properties": {"user": _ref("User")}},
+                "Nickname": {"type": "object", "required": ["nickname"], "properties": {
+                    "nickname": {"type": "string", "minLength": 1, "maxLength": 256,
+                                 "description": "at most 32 characters once control and format characters go"}}},
+                "AvatarResponse": {"type": "object", "required": ["user", "avatar_pending"],
+                                   "additionalProperties": False, "properties": {
+                                       "user": _ref("User"),
+                                       "avatar_pending": {"type": "boolean", "description":
+                                                          "true: user.avatar_url is still the old avatar; the new "
+                                                          "one replaces it when WeChat's check passes"}}},
                 "Me": {"type": "object", "required": ["user", "login_methods", "phone"], "additionalProperties": False,
                        "properties": {"user": _ref("User"),
                                       "phone": {"anyOf": [_ref("Phone"), {"type": "null"}]},

@@ -84,12 +84,26 @@ def _cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def render(fields: Mapping[str, str | int], fmt: str = "xml") -> bytes:
-    """A message as WeChat writes it: XML with CDATA strings and bare numbers, or a JSON object."""
+def render(fields: Mapping[str, Any], fmt: str = "xml") -> bytes:
+    """A message as WeChat writes it: XML with CDATA strings and bare numbers, or a JSON object.
+
+    A value may nest (a mapping, e.g. wxa_media_check's ``result``; a list of mappings, its ``detail``):
+    XML nests elements, a list repeating its element.
+    """
     if fmt == "json":
         return json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":")).encode()
-    inner = "".join(f"<{k}>{v if isinstance(v, int) else _cdata(v)}</{k}>" for k, v in fields.items())
-    return f"<xml>{inner}</xml>".encode()
+    return f"<xml>{_xml_fields(fields)}</xml>".encode()
+
+
+def _xml_fields(fields: Mapping[str, Any]) -> str:
+    out = []
+    for k, v in fields.items():
+        for item in v if isinstance(v, list) else [v]:
+            if isinstance(item, Mapping):
+                out.append(f"<{k}>{_xml_fields(item)}</{k}>")
+            else:
+                out.append(f"<{k}>{item if isinstance(item, int) else _cdata(str(item))}</{k}>")
+    return "".join(out)
 
 
 def original_id(appid: str) -> str:
@@ -121,7 +135,7 @@ class SignedPush:
     content_type: str
 
 
-def signed_push(token: str, aes_key: str, appid: str, fields: Mapping[str, str | int], mode: str = "plain",
+def signed_push(token: str, aes_key: str, appid: str, fields: Mapping[str, Any], mode: str = "plain",
                 fmt: str = "xml", timestamp: str | None = None, nonce: str | None = None) -> SignedPush:
     """Sign (and in compatible/safe mode seal) one message as WeChat would send it."""
     timestamp = str(int(time.time())) if timestamp is None else timestamp
@@ -134,7 +148,7 @@ def signed_push(token: str, aes_key: str, appid: str, fields: Mapping[str, str |
         return SignedPush(query, message, content_type)
     encrypted = seal(aes_key, appid, message)
     query.update(encrypt_type="aes", msg_signature=sign(token, timestamp, nonce, encrypted))
-    outer: dict[str, str | int] = dict(fields) if mode == "compatible" else {"ToUserName": fields["ToUserName"]}
+    outer: dict[str, Any] = dict(fields) if mode == "compatible" else {"ToUserName": fields["ToUserName"]}
     outer["Encrypt"] = encrypted
     return SignedPush(query, render(outer, fmt), content_type)
 

@@ -11,6 +11,7 @@ from wxlogin.services.api import ApiService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
 from wxlogin.services.phones import PhoneService
+from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService
 from wxlogin.services.sessions import SessionService
 
@@ -25,6 +26,7 @@ class Services:
     maintenance: MaintenanceService
     pushes: PushService
     phones: PhoneService
+    profile: ProfileService
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from wxlogin.config import PUSH_KINDS, NamedApp, RetentionSettings, WeChatApp, WeChatSettings
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
@@ -38,7 +38,8 @@ class MaintenanceService:
                  events: EventStore, limits: RateLimitStore, pushes: PushStore, batch: int = PURGE_BATCH,
                  pause: float = PURGE_PAUSE, app_tokens: AppTokenService | None = None,
                  wechat: WeChatClient | None = None, token_apps: Mapping[str, WeChatApp] | None = None,
-                 phones: PhoneStore | None = None) -> None:
+                 phones: PhoneStore | None = None,
+                 more_purges: Sequence[tuple[str, Callable[[int], Awaitable[int]]]] = ()) -> None:
         self.db = db
         self.app_tokens = app_tokens
         self.wechat = wechat
@@ -55,6 +56,7 @@ class MaintenanceService:
             ("rate_limits", limits.purge_idle),  # buckets that are full again
             ("login_events", lambda batch: events.purge_older_than(days, batch)),  # the audit trail's retention
             ("wechat_pushes", pushes.purge_old),  # pushes taken more than a day ago (WeChat retries in seconds)
+            *more_purges,  # (table, purge) of other services: avatar checks WeChat never answered
         )
         if phones is not None:  # getPhoneNumber code claims, once no code can be that old (10 minutes)
             self._purges += (("phone_codes", phones.purge_codes),)

@@ -277,11 +277,14 @@ def _event(fields: Mapping[str, str]) -> PushEvent:
 
 def _dedupe_key(app: PushApp, event: PushEvent) -> bytes:
     """WeChat's identity of a message: MsgId, else FromUserName + CreateTime (with the type and event, which
-    a retry repeats too, so two different events of one second are not mistaken for one)."""
+    a retry repeats too, so two different events of one second are not mistaken for one, and the trace_id
+    of a content-check verdict: two checks of one person can finish in the same second)."""
     if event.msg_id:
         identity = f"m:{event.msg_id}"
     else:
         identity = f"u:{event.from_user}|{event.create_time}|{event.msg_type}|{event.event}"
+        if event.fields.get("trace_id"):
+            identity += f"|{event.fields['trace_id']}"
     return hashlib.sha256(f"{app.appid}\0{identity}".encode()).digest()
 
 

@@ -11,6 +11,7 @@ from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService, token_apps
 from wxlogin.services.oauth import OAuthService
 from wxlogin.services.phones import PhoneService
+from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.sessions import SessionService
@@ -18,6 +19,7 @@ from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.apptokens import AppTokenStore
 from wxlogin.store.phones import PhoneStore
+from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
@@ -49,6 +51,9 @@ def build_services(settings: Settings) -> Services:
     pushes = PushService(settings.wechat, push_store)
     for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
         pushes.register(event, log_follow)
+    profile_store = ProfileStore(db)
+    profile = ProfileService(settings, profile_store, app_tokens, wechat)
+    pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
 
     async def close() -> None:
         await db.close()
@@ -58,8 +63,10 @@ def build_services(settings: Settings) -> Services:
         settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
                                        app_tokens=app_tokens, wechat=wechat, phones=phone_store,
-                                       token_apps=token_apps(settings.wechat)),
+                                       token_apps=token_apps(settings.wechat),
+                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),)),
         pushes=pushes,
         phones=phones,
+        profile=profile,
         _close=close,
     )

@@ -241,7 +241,8 @@ class AccountStore:
             if values is None or values == (user.nickname, user.avatar_url, user.profile_is_placeholder):
                 return False
             await cur.execute(
-                "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s WHERE id = %s",
+                "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s, nickname_review = 0 "
+                "WHERE id = %s",
                 (values[0], values[1], int(values[2]), user_id),
             )
             return True

@@ -206,12 +206,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) {_TABLE_OPTIONS}""",
         ),
     ),
+    Migration(
+        7,
+        "profile fill-in: avatars (content-addressed images), their pending WeChat checks, review flags",
+        (
+            # For operators: a nickname stored although WeChat's check said "review"; the avatar (its
+            # SHA-256) that WeChat sent to review, kept but not shown (store/profiles.py).
+            "ALTER TABLE users ADD COLUMN nickname_review TINYINT(1) NOT NULL DEFAULT 0",
+            f"ALTER TABLE users ADD COLUMN avatar_review CHAR(64) {_ID} NULL",
+            # The re-encoded avatar (a 256x256 JPEG, a few tens of KiB), keyed by the SHA-256 of its bytes, so
+            # every process and machine serves it. status: pending (WeChat has not answered; served only to
+            # the holder of fetch_key, i.e. WeChat's fetcher), pass (served to all, cached for a year), review.
+            f"""CREATE TABLE IF NOT EXISTS avatars (
+                sha256 CHAR(64) {_ID} NOT NULL PRIMARY KEY,
+                image MEDIUMBLOB NOT NULL,
+                status VARCHAR(8) {_ID} NOT NULL DEFAULT 'pending',
+                fetch_key CHAR(32) {_ID} NOT NULL,
+                created_at DATETIME(3) NOT NULL,
+                KEY ix_avatars_status_created (status, created_at)
+            ) {_TABLE_OPTIONS}""",
+            # One row per media_check_async call whose verdict has not arrived: trace_id -> (user, avatar).
+            # The newest row of a user wins; older ones are superseded (their verdicts change nothing).
+            f"""CREATE TABLE IF NOT EXISTS avatar_checks (
+                id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                trace_id VARCHAR(128) {_ID} NOT NULL,
+                user_id BIGINT UNSIGNED NOT NULL,
+                sha256 CHAR(64) {_ID} NOT NULL,
+                created_at DATETIME(3) NOT NULL,
+                UNIQUE KEY uq_avatar_checks_trace (trace_id),
+                KEY ix_avatar_checks_user (user_id),
+                KEY ix_avatar_checks_sha (sha256),
+                KEY ix_avatar_checks_created (created_at),
+                CONSTRAINT fk_avatar_checks_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
-TABLES = ("app_tokens", "login_events", "oauth_callbacks", "pending_merges", "phone_codes", "rate_limits",
-          "revoked_sessions", "unlinked_identities", "user_login_methods", "user_phones", "users", "wechat_pushes")
-# "Duplicate key name": an index a half-applied migration already added (MySQL 8 has no ADD KEY IF NOT EXISTS).
+TABLES = ("app_tokens", "avatar_checks", "avatars", "login_events", "oauth_callbacks", "pending_merges",
+          "phone_codes", "rate_limits", "revoked_sessions", "unlinked_identities", "user_login_methods",
+          "user_phones", "users", "wechat_pushes")
+# "Duplicate key name" / "Duplicate column name": an index or column a half-applied migration already added
+# (MySQL 8 has neither ADD KEY IF NOT EXISTS nor ADD COLUMN IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061
+_ER_DUP_FIELDNAME = 1060
 
 
 async def create_database(settings: MySQLSettings) -> None:
@@ -252,7 +290,7 @@ async def migrate(settings: MySQLSettings) -> list[int]:
                         try:
                             await cur.execute(statement)
                         except pymysql.err.MySQLError as exc:
-                            if error_number(exc) != _ER_DUP_KEYNAME:
+                            if error_number(exc) not in (_ER_DUP_KEYNAME, _ER_DUP_FIELDNAME):
                                 raise
                     await cur.execute(
                         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, UTC_TIMESTAMP(3))",

@@ -279,7 +279,8 @@ async def _login_or_register(
     new_profile = None if created else merged_profile(user, profile)
     if new_profile is not None:
         await cur.execute(
-            "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s, "
+            # A nickname WeChat hands us replaces one the person typed: no operator review waits for it any more.
+            "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s, nickname_review = 0, "
             "last_login_at = UTC_TIMESTAMP(3) WHERE id = %s",
             (new_profile[0], new_profile[1], int(new_profile[2]), user.id),
         )

@@ -133,6 +133,19 @@ class AppToken:
     expires_in: int  # seconds, as WeChat counts them (normal mode: at least 300, at most 7200)
 
 
+@dataclass(frozen=True)
+class ContentVerdict:
+    """A content check's answer: ``suggest`` is pass, review or risky; ``label`` WeChat's category (100 = normal)."""
+
+    suggest: str
+    label: int
+    trace_id: str
+
+
+SUGGESTIONS = ("pass", "review", "risky")
+TRACE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # avatar_checks.trace_id VARCHAR(128) ascii (fullmatch)
+
+
 # WeChat asks for room for at least 512 characters; more than this is not a token but a broken answer.
 MAX_APP_TOKEN = 1024
 _APP_TOKEN_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_APP_TOKEN}}}$")
@@ -398,6 +411,26 @@ class WeChatClient:
             raise
         return True
 
+    async def msg_sec_check(self, access_token: str, openid: str, content: str, scene: int = 1) -> ContentVerdict:
+        """WeChat's text check, version 2 (POST /wxa/msg_sec_check): ``pass``, ``review`` or ``risky``.
+
+        ``openid`` is the person's under the mini-program (WeChat wants one who visited within 2 hours);
+        scene 1 is a profile. A check changes nothing at WeChat, so the client's single retry is safe.
+        """
+        payload = {"version": 2, "openid": openid, "scene": scene, "content": content}
+        data = await self._app_post("/wxa/msg_sec_check", access_token, payload, expect="result")
+        return _parse("/wxa/msg_sec_check", lambda: _verdict(data))
+
+    async def media_check_async(self, access_token: str, openid: str, media_url: str, scene: int = 1) -> str:
+        """Ask WeChat to check an image (POST /wxa/media_check_async, version 2); returns the ``trace_id``.
+
+        WeChat fetches ``media_url`` itself and pushes the verdict (``wxa_media_check``) within 30 minutes.
+        Not retried: a lost answer would leave a second check (and quota) behind for one upload.
+        """
+        payload = {"media_url": media_url, "media_type": 2, "version": 2, "openid": openid, "scene": scene}
+        data = await self._app_post("/wxa/media_check_async", access_token, payload, expect="trace_id", retry=False)
+        return _parse("/wxa/media_check_async", lambda: _trace_id(data.get("trace_id")))
+
     async def _app_get(self, path: str, access_token: str, params: dict[str, str],
                        expect: str | None) -> dict[str, Any]:
         """GET an API that takes the app's access token (in the query, as WeChat wants; never logged)."""
@@ -649,6 +682,22 @@ def parse_phone_info(data: dict[str, Any], appid: str) -> PhoneNumber:
     if not isinstance(watermark, dict) or watermark.get("appid") != appid:
         raise WeChatUnavailable(errmsg="getuserphonenumber answered another app's watermark")
     return PhoneNumber(country_code=country, national=national)
+
+def _trace_id(value: Any) -> str:
+    if not isinstance(value, str) or not TRACE_ID_RE.fullmatch(value):
+        raise WeChatUnavailable(errmsg="missing or malformed trace_id")
+    return value
+
+
+def _verdict(data: dict[str, Any]) -> ContentVerdict:
+    result = data.get("result")
+    suggest = result.get("suggest") if isinstance(result, dict) else None
+    if suggest not in SUGGESTIONS:
+        raise WeChatUnavailable(errmsg="content check without a known suggest")
+    label = result.get("label", 0) if isinstance(result, dict) else 0
+    trace = data.get("trace_id")
+    return ContentVerdict(suggest=str(suggest), label=int(label) if isinstance(label, int) else 0,
+                          trace_id=trace if isinstance(trace, str) and TRACE_ID_RE.fullmatch(trace) else "")
 
 
 def _session_key(data: dict[str, Any]) -> str:
