@@ -298,6 +298,7 @@ class RateLimitSettings:
     phone_per_user_per_day: int = setting(10, lo=1)
     phone_per_ip_per_minute: int = setting(10, lo=1)
     session_check_per_minute: int = setting(5, lo=1)  # WeChat checksession calls per account (stale keys)
+    profile_per_user_per_minute: int = setting(10, lo=1)  # nickname and avatar fill-ins (WeChat check quota)
 
 
 @dataclass(frozen=True)

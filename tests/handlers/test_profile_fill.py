@@ -508,3 +508,19 @@ async def test_checks_wechat_never_answered_are_purged_after_a_day_with_their_im
     assert await pending_checks(sql) == 1  # the young check stays, with its image
     assert [row[0] for row in await sql("SELECT sha256 FROM avatars")] != [old_sha]
     assert await sql("SELECT COUNT(*) FROM avatars") == [(1,)]
+
+
+async def test_fill_ins_are_limited_per_account(start_server, new_client):
+    # Each nickname and avatar fill-in spends WeChat's content-check quota: per account, shared by processes.
+    limited = await start_server({"ratelimit": {"enabled": True, "profile_per_user_per_minute": 2}})
+    api = Api(limited, new_client())
+    token = await api.login("zhangsan")
+    answers = [await api.nickname(token, f"新昵称{i}") for i in range(3)]
+    body, content_type = avatar_upload(png_bytes())
+    avatar = await api.request("POST", AVATAR, token, content=body, content_type=content_type)
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["error"] == "rate_limited" and int(answers[2].headers["Retry-After"]) >= 1
+    assert avatar.status_code == 429
+    other = Api(limited, new_client())
+    assert (await other.nickname(await other.login("lisi"), "李四的新名字")).status_code == 200

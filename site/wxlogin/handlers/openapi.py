@@ -30,8 +30,8 @@ _MASKED_PHONE = r"^(\+[1-9][0-9]{0,3} )?[0-9]{1,3}\*+[0-9]{1,4}$"
 # Issue 13: which app of the kind ([wechat.more.<kind>.<name>]); absent, null or "": the default app.
 _APP = {"type": ["string", "null"], "pattern": "^[a-z0-9_]{0,32}$",
         "description": "The app's name in [wechat.more.<kind>.<name>]; absent: the default app. Unknown: bad_request"}
-_NICKNAME = (*_BEARER, *_JSON_BODY, e.ContentRisky, *_WECHAT, *_EVERYWHERE)
-_AVATAR = (*_BEARER, e.BadRequest, 413, 415, e.ImageInvalid, *_WECHAT, *_EVERYWHERE)
+_NICKNAME = (*_BEARER, *_JSON_BODY, e.ContentRisky, e.RateLimited, *_WECHAT, *_EVERYWHERE)
+_AVATAR = (*_BEARER, e.BadRequest, 413, 415, e.ImageInvalid, e.RateLimited, *_WECHAT, *_EVERYWHERE)
 
 
 def _ref(name: str) -> dict[str, str]:

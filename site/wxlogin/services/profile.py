@@ -30,6 +30,7 @@ from wxlogin.services import images
 from wxlogin.services.apps import choose_app
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.pushes import PushApp
+from wxlogin.services.ratelimit import RateLimits
 from wxlogin.store.profiles import AvatarStatus, ProfileStore
 from wxlogin.wechat.client import PLACEHOLDER_NICKNAME, SUGGESTIONS, TRACE_ID_RE, WeChatClient, clean_text
 
@@ -59,11 +60,12 @@ class ProfileService:
     """Nickname and avatar fill-in for the mini-program, through WeChat's content checks."""
 
     def __init__(self, settings: Settings, store: ProfileStore, app_tokens: AppTokenService,
-                 wechat: WeChatClient) -> None:
+                 wechat: WeChatClient, limits: RateLimits) -> None:
         self.settings = settings
         self.store = store
         self.app_tokens = app_tokens
         self.wechat = wechat
+        self.limits = limits
         self.public_url = settings.server.public_url
 
     def _app(self, name: str = "") -> WeChatApp:
@@ -92,6 +94,7 @@ class ProfileService:
         if nickname == PLACEHOLDER_NICKNAME:
             updated = await self.store.set_nickname(user.id, nickname, placeholder=True, review=False)
             return updated or user
+        await self.limits.profile.hit(str(user.id))  # each check spends WeChat quota
         openid = await self._openid(user)
         app = self._app()
         verdict = await self.app_tokens.call(app, lambda token: self.wechat.msg_sec_check(token, openid, nickname))
@@ -109,6 +112,7 @@ class ProfileService:
 
     async def upload_avatar(self, user: User, data: bytes) -> AvatarUpload:
         """Re-encode, keep and send for WeChat's check an uploaded avatar; the old one stays until it passes."""
+        await self.limits.profile.hit(str(user.id))  # before decoding: the CPU and WeChat's check quota
         openid = await self._openid(user)
         avatar = await images.reencode(data)
         fetch_key = await self.store.save_avatar(avatar.sha256, avatar.jpeg, secrets.token_hex(16))

@@ -71,6 +71,7 @@ class RateLimits:
     phone_user: RateLimiter  # phone-number calls per account, per day
     phone_ip: RateLimiter  # phone-number calls per IP, per minute
     session_check: RateLimiter  # checksession calls per account
+    profile: RateLimiter  # nickname and avatar fill-ins per account (msg_sec_check, media_check_async quota)
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings, store: RateLimitStore) -> RateLimits:
@@ -83,4 +84,5 @@ class RateLimits:
             phone_user=RateLimiter(store, "phone_user", settings.phone_per_user_per_day, on, window_seconds=DAY),
             phone_ip=RateLimiter(store, "phone_ip", settings.phone_per_ip_per_minute, on),
             session_check=RateLimiter(store, "session_check", settings.session_check_per_minute, on),
+            profile=RateLimiter(store, "profile", settings.profile_per_user_per_minute, on),
         )

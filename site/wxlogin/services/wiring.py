@@ -52,7 +52,7 @@ def build_services(settings: Settings) -> Services:
     for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
         pushes.register(event, log_follow)
     profile_store = ProfileStore(db)
-    profile = ProfileService(settings, profile_store, app_tokens, wechat)
+    profile = ProfileService(settings, profile_store, app_tokens, wechat, limits)
     pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
 
     async def close() -> None:
