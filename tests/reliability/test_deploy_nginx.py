@@ -6,8 +6,6 @@ answers 404 for /_sandbox in every spelling that reaches the same path after nor
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
@@ -19,24 +17,13 @@ SPELLINGS = ["/_sandbox", "/_sandbox/", "/_sandbox/sns/userinfo", "//_sandbox/",
              "/static/../_sandbox/", "/./_sandbox/", "/_sandbox%2F", "/_sandbox?x=1"]
 
 
-async def _until_up(url: str) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        for _ in range(100):
-            try:
-                await client.get(url + "/healthz")
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    raise AssertionError("nginx did not come up")
-
-
 @pytest.mark.parametrize("path", SPELLINGS)
 async def test_the_shipped_nginx_blocks_the_sandbox_in_every_spelling(sandbox_proc: ServerProcess, tmp_path,
                                                                       path: str) -> None:
     port = free_port()
     proc = nginx.start(tmp_path, port, [sandbox_proc.settings["server"]["port"]])
     try:
-        await _until_up(f"http://127.0.0.1:{port}")
+        await nginx.until_up(f"http://127.0.0.1:{port}")
         async with httpx.AsyncClient(timeout=5, follow_redirects=False) as client:
             # A raw path: httpx must not normalise it before nginx sees it.
             request = client.build_request("GET", f"http://127.0.0.1:{port}/")
@@ -62,7 +49,7 @@ async def test_the_shipped_nginx_lets_avatar_uploads_through_and_keeps_64k_elsew
     body += b"\r\n--b--\r\n"
     headers = {"Content-Type": "multipart/form-data; boundary=b", "Authorization": "Bearer nope"}
     try:
-        await _until_up(f"http://127.0.0.1:{port}")
+        await nginx.until_up(f"http://127.0.0.1:{port}")
         async with httpx.AsyncClient(timeout=10) as client:
             avatar = await client.post(f"http://127.0.0.1:{port}/api/miniprogram/avatar", content=body,
                                        headers=headers)

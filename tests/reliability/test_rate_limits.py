@@ -11,18 +11,13 @@ import asyncio
 import html
 import re
 import secrets
-import shutil
-import subprocess
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
-from harness import scale
+from harness import nginx, scale
 from harness.fakewechat import FakeWeChat
 from harness.mariadb import free_port
-from harness.serverproc import ROOT
 from harness.web import assert_clean_body, counted_client, error_code, session_set
 
 LIMIT = 5  # callbacks per minute per client in these tests: a burst of 5, then one every 12 s
@@ -201,70 +196,22 @@ async def test_workers_of_one_server_share_the_api_login_budget(make_server, fak
     assert server.log().count(WARNING) == 2, "the flood did not reach both workers"
 
 
-NGINX_CONF = """
-worker_processes 1;
-user root;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-daemon off;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    upstream wxlogin {{
-        server 127.0.0.1:{a} max_fails=0;
-        server 127.0.0.1:{b} max_fails=0;
-        keepalive 16;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        # Test only: clients on other machines. nginx takes the client's address from this header, as if
-        # the connection came from there; everything below is deploy/nginx/wxlogin.conf's proxying.
-        set_real_ip_from 127.0.0.1;
-        real_ip_header X-Test-Client;
-        location / {{
-            proxy_pass http://wxlogin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            {forwarded}
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_connect_timeout 2s;
-        }}
-    }}
-}}
-"""
-
-
 async def test_behind_the_shipped_nginx_each_client_has_one_budget_over_both_servers(
         make_server, fake_wechat, tmp_path):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        pytest.fail("nginx is not installed (make test installs nginx-light; or: apt-get install nginx-light)")
-    shipped = (ROOT / "deploy" / "nginx" / "wxlogin.conf").read_text()
-    forwarded = "proxy_set_header X-Forwarded-For $remote_addr;"
-    assert forwarded in shipped, "the shipped nginx overwrites X-Forwarded-For with the client's address"
     port = free_port()
     # trusted_proxies as settings.toml ships it (loopback, where nginx connects from).
     public = {"server": {"public_url": f"http://127.0.0.1:{port}"}, "ratelimit": LIMITS}
     a = await make_server(public).start()
     b = await make_server(public).start()
-    (tmp_path / "nginx.conf").write_text(NGINX_CONF.format(
-        root=tmp_path, a=a.settings["server"]["port"], b=b.settings["server"]["port"], port=port, forwarded=forwarded))
-    proc = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The shipped site, plus (test only) realip so that one machine can play clients on two others: nginx
+    # takes the client's address from X-Test-Client as if the connection came from there.
+    proc = nginx.start(tmp_path, port, [a.settings["server"]["port"], b.settings["server"]["port"]],
+                       extra="set_real_ip_from 127.0.0.1; real_ip_header X-Test-Client;")
     url = f"http://127.0.0.1:{port}"
     tag = f"junk.nginx{secrets.token_hex(3)}"
     answers: dict[str, list[httpx.Response]] = {}
     try:
-        async with httpx.AsyncClient() as probe:
-            for _ in range(50):
-                try:
-                    await probe.get(f"{url}/healthz")
-                    break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+        await nginx.until_up(url)
         async with counted_client() as client:
             for ip in ("192.0.2.41", "192.0.2.42"):
                 states = [await mint_state(client, url, {"X-Test-Client": ip}) for _ in range(LIMIT + 5)]
