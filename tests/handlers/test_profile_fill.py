@@ -524,3 +524,15 @@ async def test_fill_ins_are_limited_per_account(start_server, new_client):
     assert avatar.status_code == 429
     other = Api(limited, new_client())
     assert (await other.nickname(await other.login("lisi"), "李四的新名字")).status_code == 200
+
+
+async def test_the_placeholder_nickname_never_makes_an_own_avatar_replaceable(api, sql):
+    # Typing "微信用户" with an avatar of one's own keeps the profile real: a later anonymous login's grey
+    # avatar must not replace it (the placeholder flag covers nickname and avatar together).
+    token = await api.login("fillin2")
+    await sql("UPDATE users SET nickname = '', avatar_url = 'https://thirdwx.qlogo.cn/own.jpg', "
+              "profile_is_placeholder = 0")
+
+    assert (await api.nickname(token, "微信用户")).status_code == 200
+
+    assert await sql("SELECT nickname, profile_is_placeholder FROM users") == [("微信用户", 0)]

@@ -1,4 +1,4 @@
-"""The JSON API for the mini-program and the mobile app: logins, /api/me, logout, the OpenAPI document.
+"""The JSON API for the mini-program and the mobile app: logins, /api/me, logout, phone numbers, profile fill-in.
 
 Handlers here read no cookies (so they need no XSRF protection) and take tokens only from
 ``Authorization: Bearer``. Every failure is ``{"error": <stable code>, "message": <text>}`` with the
@@ -231,7 +231,7 @@ class MiniProgramNicknameHandler(APIHandler):
     @bearer_required
     async def post(self, caller: ApiCaller) -> None:
         data = self.json_body()
-        user = await self.services.profile.set_nickname(caller.user, data.get("nickname"))
+        user = await self.services.profile.set_nickname(caller.user, data.get("nickname"), app_name(data))
         self.finish({"user": user_json(user)})
 
 
@@ -247,7 +247,9 @@ class MiniProgramAvatarHandler(APIHandler):
         if len(self.request.body) > AVATAR_MAX_BODY:
             raise tornado.web.HTTPError(413)
         data = uploaded_file(self.request, AVATAR_FIELD, AVATAR_MAX_FILE)
-        upload = await self.services.profile.upload_avatar(caller.user, data)
+        # wx.uploadFile sends a file, not JSON: the mini-program names itself in the query (?app=<name>).
+        upload = await self.services.profile.upload_avatar(
+            caller.user, data, app_name({"app": self.get_query_argument("app", None)}))
         self.finish({"user": user_json(upload.user), "avatar_pending": upload.pending})
 
 

@@ -110,6 +110,7 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                            "without metadata and checked by WeChat (media_check_async): the answer's avatar_url stays "
                            "the old one until WeChat's verdict passes it",
                 "operationId": "miniprogramAvatar", "security": bearer,
+                "parameters": [{"name": "app", "in": "query", "required": False, "schema": _APP}],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "required": ["file"], "properties": {
                         "file": {"type": "string", "contentMediaType": "application/octet-stream",
@@ -165,7 +166,8 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                                  "properties": {"user": _ref("User")}},
                 "Nickname": {"type": "object", "required": ["nickname"], "properties": {
                     "nickname": {"type": "string", "minLength": 1, "maxLength": 256,
-                                 "description": "at most 32 characters once control and format characters go"}}},
+                                 "description": "at most 32 characters once control and format characters go"},
+                    "app": _APP}},
                 "AvatarResponse": {"type": "object", "required": ["user", "avatar_pending"],
                                    "additionalProperties": False, "properties": {
                                        "user": _ref("User"),

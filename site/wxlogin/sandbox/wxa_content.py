@@ -207,8 +207,13 @@ async def fetch_and_judge(site: str, media_url: str) -> str | None:
         client.close()
     if response.code != 200 or not response.body:
         return None
+    # Decoding is CPU work: off the IOLoop, as the site itself does (services/images.py).
+    return await asyncio.to_thread(_judge, response.body)
+
+
+def _judge(body: bytes) -> str | None:
     try:
-        with Image.open(io.BytesIO(response.body)) as image:
+        with Image.open(io.BytesIO(body)) as image:
             return marked(image)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
@@ -221,13 +226,13 @@ def _trace_id() -> str:
 class ChooseAvatarHandler(DevHandler):
     """POST /dev/chooseAvatar: the image the avatar button hands the mini-program (its bytes)."""
 
-    def post(self) -> None:
+    async def post(self) -> None:
         data = self.body_json()
         mark, fmt, gps = data.get("mark", ""), data.get("format", "png"), data.get("gps", False)
         if mark not in ("", "risky", "review") or fmt not in ("png", "jpeg") or not isinstance(gps, bool):
             raise tornado.web.HTTPError(400)
         self.set_header("Content-Type", "image/png" if fmt == "png" else "image/jpeg")
-        self.finish(test_avatar(mark, fmt, gps and fmt == "jpeg"))
+        self.finish(await asyncio.to_thread(test_avatar, mark, fmt, gps and fmt == "jpeg"))
 
 
 class NicknameInputHandler(DevHandler):

@@ -199,14 +199,17 @@ class AccountService:
         refresh = self.login.cipher.decrypt(grant.refresh_token_enc)
         if not refresh:
             raise RefreshTokenExpired()
-        tokens = await self.wechat.refresh(self._app(grant), refresh)  # 40030/42002 -> RefreshTokenExpired
+        app = self._app(grant)
+        if app is None:
+            raise RefreshTokenExpired()  # the app that issued it is no longer configured: authorise again
+        tokens = await self.wechat.refresh(app, refresh)  # 40030/42002 -> RefreshTokenExpired
         await self.accounts.save_grant(grant.method_id, self.login.seal_tokens(tokens))
         return tokens.access_token
 
-    def _app(self, grant: StoredGrant) -> WeChatApp:
-        wx = self.settings.wechat
-        # The app that issued the tokens, found by its appid: a further app of a kind refreshes with its own.
-        found = wx.app_by_appid(grant.appid)
-        if found is not None:
-            return found.app
-        return {Channel.WEB: wx.web, Channel.MP: wx.mp, Channel.APP: wx.app}.get(grant.channel, wx.web)
+    def _app(self, grant: StoredGrant) -> WeChatApp | None:
+        """The app that issued the tokens, by its appid (a further app of a kind refreshes with its own).
+
+        None when no configured app has that appid any more: another app's secret must never refresh it.
+        """
+        found = self.settings.wechat.app_by_appid(grant.appid)
+        return found.app if found is not None else None

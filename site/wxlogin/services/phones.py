@@ -24,7 +24,14 @@ import hashlib
 import logging
 
 from wxlogin.config import Settings, WeChatApp
-from wxlogin.errors import DatabaseUnavailable, Overloaded, PhoneCodeInvalid, PhoneInUse, WxLoginError
+from wxlogin.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    Overloaded,
+    PhoneCodeInvalid,
+    PhoneInUse,
+    WxLoginError,
+)
 from wxlogin.models import BoundPhone, Channel, RequestContext, User
 from wxlogin.services.apps import choose_app
 from wxlogin.services.apptoken import AppTokenService
@@ -61,15 +68,18 @@ class PhoneService:
         app = self._app(app_name)  # an unknown app is a bad request, before any budget is spent
         await self.limits.phone_ip.hit(context.ip)
         await self.limits.phone_user.hit(str(user.id))
+        # The openid makes WeChat check that the code is this account's person's (a code copied from someone
+        # else's phone is refused). The button lives in the mini-program, so a caller without that login (a
+        # token of the mobile app, say) has no business with it, and without the openid the check is gone.
+        method = await self.users.miniprogram_session_key(user.id, app.appid)
+        if method is None:
+            raise BadRequest("phone binding needs a login through this mini-program")
+        openid = method.openid
         code_hash = hashlib.sha256(f"{app.appid}\n{code}".encode()).digest()
         claim = await self.phones.claim_code(code_hash, user.id)
         if not claim.fresh:
             return await self._repeat(claim, user)
         try:
-            method = await self.users.miniprogram_session_key(user.id, app.appid)
-            # With the openid WeChat also checks that the code is this account's person's (a code copied
-            # from someone else's phone is refused): only when the account has that mini-program login.
-            openid = method.openid if method is not None else None
             number = await self.app_tokens.call(
                 app, lambda token: self.wechat.phone_number(token, app.appid, code, openid))
         except WxLoginError as exc:
@@ -98,9 +108,6 @@ class PhoneService:
             if bound is not None:
                 return bound
         raise PhoneCodeInvalid(f"code already sent ({claim.outcome})")
-
-    async def current(self, user_id: int) -> BoundPhone | None:
-        return await self.phones.get(user_id)
 
     async def unbind(self, user_id: int, context: RequestContext) -> bool:
         """Remove the account's number (recorded in the audit trail); False if it had none."""

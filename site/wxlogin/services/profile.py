@@ -75,8 +75,8 @@ class ProfileService:
     def avatar_url(self, sha256: str) -> str:
         return self.public_url + AVATAR_PATH.format(sha256)
 
-    async def _openid(self, user: User) -> str:
-        openid = await self.store.miniprogram_openid(user.id, self._app().appid)
+    async def _openid(self, user: User, app: WeChatApp) -> str:
+        openid = await self.store.miniprogram_openid(user.id, app.appid)
         if openid is None:
             # WeChat's checks need the person's openid under the mini-program (an app login has none).
             raise BadRequest("profile fill-in needs a mini-program login")
@@ -84,7 +84,7 @@ class ProfileService:
 
     # --- nickname --------------------------------------------------------------------------------
 
-    async def set_nickname(self, user: User, raw: object) -> User:
+    async def set_nickname(self, user: User, raw: object, app_name: str = "") -> User:
         """Check and store a nickname the person typed; ContentRisky when WeChat says risky."""
         if not isinstance(raw, str) or len(raw) > NICKNAME_RAW_MAX:
             raise BadRequest("nickname must be a string of at most 256 characters")
@@ -94,9 +94,9 @@ class ProfileService:
         if nickname == PLACEHOLDER_NICKNAME:
             updated = await self.store.set_nickname(user.id, nickname, placeholder=True, review=False)
             return updated or user
+        app = self._app(app_name)
         await self.limits.profile.hit(str(user.id))  # each check spends WeChat quota
-        openid = await self._openid(user)
-        app = self._app()
+        openid = await self._openid(user, app)
         verdict = await self.app_tokens.call(app, lambda token: self.wechat.msg_sec_check(token, openid, nickname))
         if verdict.suggest == "risky":
             logger.info("nickname of user %d refused: WeChat's check says risky (label %d)", user.id, verdict.label)
@@ -110,14 +110,19 @@ class ProfileService:
 
     # --- avatar ----------------------------------------------------------------------------------
 
-    async def upload_avatar(self, user: User, data: bytes) -> AvatarUpload:
+    async def upload_avatar(self, user: User, data: bytes, app_name: str = "") -> AvatarUpload:
         """Re-encode, keep and send for WeChat's check an uploaded avatar; the old one stays until it passes."""
+        app = self._app(app_name)
         await self.limits.profile.hit(str(user.id))  # before decoding: the CPU and WeChat's check quota
-        openid = await self._openid(user)
+        openid = await self._openid(user, app)
         avatar = await images.reencode(data)
-        fetch_key = await self.store.save_avatar(avatar.sha256, avatar.jpeg, secrets.token_hex(16))
+        fetch_key, status = await self.store.save_avatar(avatar.sha256, avatar.jpeg, secrets.token_hex(16))
+        if status is AvatarStatus.PASS:  # the same picture WeChat passed before: no second check
+            shown = await self.store.show_avatar(user.id, self.avatar_url(avatar.sha256))
+            return AvatarUpload(user=shown or user, pending=False)
+        if status is AvatarStatus.REVIEW:  # waits for an operator; asking WeChat again changes nothing
+            return AvatarUpload(user=user, pending=True)
         media_url = f"{self.avatar_url(avatar.sha256)}?check={fetch_key}"
-        app = self._app()
         trace_id = await self.app_tokens.call(
             app, lambda token: self.wechat.media_check_async(token, openid, media_url))
         await self.store.record_check(trace_id, user.id, avatar.sha256)
@@ -139,7 +144,8 @@ class ProfileService:
 
     async def on_media_check(self, app: PushApp, event: PushEvent) -> None:
         """The push handler for ``wxa_media_check``: apply WeChat's verdict on an avatar, once."""
-        if app.kind is not Channel.MINIPROGRAM or app.appid != self._app().appid:
+        checked = {a.appid for a in self.settings.wechat.apps(Channel.MINIPROGRAM.value).values()}
+        if app.kind is not Channel.MINIPROGRAM or app.appid not in checked:
             logger.warning("push %s: wxa_media_check for an app that makes no media checks; ignored", app.label)
             return
         trace_id = event.fields.get("trace_id", "")

@@ -283,13 +283,16 @@ async def _move_account(cur: aiomysql.Cursor, target: User, source: User) -> int
     # has a number of its own (then the merged one's is dropped with its account): merging is the only way
     # a number moves between accounts (services/phones.py).
     await cur.execute("UPDATE IGNORE user_phones SET user_id = %s WHERE user_id = %s", (target.id, source.id))
+    if not target.nickname or target.profile_is_placeholder:
+        # The profile moves with its review flags: a nickname WeChat sent to review stays flagged.
+        await cur.execute(
+            "UPDATE users t JOIN users s ON s.id = %s SET t.nickname = s.nickname, t.avatar_url = s.avatar_url, "
+            "t.profile_is_placeholder = s.profile_is_placeholder, t.nickname_review = s.nickname_review, "
+            "t.avatar_review = s.avatar_review WHERE t.id = %s",
+            (source.id, target.id),
+        )
     await cur.execute("DELETE FROM users WHERE id = %s", (source.id,))
     if target.unionid is None and source.unionid is not None:
         await cur.execute("UPDATE users SET unionid = %s WHERE id = %s", (source.unionid, target.id))
-    if not target.nickname or target.profile_is_placeholder:
-        await cur.execute(
-            "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s WHERE id = %s",
-            (source.nickname, source.avatar_url, int(source.profile_is_placeholder), target.id),
-        )
     logger.info("merged account %d into %d (%d login methods)", source.id, target.id, moved)
     return int(moved)

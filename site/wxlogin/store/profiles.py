@@ -75,38 +75,53 @@ class ProfileStore:
             user = user_from_row(row)
             if placeholder and user.nickname and not user.profile_is_placeholder:
                 return user  # the placeholder rule of store/users.py merged_profile
-            await cur.execute(
-                "UPDATE users SET nickname = %s, profile_is_placeholder = %s, nickname_review = %s WHERE id = %s",
-                (nickname, int(placeholder), int(review), user_id))
+            if placeholder:
+                # The flag covers the avatar too: with an avatar of the person's own it stays as it is, so
+                # WeChat's grey one can never replace that avatar on a later anonymous login.
+                flag = user.profile_is_placeholder or not user.avatar_url
+                await cur.execute(
+                    "UPDATE users SET nickname = %s, profile_is_placeholder = %s, nickname_review = 0 WHERE id = %s",
+                    (nickname, int(flag), user_id))
+            else:
+                await cur.execute(
+                    "UPDATE users SET nickname = %s, profile_is_placeholder = 0, nickname_review = %s WHERE id = %s",
+                    (nickname, int(review), user_id))
             await cur.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.id = %s", (user_id,))
             updated = await fetchone(cur)
             return user_from_row(updated) if updated else None
 
         return await self.db.transaction(work)
 
-    async def nickname_review(self, user_id: int) -> bool:
-        """Whether the user's nickname waits for an operator (stored on WeChat's ``review``)."""
-
-        async def work(cur: aiomysql.Cursor) -> bool:
-            await cur.execute("SELECT nickname_review FROM users WHERE id = %s", (user_id,))
-            row = await fetchone(cur)
-            return bool(row and row["nickname_review"])
-
-        return await self.db.run(work)
-
     # --- avatars -------------------------------------------------------------------------------------
 
-    async def save_avatar(self, sha256: str, image: bytes, fetch_key: str) -> str:
-        """Keep a re-encoded avatar (pending unless these bytes are known already); returns its fetch key."""
+    async def save_avatar(self, sha256: str, image: bytes, fetch_key: str) -> tuple[str, AvatarStatus]:
+        """Keep a re-encoded avatar (pending unless these bytes are known already).
 
-        async def work(cur: aiomysql.Cursor) -> str:
+        Returns its fetch key and status: re-encoding is deterministic, so the same picture uploaded again
+        finds the row WeChat already judged (passed, or waiting for an operator's review).
+        """
+
+        async def work(cur: aiomysql.Cursor) -> tuple[str, AvatarStatus]:
             await cur.execute(
                 "INSERT INTO avatars (sha256, image, status, fetch_key, created_at) "
                 "VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE sha256 = sha256",
                 (sha256, image, AvatarStatus.PENDING, fetch_key))
-            await cur.execute("SELECT fetch_key FROM avatars WHERE sha256 = %s", (sha256,))
+            await cur.execute("SELECT fetch_key, status FROM avatars WHERE sha256 = %s", (sha256,))
             row = await fetchone(cur)
-            return str(row["fetch_key"]) if row else fetch_key
+            if row is None:
+                return fetch_key, AvatarStatus.PENDING
+            return str(row["fetch_key"]), AvatarStatus(row["status"])
+
+        return await self.db.transaction(work)
+
+    async def show_avatar(self, user_id: int, url: str) -> User | None:
+        """Make an image WeChat already passed this person's avatar; returns the user."""
+
+        async def work(cur: aiomysql.Cursor) -> User | None:
+            await _show_avatar(cur, user_id, url)
+            await cur.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.id = %s", (user_id,))
+            row = await fetchone(cur)
+            return user_from_row(row) if row else None
 
         return await self.db.transaction(work)
 
@@ -132,15 +147,6 @@ class ProfileStore:
 
         await self.db.run(work)
 
-    async def pending_check(self, user_id: int) -> bool:
-        """Whether the user has an avatar check whose verdict has not arrived."""
-
-        async def work(cur: aiomysql.Cursor) -> bool:
-            await cur.execute("SELECT 1 FROM avatar_checks WHERE user_id = %s LIMIT 1", (user_id,))
-            return await fetchone(cur) is not None
-
-        return await self.db.run(work)
-
     async def complete_check(self, trace_id: str, verdict: str, avatar_url: Callable[[str], str]) -> CheckOutcome:
         """Apply WeChat's verdict on one check, once (the row goes; a repeat finds nothing).
 
@@ -165,9 +171,7 @@ class ProfileStore:
             if verdict == AvatarStatus.PASS:
                 await cur.execute("UPDATE avatars SET status = %s WHERE sha256 = %s", (AvatarStatus.PASS, sha))
                 if newest:
-                    await cur.execute(
-                        "UPDATE users SET avatar_url = %s, profile_is_placeholder = 0, avatar_review = NULL "
-                        "WHERE id = %s", (avatar_url(sha), user_id))
+                    await _show_avatar(cur, user_id, avatar_url(sha))
             elif verdict == AvatarStatus.REVIEW:
                 await cur.execute("UPDATE avatars SET status = %s WHERE sha256 = %s AND status = %s",
                                   (AvatarStatus.REVIEW, sha, AvatarStatus.PENDING))
@@ -178,8 +182,9 @@ class ProfileStore:
                 await cur.execute("SELECT 1 FROM avatar_checks WHERE sha256 = %s LIMIT 1", (sha,))
                 others_pending = await fetchone(cur) is not None
                 if not others_pending:
+                    # Only a pending image: one kept for an operator's review stays until they decide.
                     deleted = bool(await cur.execute(
-                        "DELETE FROM avatars WHERE sha256 = %s AND status <> %s", (sha, AvatarStatus.PASS)))
+                        "DELETE FROM avatars WHERE sha256 = %s AND status = %s", (sha, AvatarStatus.PENDING)))
             return CheckOutcome(user_id=user_id, newest=newest, deleted=deleted)
 
         return await self.db.transaction(work)
@@ -198,3 +203,8 @@ class ProfileStore:
             return max(checks, images)
 
         return await self.db.run(work)
+
+
+async def _show_avatar(cur: aiomysql.Cursor, user_id: int, url: str) -> None:
+    await cur.execute("UPDATE users SET avatar_url = %s, profile_is_placeholder = 0, avatar_review = NULL "
+                      "WHERE id = %s", (url, user_id))
