@@ -7,7 +7,6 @@ Until the follow and mini-program modules are merged, the second-browser "phone"
 from __future__ import annotations
 
 import pytest
-
 from test_qr_login_browser import browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser

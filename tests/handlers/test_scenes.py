@@ -116,8 +116,8 @@ class Stream:
         return found
 
 
-class open_stream:
-    """``async with open_stream(client, url) as stream``: GET an SSE URL and keep it open."""
+class OpenStream:
+    """``async with OpenStream(client, url) as stream``: GET an SSE URL and keep it open."""
 
     def __init__(self, client: httpx.AsyncClient, url: str, headers: dict[str, Any] | None = None) -> None:
         self.context = client.stream("GET", url, headers=headers or {})
@@ -187,7 +187,7 @@ async def test_a_confirmed_scene_signs_its_browser_in_once_and_no_other(app, new
     intruder_page = await open_page(app, intruder, "miniprogram")  # a browser with a scene of its own
     person = await user_id(app, new_client, flows, sql)
 
-    async with open_stream(desktop, app.url + page.events) as stream:
+    async with OpenStream(desktop, app.url + page.events) as stream:
         assert stream.response.status_code == 200
         assert stream.response.headers["content-type"].startswith("text/event-stream")
         assert stream.response.headers["cache-control"] == "no-store"
@@ -259,7 +259,7 @@ async def test_signing_in_through_a_scene_ends_the_previous_session(app, new_cli
 @pytest.mark.parametrize("scanned_first", [False, True], ids=["waiting", "scanned"])
 async def test_an_expired_scene_says_so_and_offers_a_fresh_code(scanned_first, app, client, new_client, flows, sql):
     page = await open_page(app, client, "follow", next_path="/account")
-    async with open_stream(client, app.url + page.events) as stream:
+    async with OpenStream(client, app.url + page.events) as stream:
         assert await stream.states(1) == ["waiting"]
         if scanned_first:
             assert await app.services.scenes.scanned(page.scene)
@@ -296,7 +296,7 @@ async def test_a_confirmed_scene_can_be_completed_a_moment_after_its_life(app, c
 
 async def test_a_refused_scene_ends_the_wait_and_signs_nobody_in(app, client, new_client, flows, sql):
     page = await open_page(app, client, "miniprogram")
-    async with open_stream(client, app.url + page.events) as stream:
+    async with OpenStream(client, app.url + page.events) as stream:
         assert await stream.states(1) == ["waiting"]
         assert await app.services.scenes.scanned(page.scene)
         assert await app.services.scenes.refuse(page.scene)
@@ -322,7 +322,7 @@ async def test_a_confirmation_on_one_process_reaches_the_page_waiting_on_another
     page = await open_page(first, desktop, "follow", next_path="/account")
     person = await user_id(server, new_client, flows, sql)
     # The page's stream is held by the second process (nginx sent it there); the push lands on the first.
-    async with open_stream(desktop, second.url + page.events) as stream:
+    async with OpenStream(desktop, second.url + page.events) as stream:
         assert await stream.states(1) == ["waiting"]
         assert await first.services.scenes.confirm(page.scene, person)
         assert await stream.states(1) == ["confirmed"]
@@ -334,17 +334,17 @@ async def test_a_confirmation_on_one_process_reaches_the_page_waiting_on_another
 async def test_a_reconnect_with_last_event_id_gets_only_what_is_new(app, client, new_client, flows, sql):
     page = await open_page(app, client, "miniprogram")
     assert await app.services.scenes.scanned(page.scene)
-    async with open_stream(client, app.url + page.events, {"Last-Event-ID": "waiting"}) as stream:
+    async with OpenStream(client, app.url + page.events, {"Last-Event-ID": "waiting"}) as stream:
         first = await stream.next_event()
         assert first is not None and first["id"] == "scanned" and first["event"] == "state"
-    async with open_stream(client, app.url + page.events, {"Last-Event-ID": "scanned"}) as stream:
+    async with OpenStream(client, app.url + page.events, {"Last-Event-ID": "scanned"}) as stream:
         person = await user_id(app, new_client, flows, sql)
         await asyncio.sleep(0.2)  # the stream is open and has nothing to say yet
         assert await app.services.scenes.confirm(page.scene, person)
         event = await stream.next_event()
         assert event is not None and event["id"] == "confirmed"  # "scanned" is not repeated
     for junk in ("bogus", "DONE", "scanned x", "9" * 300, b"\xc3\xa9", b"\xff"):
-        async with open_stream(client, app.url + page.events, {"Last-Event-ID": junk}) as stream:
+        async with OpenStream(client, app.url + page.events, {"Last-Event-ID": junk}) as stream:
             assert stream.response.status_code == 200
             assert await stream.states(1) == ["confirmed"]  # as if none was sent
 
@@ -372,7 +372,7 @@ async def test_one_process_reads_every_waiting_page_in_one_statement(app, new_cl
     """The cost of waiting: a round of the watcher is one statement, however many pages wait."""
     pages = [await open_page(app, new_client(), "follow") for _ in range(12)]
     watcher = app.services.scenes.watcher
-    streams = [open_stream(page.client, app.url + page.events) for page in pages]
+    streams = [OpenStream(page.client, app.url + page.events) for page in pages]
     opened = [await s.__aenter__() for s in streams]
     try:
         for stream in opened:
@@ -433,9 +433,29 @@ async def test_a_scene_cookie_that_is_not_ours_is_ignored(app, client):
         assert answer.status_code == 404, value[:80]
 
 
-@pytest.mark.parametrize("status", [s for s in SceneStatus])
+@pytest.mark.parametrize("status", list(SceneStatus))
 async def test_every_state_has_its_text_on_the_page(status, app, client):
     page = await open_page(app, client, "follow")
     if status is SceneStatus.DONE:
         return  # the page goes on to next (another tab of this browser completed it)
     assert f'data-msg="{status.value}"' in page.html
+
+
+async def test_open_waits_are_bounded_per_client_and_end_when_the_process_stops(start_server, new_client):
+    limited = await start_server({**ALL_METHODS, "ratelimit": {"enabled": True, "scene_waits_per_ip": 2,
+                                                               "start_per_minute": 100}})
+    pages = [await open_page(limited, new_client(), "follow") for _ in range(3)]
+    streams = [OpenStream(page.client, limited.url + page.events) for page in pages[:2]]
+    opened = [await s.__aenter__() for s in streams]
+    try:
+        for stream in opened:
+            assert await stream.states(1) == ["waiting"]
+        third = await pages[2].client.get(limited.url + pages[2].wait)
+        assert third.status_code == 429 and third.json()["error"] == "rate_limited"
+        assert third.headers["Retry-After"] == "5"
+        limited.services.scenes.shutdown()  # SIGTERM: streams end now, their browsers reconnect elsewhere
+        for stream in opened:
+            assert await stream.next_event() is None
+    finally:
+        for s in streams:
+            await s.__aexit__(None, None, None)
