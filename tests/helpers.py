@@ -38,6 +38,17 @@ BAD_RETURN_TARGETS = [
 ]
 
 
+# Scene ids in a waiting page's URLs (/login/scene/<scene>/...): security.md part 6's list (too long, with / or
+# NUL, unknown) and more. Each gets a 404 from every scene route, never a 500; a well-formed unknown id is
+# told apart from nothing (scene_not_found, the same answer as another browser's scene).
+BAD_SCENE_IDS = [
+    "", "a", "A" * 31, "A" * 33, "A" * 64, "A" * 5000, "AAAA%2F" + "A" * 28, "AAAA/" + "A" * 28,
+    "%00" + "A" * 31, "A" * 31 + "%00", "A" * 31 + "-", "A" * 31 + "_", "..%2F..%2Fetc%2Fpasswd", "%2E%2E",
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%E4%BA%8C", "%F0%9F%90%BC" * 8, "A" * 31 + "%0d%0aSet-Cookie:x=y",
+    "login_" + "A" * 26, "qrscene_" + "A" * 24, "' OR 1=1 -- AAAAAAAAAAAAAAAAAAAA", "A" * 31 + "%20",
+    "0" * 32, "z" * 32,  # well formed, unknown
+]
+
 JSON = "application/json"
 # Bad bodies for the JSON login endpoints: security.md list 4.C plus our own, with the status each gets.
 BAD_JSON_BODIES: dict[str, tuple[bytes, str, int]] = {

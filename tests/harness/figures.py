@@ -24,6 +24,9 @@ class Figures:
     overload_p99_s: float = 0.0
     overload_database_unavailable: int = 0  # must stay 0: busy is not down
     overload_5xx: int = 0                   # must stay 0 with the default queue limit
+    scene_waiters: int = 0                  # waiting pages (SSE and long-poll) held at once by one process
+    scene_waiting_queries_a_second: float = 0.0  # MySQL statements a second while they all wait
+    scene_waiters_5xx: int = 0              # must stay 0
 
     def table(self) -> str:
         rows = [("figure", "value")] + [(_label(f.name), str(round(getattr(self, f.name), 2))) for f in fields(self)]

@@ -63,3 +63,39 @@ async def test_the_shipped_nginx_lets_avatar_uploads_through_and_keeps_64k_elsew
     assert avatar.status_code == 401 and avatar.json()["error"] == "invalid_token"  # the app answered
     assert other.status_code == 413 and "invalid_token" not in other.text  # nginx's own limit
     assert too_big.status_code == 413
+
+
+async def test_the_shipped_nginx_passes_a_waiting_pages_events_through_at_once(wx_server: ServerProcess, tmp_path,
+                                                                              private_db) -> None:
+    """Issue 14: the scan-login waiting page's SSE through the shipped site: unbuffered, long-lived."""
+    from test_scene_waiters import insert_scenes, new_scene
+
+    site = nginx.shipped_site(1, [1])
+    events = site[site.index("location ~ \"^/login/scene/"):]
+    events = events[:events.index("\n    }")]
+    assert "proxy_buffering off;" in events and "proxy_read_timeout 1h;" in events
+    scene, secret = new_scene()
+    await insert_scenes(private_db, [(scene, secret)])
+    port = free_port()
+    proc = nginx.start(tmp_path, port, [wx_server.settings["server"]["port"]])
+    try:
+        await _until_up(f"http://127.0.0.1:{port}")
+        async with httpx.AsyncClient(timeout=10) as client, asyncio.timeout(10):
+            headers = {"Cookie": f"wxscene={scene}_{secret}"}
+            async with client.stream("GET", f"http://127.0.0.1:{port}/login/scene/{scene}/events",
+                                     headers=headers) as stream:
+                assert stream.status_code == 200
+                lines = stream.aiter_lines()
+                async for line in lines:
+                    if line.startswith("data:"):
+                        assert '"waiting"' in line  # arrived while the stream is still open: not buffered
+                        break
+                await private_db.query("UPDATE login_scenes SET status = 'refused' WHERE scene = %s", (scene,),
+                                       db="wxlogin_rel")
+                async for line in lines:
+                    if line.startswith("data:"):
+                        assert '"refused"' in line
+                        break
+    finally:
+        proc.terminate()
+        proc.wait(5)

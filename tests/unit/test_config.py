@@ -47,6 +47,14 @@ def test_checked_in_settings_load():
     ([("wechat.timeout", 0)], "[wechat] timeout must be above 0"),
     ([("wechat.http_client", "requests")], "[wechat] http_client must be 'curl' or 'simple'"),
     ([("wechat.api_base", "not a url")], "[wechat] api_base must be an http(s) base URL"),
+    # Issue 14: the desktop methods, each known, once, and switched on where it has its own switch.
+    ([("wechat.desktop_methods", [])], "[wechat] desktop_methods is empty"),
+    ([("wechat.desktop_methods", ["qr", "sms"])], "[wechat] desktop_methods: 'sms' is not one of qr, follow"),
+    ([("wechat.desktop_methods", ["qr", "qr"])], "[wechat] desktop_methods names a method twice"),
+    ([("wechat.desktop_methods", ["follow"])], "but [wechat.mp] follow_login is false"),
+    ([("wechat.desktop_methods", ["miniprogram"])], "but [wechat.miniprogram] code_login_page is empty"),
+    ([("wechat.miniprogram.code_login_page", "/pages/login")], "[wechat.miniprogram] code_login_page must be"),
+    ([("wechat.scene_max_age", 5)], "[wechat] scene_max_age must be between 30 and 3600"),
 ])
 def test_bad_settings_name_the_key(changes, message):
     with pytest.raises(ConfigError) as error:
@@ -228,3 +236,11 @@ def test_sandbox_accepts_empty_or_its_own_base():
     settings = settings_from_mapping(with_changes(("wechat.open_base", own + "/"), ("wechat.api_base", "")),
                                      env={})
     assert settings.wechat.open_base == settings.wechat.api_base == own
+
+
+def test_every_desktop_method_can_be_switched_on():
+    settings = settings_from_mapping(with_changes(
+        ("wechat.desktop_methods", ["follow", "qr", "miniprogram"]), ("wechat.mp.follow_login", True),
+        ("wechat.miniprogram.code_login_page", "pages/login/index")), env={})
+    assert settings.wechat.desktop_methods == ("follow", "qr", "miniprogram")
+    assert load_settings(ROOT / "settings.toml", env={}).wechat.desktop_methods == ("qr",)

@@ -13,6 +13,7 @@ from wxlogin.services.oauth import OAuthService
 from wxlogin.services.phones import PhoneService
 from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService
+from wxlogin.services.scenes import SceneService
 from wxlogin.services.sessions import SessionService
 
 
@@ -27,6 +28,7 @@ class Services:
     pushes: PushService
     phones: PhoneService
     profile: ProfileService
+    scenes: SceneService  # desktop scan-login scenes (issue 14): the waiting page, its QR, completion
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from wxlogin.services.phones import PhoneService
 from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
+from wxlogin.services.scenes import SceneService
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
@@ -21,6 +22,7 @@ from wxlogin.store.apptokens import AppTokenStore
 from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
+from wxlogin.store.scenes import SceneStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
@@ -47,6 +49,10 @@ def build_services(settings: Settings) -> Services:
     oauth = OAuthService(settings, signing, wechat, login, sessions, accounts, callbacks, users, account_store,
                          limits)
     api = ApiService(settings, signing, wechat, login, users, account_store, sessions, limits, app_tokens)
+    # Desktop scan-login scenes (issue 14): follow QR and mini-program code; the kinds' services take `scenes`
+    # (scanned / confirm / refuse) and register their image maker with scenes.register_qr(kind, ...).
+    scene_store = SceneStore(db)
+    scenes = SceneService(settings, scene_store, users, events)
     push_store = PushStore(db)
     pushes = PushService(settings.wechat, push_store)
     for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
@@ -56,6 +62,7 @@ def build_services(settings: Settings) -> Services:
     pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
 
     async def close() -> None:
+        scenes.shutdown()
         await db.close()
         wechat.close()
 
@@ -64,9 +71,11 @@ def build_services(settings: Settings) -> Services:
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
                                        app_tokens=app_tokens, wechat=wechat, phones=phone_store,
                                        token_apps=token_apps(settings.wechat),
-                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),)),
+                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),
+                                                    ("login_scenes", scene_store.purge_stale))),
         pushes=pushes,
         phones=phones,
         profile=profile,
+        scenes=scenes,
         _close=close,
     )
