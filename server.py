@@ -91,6 +91,7 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
     await stop.wait()
     logger.info("shutting down: no new connections, draining in-flight requests")
     server.stop()
+    services.scenes.shutdown()  # waiting pages (SSE, long-poll) end now and reconnect to another process
     purger.cancel()
     if not await app.settings["in_flight"].wait_idle(DRAIN_SECONDS):
         logger.warning("%d requests still running after %ds; closing anyway",

@@ -148,6 +148,8 @@ class ServerSettings:
     max_body_size: int = setting(2 * 1024 * 1024, lo=1024, hi=64 * 1024 * 1024)
     debug: bool = setting(False)
     processes: int = setting(1, lo=0, hi=256)
+    # How often one process reads the state of every scene its waiting pages watch (one query for all).
+    scene_poll_interval: float = setting(0.5, hi=10)
 
     @property
     def secure_cookies(self) -> bool:
@@ -201,6 +203,13 @@ def _forward_secret(value: str, label: str) -> str:
     return value
 
 
+def _miniprogram_page(value: str, label: str) -> str:
+    if len(value) > 128 or (value and not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,7}", value)):
+        raise ConfigError(f"{label} must be a mini-program page path such as 'pages/login/index' (no leading /), "
+                          f"or empty, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class WeChatMpApp(WeChatPushApp):
     """The default official account: also the one whose parametric QR codes sign desktops in (issue 14)."""
@@ -209,6 +218,18 @@ class WeChatMpApp(WeChatPushApp):
     # Forwarding mode: a system that owns the account's server URL forwards the scan events, signed with this
     # shared secret, to /wechat/forward/mp (README "Scan to follow the official account"). Empty: no endpoint.
     forward_secret: Secret = setting(Secret(""), check=_forward_secret)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeChatMiniProgramApp(WeChatPushApp):
+    """The default mini-program: also the one whose codes sign desktops in (issue 14)."""
+
+    code_login_page: str = setting("", check=_miniprogram_page)  # empty: no mini-program code login
+
+
+# The desktop login methods /login can offer ([wechat] desktop_methods): the website QR (snsapi_login), the
+# official account's parametric QR (scan to follow) and the mini-program code.
+DESKTOP_METHODS = ("qr", "follow", "miniprogram")
 
 
 def _no_apps() -> Mapping[str, Any]:
@@ -258,10 +279,13 @@ class WeChatSettings:
     max_clients: int = setting(200, lo=1, hi=5000)
     http_client: str = setting("curl", choices=("curl", "simple"))
     sandbox_allow_public: bool = setting(False)
+    # The desktop /login page's methods, in tab order (the first is shown first); see DESKTOP_METHODS.
+    desktop_methods: tuple[str, ...] = setting(("qr",))
+    scene_max_age: int = setting(300, lo=30, hi=3600)  # a follow QR or mini-program code lives this long
     web: WeChatApp
     mp: WeChatMpApp
     app: WeChatApp
-    miniprogram: WeChatPushApp
+    miniprogram: WeChatMiniProgramApp
     more: MoreApps = field(default_factory=MoreApps)
 
     # --- the one registry of apps: everything that chooses an app goes through these ------------------
@@ -316,6 +340,7 @@ class RateLimitSettings:
     phone_per_ip_per_minute: int = setting(10, lo=1)
     session_check_per_minute: int = setting(5, lo=1)  # WeChat checksession calls per account (stale keys)
     profile_per_user_per_minute: int = setting(10, lo=1)  # nickname and avatar fill-ins (WeChat check quota)
+    scene_waits_per_ip: int = setting(100, lo=1)  # open waiting-page connections per client IP, per process
 
 
 @dataclass(frozen=True)
@@ -583,6 +608,7 @@ def _check_rules(settings: Settings) -> Settings:
     if mysql.pool_min > mysql.pool_max:
         raise ConfigError(f"[mysql] pool_min ({mysql.pool_min}) must not exceed pool_max ({mysql.pool_max})")
     _check_distinct_appids(settings.wechat)
+    _check_desktop_methods(settings.wechat)
     wechat = _resolve_bases(settings.wechat, settings.server.public_url)
     settings = dataclasses.replace(settings, wechat=wechat)
     _check_production_rules(settings)
@@ -598,6 +624,23 @@ def _check_distinct_appids(wx: WeChatSettings) -> None:
         if first != found.table:
             raise ConfigError(f"{found.table} appid {found.app.appid} is {first}'s already: "
                               "every app has its own appid")
+
+
+def _check_desktop_methods(wx: WeChatSettings) -> None:
+    """Each desktop method named once, known, and switched on where it has its own switch."""
+    methods = wx.desktop_methods
+    if not methods:
+        raise ConfigError("[wechat] desktop_methods is empty (at least one of " + ", ".join(DESKTOP_METHODS) + ")")
+    for method in methods:
+        if method not in DESKTOP_METHODS:
+            raise ConfigError(f"[wechat] desktop_methods: {method!r} is not one of {', '.join(DESKTOP_METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise ConfigError("[wechat] desktop_methods names a method twice")
+    if "follow" in methods and not wx.mp.follow_login:
+        raise ConfigError("[wechat] desktop_methods has \"follow\" but [wechat.mp] follow_login is false")
+    if "miniprogram" in methods and not wx.miniprogram.code_login_page:
+        raise ConfigError("[wechat] desktop_methods has \"miniprogram\" but [wechat.miniprogram] code_login_page "
+                          "is empty")
 
 
 def _resolve_bases(wx: WeChatSettings, public_url: str) -> WeChatSettings:

@@ -133,6 +133,36 @@ class NotFound(WxLoginError):
     code = "not_found"
 
 
+class SceneNotFound(NotFound):
+    """No such desktop scan-login scene, or not this browser's (the two look the same from outside)."""
+
+    code = "scene_not_found"
+
+
+class SceneExpired(WxLoginError):
+    """The scene's QR code or mini-program code outlived its life before it was confirmed and used."""
+
+    code = "scene_expired"
+
+
+class ScenePending(WxLoginError):
+    """The scene has not been confirmed on the phone (yet)."""
+
+    code = "scene_pending"
+
+
+class SceneRefused(WxLoginError):
+    """The person refused the desktop login on the phone."""
+
+    code = "scene_refused"
+
+
+class SceneUsed(WxLoginError):
+    """The scene already signed a browser in; a scene works once."""
+
+    code = "scene_used"
+
+
 class EncryptedDataInvalid(WxLoginError):
     """Any failure to decrypt or verify mini-program open data; deliberately carries no detail.
 

@@ -143,6 +143,29 @@ class CallbackClaim:
     user_id: int | None
 
 
+class SceneKind(enum.StrEnum):
+    """What a desktop scan-login scene is shown as (``login_scenes.kind``)."""
+
+    FOLLOW = "follow"  # a temporary parametric QR of the official account: scan to follow
+    MINIPROGRAM = "miniprogram"  # a mini-program code (getwxacodeunlimit) the mini-program confirms
+
+
+class SceneStatus(enum.StrEnum):
+    """Where a scene stands (``login_scenes.status``); EXPIRED is also computed from ``expires_at``."""
+
+    WAITING = "waiting"  # shown, nobody scanned yet
+    SCANNED = "scanned"  # the phone has it open (mini-program); waiting for the confirmation
+    CONFIRMED = "confirmed"  # the phone confirmed: the scene names a user, the desktop may complete once
+    REFUSED = "refused"  # the phone refused
+    EXPIRED = "expired"  # its life ended before it was confirmed (or completed)
+    DONE = "done"  # the desktop completed the sign-in; never again
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing more will happen to the scene (a waiting page stops listening)."""
+        return self in (SceneStatus.REFUSED, SceneStatus.EXPIRED, SceneStatus.DONE)
+
+
 @dataclass(frozen=True)
 class PushEvent:
     """One message WeChat pushed to an app's server URL, once its signature (and envelope) checked out.

@@ -3,8 +3,8 @@
 to the site the way WeChat does (signed, sealed in safe mode), the site reads the person (/cgi-bin/user/info),
 logs them in or registers them and confirms the scene in MySQL.
 
-Scenes are rows of ``login_scenes`` made here by ``new_scene`` (the waiting page that creates them is the
-CORE engineer's); every outcome is read back from the row and the users tables.
+Scenes are rows of ``login_scenes`` (migration 8) made here by ``new_scene`` as the waiting page makes them,
+so that expired and used ones can be made too; every outcome is read back from the row and the users tables.
 """
 
 from __future__ import annotations
@@ -28,30 +28,8 @@ WEB_APPID = "wxa0b1c2d3e4f50001"
 FOLLOW_ON = {"wechat": {"mp": {"follow_login": True}}}
 FORWARD_SECRET = "forward-secret-0123456789abcdef-0123456789"
 
-# Migration 8 (login_scenes) comes with the CORE engineer's branch; until it is merged this test module makes
-# the table itself, with exactly the columns of issue14.md. TO REMOVE AT MERGE (the migration then owns it).
-_SCENES_TABLE = """CREATE TABLE IF NOT EXISTS login_scenes (
-    scene CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
-    kind VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-    binding BINARY(32) NOT NULL,
-    status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT 'waiting',
-    user_id BIGINT UNSIGNED NULL,
-    next_path VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '/',
-    created_at DATETIME(3) NOT NULL,
-    expires_at DATETIME(3) NOT NULL,
-    KEY ix_login_scenes_expires (expires_at),
-    CONSTRAINT fk_login_scenes_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"""
-
-
 @pytest.fixture
-async def scenes_table(sql, clean_db) -> None:
-    await sql(_SCENES_TABLE)
-    await sql("DELETE FROM login_scenes")
-
-
-@pytest.fixture
-async def site(start_server, scenes_table):
+async def site(start_server):
     """The app with scan to follow on (the development settings leave it off)."""
     return await start_server(FOLLOW_ON)
 
@@ -278,7 +256,7 @@ async def test_forged_pushes_change_nothing(forgery, site, client, sql):
     assert await counts(sql) == before
 
 
-async def test_another_official_accounts_push_cannot_confirm_a_scene(start_server, scenes_table, client, sql):
+async def test_another_official_accounts_push_cannot_confirm_a_scene(start_server, client, sql):
     more = {"wechat": {"mp": {"follow_login": True},
                        "more": {"mp": {"news": {"appid": "wxa0b1c2d3e4f500a1", "secret": "sandbox-news-secret",
                                                 "push_token": "devinsecureNewsToken", "push_aes_key": ""}}}}}
@@ -313,7 +291,7 @@ async def test_other_codes_are_left_alone(event, key, site, client, sql):
     assert await counts(sql) == (0, 0, 0)
 
 
-async def test_with_follow_login_off_no_code_is_made_and_scans_are_ignored(start_server, scenes_table, client, sql):
+async def test_with_follow_login_off_no_code_is_made_and_scans_are_ignored(start_server, client, sql):
     site = await start_server()  # follow_login = false, the default
     scene = await new_scene(sql)
 
@@ -411,7 +389,7 @@ def forward_headers(body: bytes, secret: str = FORWARD_SECRET, timestamp: int | 
 
 
 @pytest.fixture
-async def forwarded_site(start_server, scenes_table):
+async def forwarded_site(start_server):
     """The official account's server URL points at another system (no push_token here) that forwards to us."""
     return await start_server({"wechat": {"mp": {"follow_login": True, "forward_secret": FORWARD_SECRET,
                                                  "push_token": "", "push_aes_key": ""}}})

@@ -29,6 +29,10 @@ ROUTES = [
     r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",
     # Uploaded avatars (issue 13): public once WeChat's check passed them, content-addressed.
     r"/avatars/([0-9a-f]{64})\.jpg$",
+    # The desktop scan-login waiting page (issue 14): its events (SSE), long-poll, completion and QR image;
+    # each needs the scene's binding cookie.
+    r"/login/scene/([A-Za-z0-9]{32})/events$", r"/login/scene/([A-Za-z0-9]{32})/wait$",
+    r"/login/scene/([A-Za-z0-9]{32})/complete$", r"/login/scene/([A-Za-z0-9]{32})/qr$",
 ]
 
 

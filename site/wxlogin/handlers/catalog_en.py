@@ -23,6 +23,33 @@ EN: dict[str, str] = {
     "二维码显示不出来？在新页面中打开": "QR code not showing? Open it in a new page",
     "首次登录将自动创建账号。我们只会获取你的微信昵称和头像。":
         "Your first sign-in creates your account. We only read your WeChat nickname and avatar.",
+    # login: the desktop methods and the scan-login waiting page (issue 14)
+    "关注公众号登录": "Follow our official account",
+    "小程序扫码登录": "Scan the mini-program code",
+    "关注公众号登录二维码": "QR code of our official account",
+    "小程序码": "Mini-program code",
+    "等待扫码": "Waiting for a scan",
+    "已扫码，请在手机上确认": "Scanned: please confirm on your phone",
+    "登录成功": "Signed in",
+    "二维码已失效": "This code has expired",
+    "已取消": "Cancelled",
+    "网络出了点问题，请刷新二维码。": "The connection failed. Please refresh the code.",
+    "刷新二维码": "Refresh the code",
+    "找不到这个登录二维码，或者它不是在这个浏览器中打开的。请刷新二维码。":
+        "This sign-in code does not exist, or it was not opened in this browser. Please refresh the code.",
+    "二维码已过期。请刷新二维码后重新扫码。": "The code has expired. Please refresh it and scan again.",
+    "还没有确认登录": "Not confirmed yet",
+    "请先在手机上确认登录。": "Please confirm the sign-in on your phone first.",
+    "你在手机上取消了这次登录。想登录时请刷新二维码。":
+        "You cancelled this sign-in on your phone. Refresh the code when you want to sign in.",
+    "二维码已使用": "This code has been used",
+    "每个登录二维码只能使用一次。请刷新二维码。": "Each sign-in code works once. Please refresh the code.",
+    "这种登录方式需要浏览器启用 JavaScript。": "This way of signing in needs JavaScript in your browser.",
+    "用微信扫一扫上方二维码，关注公众号后即可登录。已关注的也可以直接扫码。":
+        "Scan the code above with WeChat and follow our official account to sign in. "
+        "If you already follow it, just scan.",
+    "用微信扫一扫上方小程序码，在小程序中确认后即可登录。":
+        "Scan the mini-program code above with WeChat and confirm in the mini-program to sign in.",
     # account
     "我的账号": "My account",
     "账号 ID": "Account ID",

@@ -11,7 +11,8 @@ import tornado.web
 from wxlogin.errors import BadRequest
 from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.handlers.oauth import CHANNEL_NAMES, OAuthHandler
-from wxlogin.models import Channel
+from wxlogin.handlers.scenes import bind_scene
+from wxlogin.models import Channel, SceneKind
 from wxlogin.redirects import safe_next
 from wxlogin.services import Services
 from wxlogin.services.accounts import RefreshOutcome
@@ -27,36 +28,68 @@ class HomeHandler(BaseHandler):
         self.render_template("home.html")
 
 
-class LoginHandler(OAuthHandler):
-    """GET /login?next=PATH: adapts to where the visitor is.
+# The desktop methods' tab names ([wechat] desktop_methods; catalog_en.py has the English).
+DESKTOP_METHOD_NAMES = {"qr": "微信扫码登录", "follow": "关注公众号登录", "miniprogram": "小程序扫码登录"}
 
-    Desktop browser: the WeChat QR code in the page. WeChat browser (phone or desktop WeChat): one tap
-    through the official account. Phone browser outside WeChat, WeCom, mini-program web-view: how to
-    open the page in WeChat (a phone cannot scan its own screen).
+
+class LoginHandler(OAuthHandler):
+    """GET /login?next=PATH[&method=qr|follow|miniprogram]: adapts to where the visitor is.
+
+    Desktop browser: the methods of ``[wechat] desktop_methods`` as tabs (plain links, ``?method=``), the
+    first one shown by default: the website QR code in the page, or a scan-login scene (the official
+    account's follow QR, the mini-program code) with its waiting page (static/js/scene.js). WeChat browser
+    (phone or desktop WeChat): one tap through the official account. Phone browser outside WeChat, WeCom,
+    mini-program web-view: how to open the page in WeChat (a phone cannot scan its own screen).
     """
 
     @public
-    def get(self) -> None:
+    async def get(self) -> None:
         next_path = safe_next(self.get_query_argument("next", "/"))
         if self.current_user is not None:
             self.redirect(next_path)
             return
         self.set_header("Cache-Control", "no-store")
         surface = self.surface
-        context = {"surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "",
-                   "one_tap_url": self.reverse_url("auth_mp") + "?" + urlencode({"next": next_path}),
-                   "full_page_url": self.reverse_url("auth_web") + "?" + urlencode({"next": next_path})}
+        context: dict[str, object] = {
+            "surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "",
+            "one_tap_url": self.reverse_url("auth_mp") + "?" + urlencode({"next": next_path}),
+            "full_page_url": self.reverse_url("auth_web") + "?" + urlencode({"next": next_path})}
         if in_wechat(surface):
             template = "login_wechat.html"
         elif surface is Surface.DESKTOP:
             template = "login.html"
-            context["qr_iframe_url"] = self.begin_flow(Flow(Channel.WEB), next_path, embedded=True)
+            await self._desktop(next_path, context)
         else:
             page_url = (self.services.settings.server.public_url + self.reverse_url("login") + "?"
                         + urlencode({"next": next_path}))
             template = "login_elsewhere.html"
             context.update(page_url=page_url, page_qr=segno.make(page_url, error="m").svg_data_uri(scale=4))
         self.render_template(template, **context)
+
+
+    async def _desktop(self, next_path: str, context: dict[str, object]) -> None:
+        """The desktop page's tabs and the chosen method: the website QR's frame, or a new scene."""
+        methods = self.services.settings.wechat.desktop_methods
+        chosen = self.get_query_argument("method", methods[0])
+        method = chosen if chosen in methods else methods[0]
+
+        def method_url(name: str) -> str:
+            return self.reverse_url("login") + "?" + urlencode({"next": next_path, "method": name})
+
+        context.update(method=method, methods=[(m, DESKTOP_METHOD_NAMES[m], method_url(m)) for m in methods],
+                       refresh_url=method_url(method), scene="")
+        if method == "qr":
+            context["qr_iframe_url"] = self.begin_flow(Flow(Channel.WEB), next_path, embedded=True)
+            return
+        # A scene costs a row now and WeChat quota for its image: counted like a flow start.
+        await self.services.oauth.count_start(self.client_ip())
+        new = await self.services.scenes.create(SceneKind(method), next_path)
+        bind_scene(self, new.scene, new.binding_secret)
+        context.update(scene=new.scene, scene_expires_in=new.expires_in,
+                       scene_qr_url=self.reverse_url("scene_qr", new.scene),
+                       scene_events_url=self.reverse_url("scene_events", new.scene),
+                       scene_wait_url=self.reverse_url("scene_wait", new.scene),
+                       scene_complete_url=self.reverse_url("scene_complete", new.scene))
 
 
 class AccountHandler(BaseHandler):

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from wxlogin.config import Settings
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
+from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
 from wxlogin.services.phones import PhoneService
 from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService
+from wxlogin.services.scenes import SceneService
 from wxlogin.services.sessions import SessionService
 
 
@@ -27,6 +29,8 @@ class Services:
     pushes: PushService
     phones: PhoneService
     profile: ProfileService
+    scenes: SceneService  # desktop scan-login scenes (issue 14): the waiting page, its QR, completion
+    follow: FollowLoginService  # scan to follow the official account (issue 14): the follow QR of a scene
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from wxlogin.config import Settings
+from wxlogin.models import SceneKind
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.container import Services
+from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService, token_apps
 from wxlogin.services.oauth import OAuthService
@@ -14,6 +16,7 @@ from wxlogin.services.phones import PhoneService
 from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
+from wxlogin.services.scenes import SceneService
 from wxlogin.services.sessions import SessionService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
@@ -21,6 +24,7 @@ from wxlogin.store.apptokens import AppTokenStore
 from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
+from wxlogin.store.scenes import SceneStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
@@ -47,15 +51,25 @@ def build_services(settings: Settings) -> Services:
     oauth = OAuthService(settings, signing, wechat, login, sessions, accounts, callbacks, users, account_store,
                          limits)
     api = ApiService(settings, signing, wechat, login, users, account_store, sessions, limits, app_tokens)
+    # Desktop scan-login scenes (issue 14): follow QR and mini-program code; the kinds' services take `scenes`
+    # (scanned / confirm / refuse) and register their image maker with scenes.register_qr(kind, ...).
+    scene_store = SceneStore(db)
+    scenes = SceneService(settings, scene_store, users, events)
     push_store = PushStore(db)
     pushes = PushService(settings.wechat, push_store)
-    for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
+    for event in ("subscribe", "unsubscribe"):
         pushes.register(event, log_follow)
+    # Scan to follow (issue 14, services/follow.py): its subscribe/SCAN handler confirms scenes; its QR is the
+    # follow scene's image. The code lives as long as the scene.
+    follow = FollowLoginService(settings, app_tokens, wechat, scenes, login, qr_seconds=settings.wechat.scene_max_age)
+    follow.register(pushes)
+    scenes.register_qr(SceneKind.FOLLOW, follow.qr_image)
     profile_store = ProfileStore(db)
     profile = ProfileService(settings, profile_store, app_tokens, wechat, limits)
     pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
 
     async def close() -> None:
+        scenes.shutdown()
         await db.close()
         wechat.close()
 
@@ -64,9 +78,12 @@ def build_services(settings: Settings) -> Services:
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
                                        app_tokens=app_tokens, wechat=wechat, phones=phone_store,
                                        token_apps=token_apps(settings.wechat),
-                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),)),
+                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),
+                                                    ("login_scenes", scene_store.purge_stale))),
         pushes=pushes,
         phones=phones,
         profile=profile,
+        scenes=scenes,
+        follow=follow,
         _close=close,
     )

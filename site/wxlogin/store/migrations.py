@@ -241,11 +241,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) {_TABLE_OPTIONS}""",
         ),
     ),
+    Migration(
+        8,
+        "desktop scan-login scenes (scan to follow, mini-program code)",
+        (
+            # One row per scene shown on a desktop login page (services/scenes.py). scene: 32 random letters and
+            # digits (WeChat's scene_str and getwxacodeunlimit's scene both take them). binding: SHA-256 of the
+            # secret in the browser's HttpOnly cookie, so only that browser can follow or complete it. user_id
+            # is set by the phone's confirmation and never leaves the server. Rows go an hour after expiry.
+            f"""CREATE TABLE IF NOT EXISTS login_scenes (
+                scene CHAR(32) {_ID} NOT NULL PRIMARY KEY,
+                kind VARCHAR(16) {_ID} NOT NULL,
+                binding BINARY(32) NOT NULL,
+                status VARCHAR(16) {_ID} NOT NULL DEFAULT 'waiting',
+                user_id BIGINT UNSIGNED NULL,
+                next_path VARCHAR(512) {_ID} NOT NULL DEFAULT '/',
+                created_at DATETIME(3) NOT NULL,
+                expires_at DATETIME(3) NOT NULL,
+                KEY ix_login_scenes_expires (expires_at),
+                CONSTRAINT fk_login_scenes_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
-TABLES = ("app_tokens", "avatar_checks", "avatars", "login_events", "oauth_callbacks", "pending_merges",
-          "phone_codes", "rate_limits", "revoked_sessions", "unlinked_identities", "user_login_methods",
-          "user_phones", "users", "wechat_pushes")
+TABLES = ("app_tokens", "avatar_checks", "avatars", "login_events", "login_scenes", "oauth_callbacks",
+          "pending_merges", "phone_codes", "rate_limits", "revoked_sessions", "unlinked_identities",
+          "user_login_methods", "user_phones", "users", "wechat_pushes")
 # "Duplicate key name" / "Duplicate column name": an index or column a half-applied migration already added
 # (MySQL 8 has neither ADD KEY IF NOT EXISTS nor ADD COLUMN IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061
