@@ -73,7 +73,7 @@ async def counts(sql) -> tuple[int, int, int]:
     """(users, login methods, successful logins): what a push that must change nothing must leave alone."""
     users = (await sql("SELECT COUNT(*) FROM users"))[0][0]
     methods = (await sql("SELECT COUNT(*) FROM user_login_methods"))[0][0]
-    logins = (await sql("SELECT COUNT(*) FROM login_events WHERE outcome = 'ok'"))[0][0]
+    logins = (await sql("SELECT COUNT(*) FROM login_events WHERE outcome = 'success'"))[0][0]
     return users, methods, logins
 
 
