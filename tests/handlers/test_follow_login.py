@@ -444,3 +444,45 @@ async def test_without_a_forward_secret_there_is_no_forward_endpoint(site, clien
     body = b"<xml></xml>"
     answer = await client.post(f"{site.url}/wechat/forward/mp", content=body, headers=forward_headers(body))
     assert answer.status_code == 404
+
+
+# ---- end to end: the desktop's waiting page (CORE's routes) and the phone -------------------------------
+
+async def test_a_desktop_signs_in_by_scan_to_follow_and_its_browser_never_sees_who(start_server, new_client, sql):
+    import re
+
+    site = await start_server({"wechat": {"desktop_methods": ["qr", "follow"], "mp": {"follow_login": True}}})
+    desktop, phone, stranger = new_client(), new_client(), new_client()
+    seen: list[bytes] = []
+
+    page = await desktop.get(f"{site.url}/login", params={"method": "follow", "next": "/account"})
+    seen.append(page.content)
+    scene = re.search(r"/login/scene/([A-Za-z0-9]{32})/complete", page.text).group(1)  # type: ignore[union-attr]
+    xsrf = re.search(r'data-xsrf="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    image = await desktop.get(f"{site.url}/login/scene/{scene}/qr")
+    seen.append(image.content)
+    assert image.status_code == 200 and image.headers["content-type"].startswith("image/svg+xml")
+    url = await site.services.follow.create_qr(scene)  # what that image encodes (the code made for it)
+    assert image.text == await site.services.follow.qr_image(scene)
+
+    scanned = await phone.post(f"{site.url}/_sandbox/dev/follow/scan", json={"url": url, "person": "zhangsan"})
+    assert scanned.json()["reply_text"] == SIGNING_IN
+
+    waited = await desktop.get(f"{site.url}/login/scene/{scene}/wait", params={"after": "waiting"})
+    seen.append(waited.content)
+    assert "confirmed" in waited.text
+    stranger.cookies.set("_xsrf", desktop.cookies.get("_xsrf") or "")  # XSRF passes; the binding is missing
+    foreign = await stranger.post(f"{site.url}/login/scene/{scene}/complete", headers={"X-XSRFToken": xsrf})
+    assert foreign.status_code in (403, 404)  # no binding cookie: not this browser's scene
+    done = await desktop.post(f"{site.url}/login/scene/{scene}/complete", headers={"X-XSRFToken": xsrf})
+    seen.append(done.content)
+    assert done.status_code == 200 and done.json() == {"next": "/account"}
+    account = await desktop.get(f"{site.url}/account")
+    assert account.status_code == 200
+    again = await desktop.post(f"{site.url}/login/scene/{scene}/complete", headers={"X-XSRFToken": xsrf})
+    assert again.status_code >= 400  # once
+
+    assert (await scene_row(sql, scene))[0] == "done"
+    for body in seen:
+        for secret in (openid(MP_APPID), unionid() or ""):
+            assert secret.encode() not in body

@@ -51,7 +51,7 @@ def _status(exc: PushRejected) -> int:
 class PushHandler(tornado.web.RequestHandler):
     """GET: WeChat's URL check. POST: an event or message."""
 
-    SUPPORTED_METHODS = ("GET", "POST")
+    SUPPORTED_METHODS: tuple[str, ...] = ("GET", "POST")
 
     services: Services
     push_app: PushApp | None = None
