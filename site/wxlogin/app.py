@@ -11,7 +11,7 @@ import jinja2
 import tornado.web
 
 from wxlogin.config import Settings
-from wxlogin.handlers import api, avatars, oauth, pages, push, scenes
+from wxlogin.handlers import api, avatars, forward, oauth, pages, push, scenes
 from wxlogin.handlers.i18n import LOCALES, CompiledGettext
 from wxlogin.handlers.inflight import InFlight
 from wxlogin.handlers.pages import NotFoundHandler
@@ -92,7 +92,8 @@ def make_app(settings: Settings, services: Services, assets: Assets) -> tornado.
     jinja_envs = {locale: make_jinja_env(settings.server.debug, locale, templates=assets.templates)
                   for locale in LOCALES}
     jinja_env = jinja_envs["zh"]  # the sandbox's pages are Chinese only, like WeChat's
-    routes = pages.routes + oauth.routes + api.routes + push.routes + avatars.routes + scenes.routes
+    routes = (pages.routes + oauth.routes + api.routes + push.routes + forward.routes + avatars.routes
+              + scenes.routes)
     emulator = None
     if settings.wechat.sandbox:
         from wxlogin import sandbox

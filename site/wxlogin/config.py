@@ -196,6 +196,13 @@ class WeChatPushApp(WeChatApp):
     push_aes_key: Secret = setting(Secret(""), check=_aes_key, dev=_PUSH_DEV)  # empty: plain mode
 
 
+def _forward_secret(value: str, label: str) -> str:
+    # HMAC-SHA256 keys: at least 32 printable ASCII characters, so a guessable word cannot be the key.
+    if value and not re.fullmatch(r"[\x21-\x7e]{32,256}", value):
+        raise ConfigError(f"{label} must be 32 to 256 printable ASCII characters (no spaces), or empty")
+    return value
+
+
 def _miniprogram_page(value: str, label: str) -> str:
     if len(value) > 128 or (value and not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,7}", value)):
         raise ConfigError(f"{label} must be a mini-program page path such as 'pages/login/index' (no leading /), "
@@ -208,6 +215,9 @@ class WeChatMpApp(WeChatPushApp):
     """The default official account: also the one whose parametric QR codes sign desktops in (issue 14)."""
 
     follow_login: bool = setting(False)  # "scan to follow" on the desktop login page (desktop_methods)
+    # Forwarding mode: a system that owns the account's server URL forwards the scan events, signed with this
+    # shared secret, to /wechat/forward/mp (README "Scan to follow the official account"). Empty: no endpoint.
+    forward_secret: Secret = setting(Secret(""), check=_forward_secret)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,8 @@ answers 404 for /_sandbox in every spelling that reaches the same path after nor
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -79,7 +81,7 @@ async def test_the_shipped_nginx_passes_a_waiting_pages_events_through_at_once(w
     port = free_port()
     proc = nginx.start(tmp_path, port, [wx_server.settings["server"]["port"]])
     try:
-        await _until_up(f"http://127.0.0.1:{port}")
+        await nginx.until_up(f"http://127.0.0.1:{port}")
         async with httpx.AsyncClient(timeout=10) as client, asyncio.timeout(10):
             headers = {"Cookie": f"wxscene={scene}_{secret}"}
             async with client.stream("GET", f"http://127.0.0.1:{port}/login/scene/{scene}/events",

@@ -27,6 +27,8 @@ ROUTES = [
     r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
     # Called by WeChat's servers (issue 13): signed pushes, no cookies, 404 for an app without push_token.
     r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",
+    # Forwarding mode (issue 14): scan events another system received, signed with [wechat.mp] forward_secret.
+    r"/wechat/forward/mp$",
     # Uploaded avatars (issue 13): public once WeChat's check passed them, content-addressed.
     r"/avatars/([0-9a-f]{64})\.jpg$",
     # The desktop scan-login waiting page (issue 14): its events (SSE), long-poll, completion and QR image;

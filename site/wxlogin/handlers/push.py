@@ -28,6 +28,7 @@ from wxlogin.services.pushes import (
     PushNotHandled,
     PushQuery,
     PushRejected,
+    PushReply,
     PushTooLarge,
     PushUnauthentic,
 )
@@ -50,7 +51,7 @@ def _status(exc: PushRejected) -> int:
 class PushHandler(tornado.web.RequestHandler):
     """GET: WeChat's URL check. POST: an event or message."""
 
-    SUPPORTED_METHODS = ("GET", "POST")
+    SUPPORTED_METHODS: tuple[str, ...] = ("GET", "POST")
 
     services: Services
     push_app: PushApp | None = None
@@ -146,7 +147,7 @@ class PushHandler(tornado.web.RequestHandler):
             self.refuse(PushTooLarge(f"{self.received} bytes, chunked"))
             return
         try:
-            reply = await self.services.pushes.receive(self.push_app, self.query, b"".join(self.chunks))
+            reply = await self.receive(b"".join(self.chunks))
         except PushRejected as exc:
             self.refuse(exc)
             return
@@ -161,6 +162,11 @@ class PushHandler(tornado.web.RequestHandler):
             return
         self.set_header("Content-Type", reply.content_type)
         self.finish(reply.body)
+
+    async def receive(self, body: bytes) -> PushReply:
+        """Hand the body to the push service (handlers/forward.py hands it over differently)."""
+        assert self.push_app is not None
+        return await self.services.pushes.receive(self.push_app, self.query, body)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish()  # WeChat reads no error pages: the status says it all

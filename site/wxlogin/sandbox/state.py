@@ -70,6 +70,40 @@ class QrSession:
 
 
 @dataclass
+class FollowQr:
+    """A temporary parametric QR code of an official account (/cgi-bin/qrcode/create, QR_STR_SCENE)."""
+
+    code: str  # what follows /q/ in its url
+    ticket: str
+    appid: str
+    scene_str: str
+    expires_at: float
+
+
+@dataclass
+class FollowState:
+    """Scan to follow (sandbox/follow.py): the codes handed out, and who follows which official account."""
+
+    codes: dict[str, FollowQr] = field(default_factory=dict)  # by code
+    seen: dict[tuple[str, str], str] = field(default_factory=dict)  # (appid, openid) -> person key
+    following: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)  # -> (since, scene_str)
+
+    def new_code(self, appid: str, scene_str: str, seconds: int) -> FollowQr:
+        now = time.time()
+        if len(self.codes) > _MAX_ENTRIES // 4:
+            for key in [k for k, v in self.codes.items() if v.expires_at < now]:
+                del self.codes[key]
+        qr = FollowQr(code=secrets.token_urlsafe(16), ticket="gQ" + secrets.token_urlsafe(72), appid=appid,
+                      scene_str=scene_str, expires_at=now + seconds)
+        self.codes[qr.code] = qr
+        return qr
+
+    def code(self, code: str) -> FollowQr | None:
+        qr = self.codes.get(code)
+        return qr if qr is not None and qr.expires_at > time.time() else None
+
+
+@dataclass
 class PhoneGrant:
     """A getPhoneNumber button's code: one person's number, single-use, 5 minutes from the tap."""
 
@@ -114,6 +148,7 @@ class SandboxState:
         self.phone_calls: collections.deque[str] = collections.deque(maxlen=10_000)
         self.phone_billed: collections.Counter[str] = collections.Counter()
         self.session_checks: collections.deque[str] = collections.deque(maxlen=10_000)  # openids checked
+        self.follow = FollowState()  # scan to follow: parametric QR codes and followers
 
     def new_qr(self, appid: str, redirect_uri: str, state: str) -> QrSession:
         self._prune()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from wxlogin.config import Settings
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
+from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
 from wxlogin.services.phones import PhoneService
@@ -29,6 +30,7 @@ class Services:
     phones: PhoneService
     profile: ProfileService
     scenes: SceneService  # desktop scan-login scenes (issue 14): the waiting page, its QR, completion
+    follow: FollowLoginService  # scan to follow the official account (issue 14): the follow QR of a scene
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -28,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from wxlogin.config import DEV_PUSH_MARKER, NamedApp, WeChatPushApp, WeChatSettings
+from wxlogin.config import DEV_PUSH_MARKER, NamedApp, WeChatMpApp, WeChatPushApp, WeChatSettings
 from wxlogin.errors import WxLoginError
 from wxlogin.models import Channel, PushEvent
 from wxlogin.store.pushes import PushStore
@@ -51,6 +52,7 @@ _CREATE_TIME_RE = re.compile(r"^[0-9]{1,10}$")
 _MSG_TYPE_RE = re.compile(r"^[A-Za-z_]{1,32}$")
 _EVENT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MSG_ID_RE = re.compile(r"^[0-9]{1,20}$")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _CORE = ("ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "EventKey", "Ticket", "MsgId", "Encrypt")
 
 
@@ -117,6 +119,11 @@ class PushService:
                 app = _push_app(kind, name, config, wechat.sandbox)
                 if app is not None:
                     self._apps[(kind.value, name)] = app
+        # Forwarding mode: the default official account, plain (the forwarder opened WeChat's envelope),
+        # whether or not it has a push_token here (its server URL points at the other system).
+        self._forward: PushApp | None = None
+        if wechat.mp.forward_secret.value:
+            self._forward = PushApp(kind=Channel.MP, name="", config=wechat.mp)
 
     # ---- apps and handlers ------------------------------------------------------------------------
 
@@ -161,12 +168,48 @@ class PushService:
         Raises PushRejected (unauthentic, malformed, too large) for bad input, PushNotHandled when a
         handler failed, and DatabaseUnavailable/Overloaded when the claim could not be recorded.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.answer_within
+        deadline = asyncio.get_running_loop().time() + self.answer_within
         self.authenticate(app, query)
         if len(body) > MAX_PUSH_BODY:
             raise PushTooLarge(f"{len(body)} bytes")
         fields = self._open(app, query, push_crypto.parse_message(body))
+        return await self._dispatch(app, fields, body, deadline)
+
+    # ---- forwarding mode (issue 14): another system owns the account's server URL ------------------
+
+    @property
+    def forward_app(self) -> PushApp | None:
+        """The official account whose events another system forwards to /wechat/forward/mp, if any."""
+        return self._forward
+
+    def authenticate_forward(self, timestamp: str) -> None:
+        """A forwarded push's freshness, before its body is read (its HMAC needs the body)."""
+        if self._forward is None:
+            raise PushUnauthentic("forwarding is off")
+        if not _CREATE_TIME_RE.match(timestamp):
+            raise PushUnauthentic("forward timestamp missing or malformed")
+        if abs(self.clock() - int(timestamp)) > MAX_CLOCK_SKEW:
+            raise PushUnauthentic("forward timestamp more than 5 minutes off: a replay, or a clock to fix")
+
+    async def receive_forwarded(self, timestamp: str, signature: str, body: bytes) -> PushReply:
+        """A push another system received from WeChat (checked and opened there), signed with our shared
+        secret: HMAC-SHA256(forward_secret, timestamp + "\n" + body), hex. Then as ``receive``."""
+        deadline = asyncio.get_running_loop().time() + self.answer_within
+        self.authenticate_forward(timestamp)
+        app = self._forward
+        assert app is not None  # authenticate_forward refused otherwise
+        if len(body) > MAX_PUSH_BODY:
+            raise PushTooLarge(f"{len(body)} bytes")
+        secret = app.config.forward_secret.value if isinstance(app.config, WeChatMpApp) else ""
+        expected = forward_signature(secret, timestamp, body)
+        if not _HEX64_RE.match(signature) or not hmac.compare_digest(expected, signature):
+            raise PushUnauthentic("forward signature mismatch")
+        fields = push_crypto.parse_message(body)
+        fields.pop("Encrypt", None)  # the forwarder opened the envelope; a leftover copy means nothing here
+        return await self._dispatch(app, fields, body, deadline)
+
+    async def _dispatch(self, app: PushApp, fields: dict[str, str], body: bytes, deadline: float) -> PushReply:
+        """Deduplicate and dispatch an authenticated, opened message; the reply for WeChat."""
         event = _event(fields)
         handlers = list(self._handlers.get(event.event, ())) if event.msg_type == "event" else []
         if not handlers:
@@ -188,7 +231,7 @@ class PushService:
         logger.info("push %s: %s dispatched to %d handler(s)", app.label, event.event, len(handlers))
         if not reply or app.kind is not Channel.MP or body.lstrip()[:1] != b"<":
             return SUCCESS  # only an official account's XML pushes take a passive reply
-        return self._reply(app, query, event, reply)
+        return self._reply(app, event, reply)
 
     def _open(self, app: PushApp, query: PushQuery, fields: dict[str, str]) -> dict[str, str]:
         """The message's fields: decrypted in safe/compatible mode (the plain copy is then ignored)."""
@@ -217,7 +260,7 @@ class PushService:
         except Exception as release_error:  # the claim then stays a day: log it, answer anyway
             logger.warning("push %s: could not release the claim (%s)", app.label, type(release_error).__name__)
 
-    def _reply(self, app: PushApp, query: PushQuery, event: PushEvent, text: str) -> PushReply:
+    def _reply(self, app: PushApp, event: PushEvent, text: str) -> PushReply:
         """A passive text reply to the follower, sealed when the push was."""
         message = push_crypto.build_xml([
             ("ToUserName", event.from_user), ("FromUserName", event.to_user), ("CreateTime", int(self.clock())),
@@ -232,6 +275,11 @@ class PushService:
             ("TimeStamp", int(timestamp)), ("Nonce", nonce),
         ])
         return PushReply(envelope, "text/xml; charset=utf-8")
+
+
+def forward_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """A forwarded push's signature: hex HMAC-SHA256 keyed with ``forward_secret`` over timestamp, LF, body."""
+    return hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"\n" + body, hashlib.sha256).hexdigest()
 
 
 def _push_app(kind: Channel, name: str, config: WeChatPushApp, sandbox: bool) -> PushApp | None:

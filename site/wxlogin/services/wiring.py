@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from wxlogin.config import Settings
+from wxlogin.models import SceneKind
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.container import Services
+from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService, token_apps
 from wxlogin.services.oauth import OAuthService
@@ -55,8 +57,13 @@ def build_services(settings: Settings) -> Services:
     scenes = SceneService(settings, scene_store, users, events)
     push_store = PushStore(db)
     pushes = PushService(settings.wechat, push_store)
-    for event in ("subscribe", "unsubscribe"):  # the next issue adds "scan to follow" here
+    for event in ("subscribe", "unsubscribe"):
         pushes.register(event, log_follow)
+    # Scan to follow (issue 14, services/follow.py): its subscribe/SCAN handler confirms scenes; its QR is the
+    # follow scene's image. The code lives as long as the scene.
+    follow = FollowLoginService(settings, app_tokens, wechat, scenes, login, qr_seconds=settings.wechat.scene_max_age)
+    follow.register(pushes)
+    scenes.register_qr(SceneKind.FOLLOW, follow.qr_image)
     profile_store = ProfileStore(db)
     profile = ProfileService(settings, profile_store, app_tokens, wechat, limits)
     pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
@@ -77,5 +84,6 @@ def build_services(settings: Settings) -> Services:
         phones=phones,
         profile=profile,
         scenes=scenes,
+        follow=follow,
         _close=close,
     )

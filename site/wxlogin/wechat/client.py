@@ -146,6 +146,29 @@ SUGGESTIONS = ("pass", "review", "risky")
 TRACE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # avatar_checks.trace_id VARCHAR(128) ascii (fullmatch)
 
 
+@dataclass(frozen=True)
+class ParametricQr:
+    """/cgi-bin/qrcode/create's answer: ``url`` is what the QR code encodes (we render it ourselves)."""
+
+    ticket: str = field(repr=False)
+    url: str
+    expire_seconds: int
+
+
+@dataclass(frozen=True)
+class FollowerInfo:
+    """/cgi-bin/user/info: whether the person follows the account, and their unionid (no profile since 2021)."""
+
+    openid: str
+    unionid: str | None
+    subscribed: bool
+
+
+QR_URL_BYTES = 512  # WeChat's are "http://weixin.qq.com/q/" + about 22 characters
+_QR_URL_RE = re.compile(rf"https?://[\x21-\x7e]{{1,{QR_URL_BYTES}}}")
+_TICKET_RE = re.compile(r"[\x21-\x7e]{1,512}")
+
+
 # WeChat asks for room for at least 512 characters; more than this is not a token but a broken answer.
 MAX_APP_TOKEN = 1024
 _APP_TOKEN_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_APP_TOKEN}}}$")
@@ -431,6 +454,27 @@ class WeChatClient:
         data = await self._app_post("/wxa/media_check_async", access_token, payload, expect="trace_id", retry=False)
         return _parse("/wxa/media_check_async", lambda: _trace_id(data.get("trace_id")))
 
+    # --- scan to follow (issue 14): the official account's parametric QR codes and followers ---------
+
+    async def create_qrcode(self, access_token: str, scene_str: str, expire_seconds: int) -> ParametricQr:
+        """A temporary QR_STR_SCENE code (POST /cgi-bin/qrcode/create): its ticket and the ``url`` it encodes.
+
+        Retried once like any call: a lost answer only leaves an unused ticket behind (daily quota ~100,000).
+        """
+        payload = {"expire_seconds": expire_seconds, "action_name": "QR_STR_SCENE",
+                   "action_info": {"scene": {"scene_str": scene_str}}}
+        data = await self._app_post("/cgi-bin/qrcode/create", access_token, payload, expect="url")
+        return _parse("/cgi-bin/qrcode/create", lambda: _parametric_qr(data, expire_seconds))
+
+    async def follower_info(self, access_token: str, openid: str) -> FollowerInfo:
+        """Whether ``openid`` follows the official account, and its unionid (GET /cgi-bin/user/info).
+
+        No nickname or avatar: WeChat stopped returning them on 2021-12-27.
+        """
+        data = await self._app_get("/cgi-bin/user/info", access_token, {"openid": openid, "lang": "zh_CN"},
+                                   expect="subscribe")
+        return _parse("/cgi-bin/user/info", lambda: _follower(data, openid))
+
     async def _app_get(self, path: str, access_token: str, params: dict[str, str],
                        expect: str | None) -> dict[str, Any]:
         """GET an API that takes the app's access token (in the query, as WeChat wants; never logged)."""
@@ -682,6 +726,26 @@ def parse_phone_info(data: dict[str, Any], appid: str) -> PhoneNumber:
     if not isinstance(watermark, dict) or watermark.get("appid") != appid:
         raise WeChatUnavailable(errmsg="getuserphonenumber answered another app's watermark")
     return PhoneNumber(country_code=country, national=national)
+
+def _parametric_qr(data: dict[str, Any], asked: int) -> ParametricQr:
+    url, ticket = data.get("url"), data.get("ticket")
+    if not isinstance(url, str) or not _QR_URL_RE.fullmatch(url):
+        raise WeChatUnavailable(errmsg="qrcode/create answered without a usable url")
+    if not isinstance(ticket, str) or not _TICKET_RE.fullmatch(ticket):
+        raise WeChatUnavailable(errmsg="qrcode/create answered without a usable ticket")
+    seconds = data.get("expire_seconds", asked)
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 < seconds <= 2_592_000:
+        seconds = asked
+    return ParametricQr(ticket=ticket, url=url, expire_seconds=seconds)
+
+
+def _follower(data: dict[str, Any], openid: str) -> FollowerInfo:
+    if _require_id(data, "openid") != openid:
+        raise WeChatUnavailable(errmsg="user/info for another openid")  # its unionid is not this person's
+    subscribed = data.get("subscribe") in (1, "1")
+    return FollowerInfo(openid=openid, unionid=_optional_id(data, "unionid") if subscribed else None,
+                        subscribed=subscribed)
+
 
 def _trace_id(value: Any) -> str:
     if not isinstance(value, str) or not TRACE_ID_RE.fullmatch(value):
