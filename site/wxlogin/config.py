@@ -194,6 +194,28 @@ class WeChatPushApp(WeChatApp):
     push_aes_key: Secret = setting(Secret(""), check=_aes_key, dev=_PUSH_DEV)  # empty: plain mode
 
 
+# --- issue 14, mini-program code login: the page the code opens (begin) ------------------------------------
+# A mini-program page path as getwxacodeunlimit takes it: no leading slash, no query ("pages/login/index").
+_WXA_PAGE_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+def _wxa_page(value: str, label: str) -> str:
+    if value and (len(value) > 128 or not _WXA_PAGE_RE.match(value) or ".." in value):
+        raise ConfigError(f"{label} must be a mini-program page path such as pages/login/index (no leading "
+                          f"slash, no query), or empty, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeChatMiniProgramApp(WeChatPushApp):
+    """The default mini-program ([wechat.miniprogram]): a push app that may also sign desktops in by its code."""
+
+    # The page a mini-program code opens (it reads the scene and confirms the desktop's login); empty: the
+    # desktop login by mini-program code is off. Only the default mini-program shows codes on /login.
+    code_login_page: str = setting("", check=_wxa_page, dev="the sandbox plays the mini-program's login page")
+# --- issue 14 (end) ------------------------------------------------------------------------------------------
+
+
 def _no_apps() -> Mapping[str, Any]:
     return MappingProxyType({})
 
@@ -244,7 +266,7 @@ class WeChatSettings:
     web: WeChatApp
     mp: WeChatPushApp
     app: WeChatApp
-    miniprogram: WeChatPushApp
+    miniprogram: WeChatMiniProgramApp
     more: MoreApps = field(default_factory=MoreApps)
 
     # --- the one registry of apps: everything that chooses an app goes through these ------------------

@@ -181,6 +181,33 @@ class ContentRisky(WxLoginError):
     code = "content_risky"
 
 
+# --- issue 14, desktop scan logins: a scene the mini-program (or a page) acts on ----------------------------
+
+
+class SceneNotFound(WxLoginError):
+    """No such scene (or not one of this kind): never created, mistyped, or purged long ago."""
+
+    code = "scene_not_found"
+
+
+class SceneExpired(WxLoginError):
+    """The scene's few minutes are over before it was confirmed: the desktop shows a fresh code."""
+
+    code = "scene_expired"
+
+
+class SceneRefused(WxLoginError):
+    """The person refused this scene in the mini-program; it cannot be confirmed any more."""
+
+    code = "scene_refused"
+
+
+class SceneUsed(WxLoginError):
+    """The scene was confirmed already (a scene signs one desktop in, once)."""
+
+    code = "scene_used"
+
+
 # --- WeChat upstream -----------------------------------------------------------------------
 
 

@@ -198,3 +198,32 @@ class BoundPhone:
 
     number: PhoneNumber
     bound_at: datetime
+
+
+# --- issue 14, desktop scan logins: the scene (the CORE engineer's interface, issue14.md; their version wins) ---
+class SceneKind(enum.StrEnum):
+    """Which desktop scan login a scene belongs to (``login_scenes.kind``)."""
+
+    FOLLOW = "follow"  # scan the official account's parametric QR (follow, or an existing follower's scan)
+    MINIPROGRAM = "miniprogram"  # scan the mini-program code, confirm in the mini-program
+
+
+class SceneStatus(enum.StrEnum):
+    """Where a scene stands (``login_scenes.status``; EXPIRED is also computed from ``expires_at``)."""
+
+    WAITING = "waiting"
+    SCANNED = "scanned"
+    CONFIRMED = "confirmed"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class NewScene:
+    """A scene just created: its id (shown in the QR), the browser's binding secret (cookie only), its life."""
+
+    scene: str
+    binding_secret: str = field(repr=False)
+    expires_in: int
+# --- issue 14 (end) -----------------------------------------------------------------------------------------

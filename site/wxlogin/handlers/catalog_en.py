@@ -191,4 +191,17 @@ EN: dict[str, str] = {
         "A phone number never moves from one account to another. If both accounts are yours, merge them first.",
     "手机号授权已失效": "The phone number permission has expired",
     "请重新点击按钮获取手机号。": "Tap the button again to share your phone number.",
+    # Desktop scan logins (issue 14): the scene errors.
+    "二维码无效": "Unknown QR code",
+    "找不到这个登录二维码。请在电脑上刷新二维码后重新扫描。":
+        "This login QR code is unknown. Refresh the QR code on the computer and scan it again.",
+    "二维码已失效": "QR code expired",
+    "这个登录二维码已过期。请在电脑上刷新二维码后重新扫描。":
+        "This login QR code has expired. Refresh the QR code on the computer and scan it again.",
+    "已取消登录": "Login cancelled",
+    "这次登录已在手机上取消。需要登录时请在电脑上刷新二维码。":
+        "This login was cancelled on the phone. To sign in, refresh the QR code on the computer.",
+    "二维码已使用": "QR code already used",
+    "每个登录二维码只能使用一次。请在电脑上刷新二维码。":
+        "Each login QR code works once. Refresh the QR code on the computer.",
 }

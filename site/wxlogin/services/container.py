@@ -14,6 +14,7 @@ from wxlogin.services.phones import PhoneService
 from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService
 from wxlogin.services.sessions import SessionService
+from wxlogin.services.wxacode import MiniProgramCodeService
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Services:
     pushes: PushService
     phones: PhoneService
     profile: ProfileService
+    wxacode: MiniProgramCodeService  # issue 14: mini-program codes for login scenes, the mini-program's steps
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

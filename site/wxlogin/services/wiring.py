@@ -14,13 +14,17 @@ from wxlogin.services.phones import PhoneService
 from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
+from wxlogin.services.scenes import SceneService
 from wxlogin.services.sessions import SessionService
+from wxlogin.services.wxacode import MiniProgramCodeService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.apptokens import AppTokenStore
 from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
+from wxlogin.store.scenes import SceneStore
+from wxlogin.store.wxacodes import WxaCodeStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
@@ -54,6 +58,10 @@ def build_services(settings: Settings) -> Services:
     profile_store = ProfileStore(db)
     profile = ProfileService(settings, profile_store, app_tokens, wechat, limits)
     pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
+    # Issue 14, desktop login by mini-program code: the code's image and the mini-program's scan/confirm/refuse.
+    scenes = SceneService(SceneStore(db))  # the scene core's wiring replaces this line at merge
+    wxa_codes = WxaCodeStore(db)
+    wxacode = MiniProgramCodeService(settings, wxa_codes, app_tokens, wechat, scenes)
 
     async def close() -> None:
         await db.close()
@@ -64,9 +72,11 @@ def build_services(settings: Settings) -> Services:
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
                                        app_tokens=app_tokens, wechat=wechat, phones=phone_store,
                                        token_apps=token_apps(settings.wechat),
-                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),)),
+                                       more_purges=(("avatar_checks, avatars", profile_store.purge_stale),
+                                                    ("wxa_codes", wxa_codes.purge))),
         pushes=pushes,
         phones=phones,
         profile=profile,
+        wxacode=wxacode,
         _close=close,
     )

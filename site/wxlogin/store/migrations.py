@@ -241,11 +241,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) {_TABLE_OPTIONS}""",
         ),
     ),
+    Migration(
+        9,
+        "mini-program codes: the image getwxacodeunlimit drew for each login scene, kept for the scene's life",
+        (
+            # One image per scene (issue 14): every process and machine serves the code of a scene without asking
+            # WeChat again (getwxacodeunlimit has a quota). expires_at is the scene's; the 10-minute purge
+            # removes the row after it. The scene is random and shown in the code, so this holds nothing secret.
+            f"""CREATE TABLE IF NOT EXISTS wxa_codes (
+                scene CHAR(32) {_ID} NOT NULL PRIMARY KEY,
+                content_type VARCHAR(16) {_ID} NOT NULL,
+                image MEDIUMBLOB NOT NULL,
+                expires_at DATETIME(3) NOT NULL,
+                KEY ix_wxa_codes_expires (expires_at)
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
 TABLES = ("app_tokens", "avatar_checks", "avatars", "login_events", "oauth_callbacks", "pending_merges",
           "phone_codes", "rate_limits", "revoked_sessions", "unlinked_identities", "user_login_methods",
-          "user_phones", "users", "wechat_pushes")
+          "user_phones", "users", "wechat_pushes", "wxa_codes")
 # "Duplicate key name" / "Duplicate column name": an index or column a half-applied migration already added
 # (MySQL 8 has neither ADD KEY IF NOT EXISTS nor ADD COLUMN IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061
