@@ -259,7 +259,7 @@ _SCENE_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 def scene_of(data: dict[str, Any]) -> str:
     scene = data.get("scene")
-    if not isinstance(scene, str) or not _SCENE_RE.match(scene):
+    if not isinstance(scene, str) or not _SCENE_RE.fullmatch(scene):  # fullmatch: "$" lets a final \n in
         raise e.BadRequest("scene must be the 1 to 32 letters and digits the mini-program code carried")
     return scene
 

@@ -60,8 +60,8 @@ def build_services(settings: Settings) -> Services:
     pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
     # Issue 14, desktop login by mini-program code: the code's image and the mini-program's scan/confirm/refuse.
     scenes = SceneService(SceneStore(db))  # the scene core's wiring replaces this line at merge
-    wxa_codes = WxaCodeStore(db)
-    wxacode = MiniProgramCodeService(settings, wxa_codes, app_tokens, wechat, scenes)
+    wxa_scenes = WxaCodeStore(db)
+    wxacode = MiniProgramCodeService(settings, wxa_scenes, app_tokens, wechat, scenes)
 
     async def close() -> None:
         await db.close()
@@ -73,7 +73,7 @@ def build_services(settings: Settings) -> Services:
                                        app_tokens=app_tokens, wechat=wechat, phones=phone_store,
                                        token_apps=token_apps(settings.wechat),
                                        more_purges=(("avatar_checks, avatars", profile_store.purge_stale),
-                                                    ("wxa_codes", wxa_codes.purge))),
+                                                    ("wxa_scenes", wxa_scenes.purge))),
         pushes=pushes,
         phones=phones,
         profile=profile,

@@ -2,13 +2,17 @@
 
 - **The code** (``code_image``): ``POST /wxa/getwxacodeunlimit`` with the app's own token draws a code that
   opens ``[wechat.miniprogram] code_login_page`` with the scene (32 letters and digits, the most WeChat takes).
-  It is drawn once per scene and kept in MySQL for the scene's life (``wxa_codes``), so a reload, another
+  It is drawn once per scene and kept in MySQL for the scene's life (``wxa_scenes``), so a reload, another
   process or another machine serves it without spending WeChat's quota again; inside a process concurrent
   requests for one scene share one call. Only a live mini-program scene gets a code.
 - **The steps** (``scan``, ``confirm``, ``refuse``): the mini-program, signed in through the API (its bearer
   token), reports the scan, then confirms or refuses. Each step is one transition of ``SceneService`` (one
   UPDATE that checks status and expiry), so two phones cannot both win. When a step fails, the scene's row
   says why: unknown (or not a mini-program scene), expired, refused, or used already, each its own error.
+- **One phone per scene**: the first account whose mini-program acts on a scene owns it (``wxa_scenes``,
+  one INSERT decides a race); another account's scan, confirm or refuse is ``scene_used``. Someone who
+  photographs the desktop's code cannot confirm it after its owner scanned it (and sign that desktop into
+  their own account while its person waits to confirm on their phone).
   Confirming signs the desktop in as the *caller's* account: the user id goes into the scene in MySQL and
   never through the browser; the desktop's waiting page completes with its binding cookie (the scene core).
 """
@@ -93,7 +97,7 @@ class MiniProgramCodeService:
 
     async def scan(self, user: User, scene: str) -> SceneStatus:
         """The mini-program opened the scene: the desktop shows "已扫码". A repeat of the scan is answered alike."""
-        await self._known(scene)
+        await self._owned(user, scene)
         if not await self.scenes.scanned(scene):
             facts = await self.store.scene(scene)
             if not (facts is not None and facts.status == SceneStatus.SCANNED and not facts.expired):
@@ -103,7 +107,7 @@ class MiniProgramCodeService:
 
     async def confirm(self, user: User, scene: str) -> SceneStatus:
         """The person confirmed in the mini-program: the desktop signs in as ``user`` (once)."""
-        await self._known(scene)
+        await self._owned(user, scene)
         if not await self.scenes.confirm(scene, user.id):
             raise self._why(await self.store.scene(scene))
         logger.info("mini-program code login: user %d confirmed a scene", user.id)
@@ -111,7 +115,7 @@ class MiniProgramCodeService:
 
     async def refuse(self, user: User, scene: str) -> SceneStatus:
         """The person refused in the mini-program: the desktop shows 已取消. Refusing again is answered alike."""
-        await self._known(scene)
+        await self._owned(user, scene)
         if not await self.scenes.refuse(scene):
             facts = await self.store.scene(scene)
             if not (facts is not None and facts.status == SceneStatus.REFUSED):
@@ -119,12 +123,21 @@ class MiniProgramCodeService:
         logger.info("mini-program code login: user %d refused a scene", user.id)
         return SceneStatus.REFUSED
 
-    async def _known(self, scene: str) -> None:
-        """Only mini-program scenes take these steps: a follow scene is not the mini-program's to confirm."""
+    async def _owned(self, user: User, scene: str) -> None:
+        """A live mini-program scene this account owns (it acted on it first), or the error that says why not.
+
+        Only mini-program scenes take these steps (a follow scene is not the mini-program's to confirm).
+        """
         self._require_enabled()
         facts = await self.store.scene(scene)
         if facts is None or not facts.is_miniprogram:
             raise SceneNotFound()
+        owner = facts.owner_id
+        if owner is None and facts.open:  # an ended scene gets no owner: the step explains how it ended
+            owner = await self.store.claim(scene, user.id)
+        if owner is not None and owner != user.id:
+            logger.info("mini-program code login: user %d refused a scene another account opened first", user.id)
+            raise SceneUsed("another account's mini-program opened this scene first")
 
     @staticmethod
     def _why(facts: SceneFacts | None) -> SceneNotFound | SceneExpired | SceneRefused | SceneUsed:
