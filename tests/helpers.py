@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import html
 import io
 import re
+import secrets
 import struct
 import time
 import zlib
@@ -314,6 +316,51 @@ BAD_UPLOADS: dict[str, tuple[int, str]] = {
     "no closing delimiter": (400, "bad_request"),
     "JSON instead of multipart": (415, "unsupported_media_type"),
 }
+
+
+# ---- desktop login by mini-program code (issue 14): login scenes and scene ids ------------------------------
+
+async def insert_scene(sql: Any, kind: str = "miniprogram", status: str = "waiting", life: int = 300,
+                       scene: str | None = None) -> str:
+    """A login scene row as the scene core makes it (random 32 letters and digits), ``life`` seconds from now
+    (negative: expired). ``sql(query, *args)`` runs one statement on the suite's database."""
+    scene = scene or secrets.token_hex(16)
+    await sql("INSERT INTO login_scenes (scene, kind, binding, status, user_id, next_path, created_at, expires_at) "
+              "VALUES (%s, %s, %s, %s, NULL, '/', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL %s SECOND)",
+              scene, kind, hashlib.sha256(scene.encode()).digest(), status, life)
+    return scene
+
+
+# Scene bodies for /api/miniprogram/qr-login/{scan,confirm,refuse} refused before MySQL or WeChat: (body,
+# Content-Type, status, code) (security.md part 6: scene ids too long, with / or NUL; plus our own).
+BAD_SCENES: dict[str, tuple[bytes, str, int, str]] = {
+    "no scene": (b"{}", JSON, 400, "bad_request"),
+    "null": (b'{"scene":null}', JSON, 400, "bad_request"),
+    "number": (b'{"scene":12345}', JSON, 400, "bad_request"),
+    "true": (b'{"scene":true}', JSON, 400, "bad_request"),
+    "list": (b'{"scene":["a"]}', JSON, 400, "bad_request"),
+    "object (CVE-2024-36039)": (b'{"scene":{"x\' OR 1=1 -- ":1}}', JSON, 400, "bad_request"),
+    "empty": (b'{"scene":""}', JSON, 400, "bad_request"),
+    "33 characters": (b'{"scene":"' + b"a" * 33 + b'"}', JSON, 400, "bad_request"),
+    "10 KB": (b'{"scene":"' + b"a" * 10240 + b'"}', JSON, 400, "bad_request"),
+    "slash": (b'{"scene":"abc/def"}', JSON, 400, "bad_request"),
+    "dot segments": (b'{"scene":"../../etc"}', JSON, 400, "bad_request"),
+    "NUL": (b'{"scene":"abc\\u0000"}', JSON, 400, "bad_request"),
+    "space": (b'{"scene":"abc def"}', JSON, 400, "bad_request"),
+    "still URI-encoded": (b'{"scene":"abc%2Fdef"}', JSON, 400, "bad_request"),
+    "SQL wildcard": (b'{"scene":"%"}', JSON, 400, "bad_request"),
+    "quote": (b'{"scene":"a\' OR \'1\'=\'1"}', JSON, 400, "bad_request"),
+    "CJK": ('{"scene":"场景"}'.encode(), JSON, 400, "bad_request"),
+    "fullwidth digits": ('{"scene":"１２３"}'.encode(), JSON, 400, "bad_request"),
+    "lone surrogate": (b'{"scene":"\\ud800"}', JSON, 400, "bad_request"),
+    "RTL override": (b'{"scene":"abc\\u202e"}', JSON, 400, "bad_request"),
+    "trailing newline": (b'{"scene":"abc\\n"}', JSON, 400, "bad_request"),
+    "duplicate keys": (b'{"scene":"a","scene":"b"}', JSON, 400, "bad_request"),
+    "not JSON": (b"scene=abc", JSON, 400, "bad_request"),
+    "form": (b"scene=abc", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    "40 KB": (b'{"scene":"' + b"a" * (40 << 10) + b'"}', JSON, 413, "body_too_large"),
+}
+QR_LOGIN_STEPS = ("scan", "confirm", "refuse")
 
 
 class Flows:

@@ -224,7 +224,9 @@ class WeChatMpApp(WeChatPushApp):
 class WeChatMiniProgramApp(WeChatPushApp):
     """The default mini-program: also the one whose codes sign desktops in (issue 14)."""
 
-    code_login_page: str = setting("", check=_miniprogram_page)  # empty: no mini-program code login
+    # The page a mini-program code opens (getwxacodeunlimit's "page", no leading slash); empty: no mini-program
+    # code login. Only the default mini-program shows codes on /login.
+    code_login_page: str = setting("", check=_miniprogram_page, dev="the sandbox plays the mini-program's login page")
 
 
 # The desktop login methods /login can offer ([wechat] desktop_methods): the website QR (snsapi_login), the

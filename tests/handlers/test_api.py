@@ -365,5 +365,6 @@ async def test_openapi_document_is_served_and_valid(api, server):
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {"/api/miniprogram/login", "/api/app/login", "/api/miniprogram/profile",
                                  "/api/miniprogram/phone", "/api/miniprogram/nickname", "/api/miniprogram/avatar",
-                                 "/api/me", "/api/me/phone", "/api/logout"}
+                                 "/api/me", "/api/me/phone", "/api/logout", "/api/miniprogram/qr-login/scan",
+                                 "/api/miniprogram/qr-login/confirm", "/api/miniprogram/qr-login/refuse"}
     jsonschema.Draft202012Validator.check_schema(dict(doc["components"]["schemas"]["LoginResponse"]))

@@ -27,10 +27,13 @@ from helpers import (
     BAD_NICKNAMES,
     BAD_PUSHES,
     BAD_RETURN_TARGETS,
+    BAD_SCENES,
     BAD_UPLOADS,
     PUSH_OPENID,
+    QR_LOGIN_STEPS,
     bad_push,
     bad_upload,
+    insert_scene,
 )
 from wxlogin.sandbox import push as wechat_push
 
@@ -589,6 +592,46 @@ async def test_an_upload_over_the_servers_body_limit_is_refused_without_a_500(wx
     status, reply = await raw_request(wx_server.url, head + b"a" * 65536)
     FIGURES.bad_inputs_tried += 1
     assert status in (400, 413, None) and b"Traceback" not in reply
+
+
+# ---- desktop login by mini-program code (issue 14): scene ids on the mini-program's steps ------------------
+
+@pytest.fixture
+async def live_scene(rel_sql):
+    """A waiting mini-program scene; it must stay waiting, unowned, whatever the bad inputs do."""
+    scene = await insert_scene(rel_sql, scene="abc" + secrets.token_hex(14)[:29])
+    yield scene
+    assert await rel_sql("SELECT status, user_id FROM login_scenes WHERE scene = %s", scene) == [("waiting", None)]
+    assert await rel_sql("SELECT COUNT(*) FROM wxa_scenes WHERE scene = %s", scene) == [(0,)]
+
+
+@pytest.mark.parametrize("step", QR_LOGIN_STEPS)
+@pytest.mark.parametrize("name", list(BAD_SCENES))
+async def test_scene_bodies(name, step, wx_server, fake_wechat, mp_token, live_scene):
+    body, content_type, status, code = BAD_SCENES[name]
+    calls = len(fake_wechat.calls)
+    async with counted_client() as client:
+        response = await client.post(f"{wx_server.url}/api/miniprogram/qr-login/{step}", content=body,
+                                     headers={"Content-Type": content_type, "Authorization": f"Bearer {mp_token}"})
+    rejected(response, (status,))
+    assert response.json()["error"] == code
+    assert len(fake_wechat.calls) == calls, "a scene step called WeChat"
+
+
+@pytest.mark.parametrize("step", QR_LOGIN_STEPS)
+async def test_unknown_expired_and_follow_scenes(step, wx_server, mp_token, live_scene, rel_sql):
+    follow = await insert_scene(rel_sql, kind="follow")
+    expired = await insert_scene(rel_sql, life=-1)
+    cases = {secrets.token_hex(16): (404, "scene_not_found"), follow: (404, "scene_not_found"),
+             expired: (410, "scene_expired")}
+    async with counted_client() as client:
+        for scene, (status, code) in cases.items():
+            response = await client.post(f"{wx_server.url}/api/miniprogram/qr-login/{step}", json={"scene": scene},
+                                         headers={"Authorization": f"Bearer {mp_token}"})
+            rejected(response, (status,))
+            assert response.json()["error"] == code
+    assert await rel_sql("SELECT status FROM login_scenes WHERE scene IN (%s, %s)", follow, expired) == [
+        ("waiting",), ("waiting",)]
 
 
 # ---- afterwards ----------------------------------------------------------------------------------------

@@ -23,7 +23,10 @@ ROUTES = [
     r"/api/miniprogram/profile$", r"/api/miniprogram/nickname$", r"/api/miniprogram/avatar$",
     r"/api/app/login$",
     # Phone numbers (issue 13): bind from the mini-program's getPhoneNumber code, unbind (both bearer).
-    r"/api/miniprogram/phone$", r"/api/me$", r"/api/me/phone$",
+    r"/api/miniprogram/phone$",
+    # Desktop login by mini-program code (issue 14): the mini-program's steps on a scene (bearer).
+    r"/api/miniprogram/qr-login/scan$", r"/api/miniprogram/qr-login/confirm$", r"/api/miniprogram/qr-login/refuse$",
+    r"/api/me$", r"/api/me/phone$",
     r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
     # Called by WeChat's servers (issue 13): signed pushes, no cookies, 404 for an app without push_token.
     r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",

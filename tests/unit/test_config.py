@@ -52,7 +52,8 @@ def test_checked_in_settings_load():
     ([("wechat.desktop_methods", ["qr", "sms"])], "[wechat] desktop_methods: 'sms' is not one of qr, follow"),
     ([("wechat.desktop_methods", ["qr", "qr"])], "[wechat] desktop_methods names a method twice"),
     ([("wechat.desktop_methods", ["follow"])], "but [wechat.mp] follow_login is false"),
-    ([("wechat.desktop_methods", ["miniprogram"])], "but [wechat.miniprogram] code_login_page is empty"),
+    ([("wechat.desktop_methods", ["miniprogram"]), ("wechat.miniprogram.code_login_page", "")],
+     "but [wechat.miniprogram] code_login_page is empty"),
     ([("wechat.miniprogram.code_login_page", "/pages/login")], "[wechat.miniprogram] code_login_page must be"),
     ([("wechat.scene_max_age", 5)], "[wechat] scene_max_age must be between 30 and 3600"),
 ])

@@ -253,6 +253,47 @@ class MiniProgramAvatarHandler(APIHandler):
         self.finish({"user": user_json(upload.user), "avatar_pending": upload.pending})
 
 
+# --- issue 14, desktop login by mini-program code: the mini-program's scan, confirm, refuse (begin) ----------
+# A scene as the code carries it: the scene core makes 32 letters and digits; anything else is a bad request
+# that never reaches MySQL (a slash, NUL, 33 characters, a number, ...).
+_SCENE_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+
+
+def scene_of(data: dict[str, Any]) -> str:
+    scene = data.get("scene")
+    if not isinstance(scene, str) or not _SCENE_RE.fullmatch(scene):  # fullmatch: "$" lets a final \n in
+        raise e.BadRequest("scene must be the 1 to 32 letters and digits the mini-program code carried")
+    return scene
+
+
+class QrLoginScanHandler(APIHandler):
+    """POST /api/miniprogram/qr-login/scan {"scene"} (bearer): the mini-program opened the desktop's code."""
+
+    @bearer_required
+    async def post(self, caller: ApiCaller) -> None:
+        status = await self.services.wxacode.scan(caller.user, scene_of(self.json_body()))
+        self.finish({"status": status.value})
+
+
+class QrLoginConfirmHandler(APIHandler):
+    """POST /api/miniprogram/qr-login/confirm {"scene"} (bearer): sign the desktop in as the caller's account."""
+
+    @bearer_required
+    async def post(self, caller: ApiCaller) -> None:
+        status = await self.services.wxacode.confirm(caller.user, scene_of(self.json_body()))
+        self.finish({"status": status.value})
+
+
+class QrLoginRefuseHandler(APIHandler):
+    """POST /api/miniprogram/qr-login/refuse {"scene"} (bearer): the person declined; the desktop shows 已取消."""
+
+    @bearer_required
+    async def post(self, caller: ApiCaller) -> None:
+        status = await self.services.wxacode.refuse(caller.user, scene_of(self.json_body()))
+        self.finish({"status": status.value})
+# --- issue 14 (end) ------------------------------------------------------------------------------------------
+
+
 class MeHandler(APIHandler):
     """GET /api/me (bearer): the user, their login methods and their phone number (masked)."""
 
@@ -303,6 +344,9 @@ routes = [
     tornado.web.url(r"/api/miniprogram/avatar", MiniProgramAvatarHandler, name="api_miniprogram_avatar"),
     tornado.web.url(r"/api/app/login", AppLoginHandler, name="api_app_login"),
     tornado.web.url(r"/api/miniprogram/phone", MiniProgramPhoneHandler, name="api_miniprogram_phone"),
+    tornado.web.url(r"/api/miniprogram/qr-login/scan", QrLoginScanHandler, name="api_qr_login_scan"),
+    tornado.web.url(r"/api/miniprogram/qr-login/confirm", QrLoginConfirmHandler, name="api_qr_login_confirm"),
+    tornado.web.url(r"/api/miniprogram/qr-login/refuse", QrLoginRefuseHandler, name="api_qr_login_refuse"),
     tornado.web.url(r"/api/me", MeHandler, name="api_me"),
     tornado.web.url(r"/api/me/phone", MePhoneHandler, name="api_me_phone"),
     tornado.web.url(r"/api/logout", LogoutHandler, name="api_logout"),

@@ -32,6 +32,9 @@ _APP = {"type": ["string", "null"], "pattern": "^[a-z0-9_]{0,32}$",
         "description": "The app's name in [wechat.more.<kind>.<name>]; absent: the default app. Unknown: bad_request"}
 _NICKNAME = (*_BEARER, *_JSON_BODY, e.ContentRisky, e.RateLimited, *_WECHAT, *_EVERYWHERE)
 _AVATAR = (*_BEARER, e.BadRequest, 413, 415, e.ImageInvalid, e.RateLimited, *_WECHAT, *_EVERYWHERE)
+# Issue 14: the mini-program's steps on a desktop's login scene (no WeChat call; 404 also when the login is off).
+_SCENE_STEP = (*_BEARER, *_JSON_BODY, e.SceneNotFound, e.SceneExpired, e.SceneRefused, e.SceneUsed, e.NotFound,
+               *_EVERYWHERE)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -119,6 +122,26 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                 "responses": {"200": _json(_ref("AvatarResponse"), "Uploaded; shown once WeChat's check passes it"),
                               **_errors(_AVATAR)},
             }},
+            path_of("api_qr_login_scan"): {"post": {
+                "summary": "The mini-program opened a desktop's mini-program code (options.scene): the desktop shows "
+                           "that it was scanned. Repeating it is answered alike",
+                "operationId": "qrLoginScan", "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Scene")}}},
+                "responses": {"200": _json(_ref("SceneStep"), "Scanned"), **_errors(_SCENE_STEP)},
+            }},
+            path_of("api_qr_login_confirm"): {"post": {
+                "summary": "Confirm the desktop's login: it signs in as this token's account (once per scene)",
+                "operationId": "qrLoginConfirm", "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Scene")}}},
+                "responses": {"200": _json(_ref("SceneStep"), "Confirmed"), **_errors(_SCENE_STEP)},
+            }},
+            path_of("api_qr_login_refuse"): {"post": {
+                "summary": "Refuse the desktop's login: the desktop shows that it was cancelled. Repeating it is "
+                           "answered alike",
+                "operationId": "qrLoginRefuse", "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Scene")}}},
+                "responses": {"200": _json(_ref("SceneStep"), "Refused"), **_errors(_SCENE_STEP)},
+            }},
             path_of("api_me"): {"get": {
                 "summary": "The signed-in user, their login methods and their phone number (masked)",
                 "operationId": "me", "security": bearer,
@@ -182,6 +205,11 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                            "additionalProperties": False, "properties": {
                                "channel": {"enum": ["web", "mp", "app", "miniprogram"]},
                                "appid": {"type": "string"}, "linked_at": {"type": "string", "format": "date-time"}}}}}},
+                "Scene": {"type": "object", "required": ["scene"], "properties": {
+                    "scene": {"type": "string", "pattern": "^[A-Za-z0-9]{1,32}$",
+                              "description": "decodeURIComponent(options.scene) of the page the code opened"}}},
+                "SceneStep": {"type": "object", "required": ["status"], "additionalProperties": False,
+                              "properties": {"status": {"enum": ["scanned", "confirmed", "refused"]}}},
                 "Error": {"type": "object", "required": ["error", "message"], "additionalProperties": False,
                           "properties": {"error": {"enum": api_codes()}, "message": {"type": "string"}}},
             },

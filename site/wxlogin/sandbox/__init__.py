@@ -14,7 +14,7 @@ import tornado.routing
 import tornado.web
 
 from wxlogin.config import SANDBOX_PREFIX, Settings, WeChatPushApp
-from wxlogin.sandbox import cgi, dev, follow, oa, pages, push, sns, wxa, wxa_content
+from wxlogin.sandbox import cgi, dev, follow, oa, pages, push, sns, wxa, wxa_content, wxacode
 from wxlogin.sandbox.base import RegisteredApp, Sandbox
 
 
@@ -39,4 +39,5 @@ def routes(sandbox: Sandbox) -> list[tornado.routing.URLSpec]:
     return (pages.routes(SANDBOX_PREFIX, init) + oa.routes(SANDBOX_PREFIX, init) + sns.routes(SANDBOX_PREFIX, init)
             + dev.routes(SANDBOX_PREFIX, init) + push.routes(SANDBOX_PREFIX, init) + cgi.routes(SANDBOX_PREFIX, init)
             + wxa.routes(SANDBOX_PREFIX, init) + wxa_content.routes(SANDBOX_PREFIX, init)
-            + follow.routes(SANDBOX_PREFIX, init))
+            + follow.routes(SANDBOX_PREFIX, init)
+            + wxacode.routes(SANDBOX_PREFIX, init))  # issue 14: mini-program codes and the mini-program page

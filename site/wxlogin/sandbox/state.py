@@ -149,6 +149,12 @@ class SandboxState:
         self.phone_billed: collections.Counter[str] = collections.Counter()
         self.session_checks: collections.deque[str] = collections.deque(maxlen=10_000)  # openids checked
         self.follow = FollowState()  # scan to follow: parametric QR codes and followers
+        # Mini-program codes (issue 14, sandbox/wxacode.py): the scenes getwxacodeunlimit drew (tests count the
+        # calls), errcodes queued on demand (45009, 41030), and the bearer token the sandbox's mini-program holds
+        # per (appid, person), as a real one keeps its token in storage.
+        self.wxacode_calls: collections.deque[str] = collections.deque(maxlen=10_000)
+        self.wxacode_faults: list[int] = []
+        self.miniprogram_tokens: dict[tuple[str, str], str] = {}
 
     def new_qr(self, appid: str, redirect_uri: str, state: str) -> QrSession:
         self._prune()

@@ -16,6 +16,7 @@ from wxlogin.services.profile import ProfileService
 from wxlogin.services.pushes import PushService
 from wxlogin.services.scenes import SceneService
 from wxlogin.services.sessions import SessionService
+from wxlogin.services.wxacode import MiniProgramCodeService
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Services:
     profile: ProfileService
     scenes: SceneService  # desktop scan-login scenes (issue 14): the waiting page, its QR, completion
     follow: FollowLoginService  # scan to follow the official account (issue 14): the follow QR of a scene
+    wxacode: MiniProgramCodeService  # issue 14: mini-program codes for login scenes, the mini-program's steps
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ from wxlogin.services.pushes import PushService, log_follow
 from wxlogin.services.ratelimit import RateLimits
 from wxlogin.services.scenes import SceneService
 from wxlogin.services.sessions import SessionService
+from wxlogin.services.wxacode import MiniProgramCodeService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.apptokens import AppTokenStore
@@ -25,6 +26,7 @@ from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.store.scenes import SceneStore
+from wxlogin.store.wxacodes import WxaCodeStore
 from wxlogin.wechat.client import WeChatClient
 from wxlogin.wechat.crypto import TokenCipher
 
@@ -67,6 +69,10 @@ def build_services(settings: Settings) -> Services:
     profile_store = ProfileStore(db)
     profile = ProfileService(settings, profile_store, app_tokens, wechat, limits)
     pushes.register("wxa_media_check", profile.on_media_check)  # the verdict on an uploaded avatar
+    # Issue 14, desktop login by mini-program code: the code's image and the mini-program's scan/confirm/refuse.
+    wxa_scenes = WxaCodeStore(db)
+    wxacode = MiniProgramCodeService(settings, wxa_scenes, app_tokens, wechat, scenes)
+    scenes.register_qr(SceneKind.MINIPROGRAM, wxacode.code_image)
 
     async def close() -> None:
         scenes.shutdown()
@@ -79,11 +85,13 @@ def build_services(settings: Settings) -> Services:
                                        app_tokens=app_tokens, wechat=wechat, phones=phone_store,
                                        token_apps=token_apps(settings.wechat),
                                        more_purges=(("avatar_checks, avatars", profile_store.purge_stale),
-                                                    ("login_scenes", scene_store.purge_stale))),
+                                                    ("login_scenes", scene_store.purge_stale),
+                                                    ("wxa_scenes", wxa_scenes.purge))),
         pushes=pushes,
         phones=phones,
         profile=profile,
         scenes=scenes,
         follow=follow,
+        wxacode=wxacode,
         _close=close,
     )

@@ -263,11 +263,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) {_TABLE_OPTIONS}""",
         ),
     ),
+    Migration(
+        9,
+        "mini-program code login: each scene's code image and the account that opened it first",
+        (
+            # One row per mini-program scene (issue 14), for the scene's life (expires_at is the scene's; the
+            # 10-minute purge removes it after). image: the code getwxacodeunlimit drew, so every process and
+            # machine serves it without asking WeChat again (a quota). owner_id: the account whose mini-program
+            # acted on the scene first; only it may confirm or refuse (a second phone that scans a photo of the
+            # code gets scene_used). The scene is random and shown in the code: nothing here is a secret.
+            f"""CREATE TABLE IF NOT EXISTS wxa_scenes (
+                scene CHAR(32) {_ID} NOT NULL PRIMARY KEY,
+                content_type VARCHAR(16) {_ID} NULL,
+                image MEDIUMBLOB NULL,
+                owner_id BIGINT UNSIGNED NULL,
+                expires_at DATETIME(3) NOT NULL,
+                KEY ix_wxa_scenes_expires (expires_at)
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
 TABLES = ("app_tokens", "avatar_checks", "avatars", "login_events", "login_scenes", "oauth_callbacks",
           "pending_merges", "phone_codes", "rate_limits", "revoked_sessions", "unlinked_identities",
-          "user_login_methods", "user_phones", "users", "wechat_pushes")
+          "user_login_methods", "user_phones", "users", "wechat_pushes", "wxa_scenes")
 # "Duplicate key name" / "Duplicate column name": an index or column a half-applied migration already added
 # (MySQL 8 has neither ADD KEY IF NOT EXISTS nor ADD COLUMN IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061

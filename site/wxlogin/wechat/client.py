@@ -82,6 +82,14 @@ MAX_ERRMSG = 300
 _COUNTRY_CODE_RE = re.compile(r"[1-9][0-9]{0,3}")
 _NATIONAL_RE = re.compile(r"[0-9]{4,14}")
 STALE_SESSION_KEY = 87009  # /wxa/checksession: the signature (so the session_key) is not the current one
+# --- issue 14: getwxacodeunlimit answers an image, not JSON (the one binary answer; begin) ---------------------
+# A mini-program code (430 px wide by default, 1280 at most) is some tens of KiB; anything over this is refused.
+MAX_WXA_CODE = 1024 * 1024
+UNKNOWN_PAGE = 41030  # getwxacodeunlimit: the page is not in the published mini-program (check_path)
+_IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+# Where _fetch_json puts an image answer in its dict: JSON never yields a WxaCode, so no reply can fake one.
+_IMAGE_KEY = "\x00image"
+# --- issue 14 (end) ------------------------------------------------------------------------------------------
 
 # WeChat's avatar hosts (protocol reference: thirdwx.qlogo.cn, wx.qlogo.cn) and their subdomains.
 AVATAR_HOSTS = ("thirdwx.qlogo.cn", "wx.qlogo.cn")
@@ -131,6 +139,14 @@ class AppToken:
 
     access_token: str = field(repr=False)
     expires_in: int  # seconds, as WeChat counts them (normal mode: at least 300, at most 7200)
+
+
+@dataclass(frozen=True)
+class WxaCode:
+    """A mini-program code WeChat drew (getwxacodeunlimit): the image and its type, judged by its bytes."""
+
+    image: bytes = field(repr=False)
+    content_type: str  # image/png or image/jpeg
 
 
 @dataclass(frozen=True)
@@ -192,7 +208,10 @@ def make_http_client(settings: WeChatSettings) -> AsyncHTTPClient:
                            pycurl.version_info()[1])
         except ImportError:  # pycurl missing: the simple client still works, without keep-alive
             logger.warning("pycurl is not installed; using Tornado's simple HTTP client for WeChat")
-    return SimpleAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients, max_body_size=MAX_BODY)
+    # The connection's bound is the largest answer any call takes (a mini-program code); each call's own cap
+    # (64 KiB of JSON) is enforced while reading (_fetch_json's collect).
+    return SimpleAsyncHTTPClient(force_instance=True, max_clients=settings.max_clients,
+                                 max_body_size=max(MAX_BODY, MAX_WXA_CODE))
 
 
 class _OneSend:
@@ -475,6 +494,28 @@ class WeChatClient:
                                    expect="subscribe")
         return _parse("/cgi-bin/user/info", lambda: _follower(data, openid))
 
+    async def wxa_code_unlimited(self, access_token: str, scene: str, page: str, width: int = 430) -> WxaCode:
+        """A mini-program code that opens ``page`` with ``scene`` (POST /wxa/getwxacodeunlimit).
+
+        The answer is the image itself, or JSON with an errcode: 45009 (over 5,000 a minute) is
+        WeChatRateLimited, 41030 (``page`` is not in the published mini-program) WeChatMisconfigured, since
+        only an operator can fix the setting. ``check_path`` stays on and the release version is drawn.
+        """
+        payload = {"scene": scene, "page": page, "check_path": True, "env_version": "release", "width": width,
+                   "is_hyaline": False}
+        try:
+            data = await self._app_post("/wxa/getwxacodeunlimit", access_token, payload, expect=None,
+                                        image_cap=MAX_WXA_CODE)
+        except WeChatError as exc:
+            if exc.errcode != UNKNOWN_PAGE:
+                raise
+            raise WeChatMisconfigured(errcode=exc.errcode, errmsg=f"page {page!r} is not published (41030)",
+                                      rid=exc.rid) from None
+        code = data.get(_IMAGE_KEY)
+        if not isinstance(code, WxaCode):
+            raise WeChatUnavailable(errmsg="getwxacodeunlimit answered JSON without an errcode")
+        return code
+
     async def _app_get(self, path: str, access_token: str, params: dict[str, str],
                        expect: str | None) -> dict[str, Any]:
         """GET an API that takes the app's access token (in the query, as WeChat wants; never logged)."""
@@ -484,25 +525,27 @@ class WeChatClient:
             raise AppTokenInvalid(errcode=exc.errcode, errmsg=exc.errmsg, rid=exc.rid) from None
 
     async def _app_post(self, path: str, access_token: str, payload: dict[str, Any], expect: str | None,
-                        retry: bool = True) -> dict[str, Any]:
-        """POST JSON to an API that takes the app's access token; ``retry=False`` for calls not safe twice."""
+                        retry: bool = True, image_cap: int = 0) -> dict[str, Any]:
+        """POST JSON to an API that takes the app's access token; ``retry=False`` for calls not safe twice;
+        ``image_cap``: the answer may be an image of at most that many bytes (see ``_fetch_json``)."""
         try:
-            return await self._post_json(path, {"access_token": access_token}, payload, expect=expect, retry=retry)
+            return await self._post_json(path, {"access_token": access_token}, payload, expect=expect, retry=retry,
+                                         image_cap=image_cap)
         except AccessTokenExpired as exc:
             raise AppTokenInvalid(errcode=exc.errcode, errmsg=exc.errmsg, rid=exc.rid) from None
 
     async def _post_json(self, path: str, query: dict[str, str], payload: dict[str, Any], expect: str | None,
-                         retry: bool = True) -> dict[str, Any]:
+                         retry: bool = True, image_cap: int = 0) -> dict[str, Any]:
         """POST a JSON body, with the same answer checks, deadline and single retry as ``_get``."""
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         url = f"{self.api_base}{path}" + (f"?{urlencode(query)}" if query else "")
-        return await self._call(url, path, expect, body, retry)
+        return await self._call(url, path, expect, body, retry, image_cap)
 
     async def _get(self, path: str, params: dict[str, str], expect: str | None = "openid") -> dict[str, Any]:
         return await self._call(f"{self.api_base}{path}?{urlencode(params)}", path, expect)
 
     async def _call(self, url: str, path: str, expect: str | None, body: bytes | None = None,
-                    retry: bool = True) -> dict[str, Any]:
+                    retry: bool = True, image_cap: int = 0) -> dict[str, Any]:
         """One WeChat call (GET, or POST of ``body``): bounded in time, checked, retried at most once."""
         # One call never takes longer than [wechat] timeout in all: a retry only spends what is left,
         # so a timed-out first attempt is not retried and a person waits at most `timeout` per call.
@@ -520,7 +563,7 @@ class WeChatClient:
         sends: list[_OneSend] = []
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._attempts(url, path, expect, deadline, sends, body, retry)
+                return await self._attempts(url, path, expect, deadline, sends, body, retry, image_cap)
         except TimeoutError:
             for once in sends:
                 once.abandon()
@@ -529,7 +572,7 @@ class WeChatClient:
             raise _timed_out() from None
 
     async def _attempts(self, url: str, path: str, expect: str | None, deadline: float,
-                        sends: list[_OneSend], body: bytes | None, retry: bool) -> dict[str, Any]:
+                        sends: list[_OneSend], body: bytes | None, retry: bool, image_cap: int = 0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
@@ -537,7 +580,7 @@ class WeChatClient:
                 left = max(deadline - loop.time(), 0.05)
                 once = _OneSend(fresh=attempt == 2, deadline=deadline)
                 sends.append(once)
-                data = await self._fetch_json(url, path, left, once, body)
+                data = await self._fetch_json(url, path, left, once, body, image_cap)
                 errcode = data.get("errcode")
                 if errcode not in (None, 0, "0"):
                     raise _error_for(errcode, data.get("errmsg"))
@@ -553,15 +596,18 @@ class WeChatClient:
         raise AssertionError("unreachable")
 
     async def _fetch_json(self, url: str, path: str, timeout: float, once: _OneSend,
-                          body: bytes | None = None) -> dict[str, Any]:
+                          body: bytes | None = None, image_cap: int = 0) -> dict[str, Any]:
+        """One send; the answer's JSON object. With ``image_cap`` an ``image/*`` answer of at most that many
+        bytes is taken too, as ``{_IMAGE_KEY: WxaCode}`` (getwxacodeunlimit); JSON keeps its 64 KiB cap."""
         chunks: list[bytes] = []
         size = 0
         too_big = False
+        cap = max(MAX_BODY, image_cap)
 
         def collect(chunk: bytes) -> None:
             nonlocal size, too_big
             size += len(chunk)
-            if size > MAX_BODY:
+            if size > cap:
                 too_big = True
             else:
                 chunks.append(chunk)
@@ -588,11 +634,16 @@ class WeChatClient:
         if response.code == 599:
             raise _network_error(path, response.error, once.resend_refused)
         if too_big:
-            logger.warning("WeChat %s answered more than %d bytes; refused", path, MAX_BODY)
+            logger.warning("WeChat %s answered more than %d bytes; refused", path, cap)
             raise WeChatUnavailable(errmsg="body too large")
         if response.code != 200:
             logger.warning("WeChat %s answered HTTP %d", path, response.code)
             raise WeChatUnavailable(errmsg=f"HTTP {response.code}")
+        if image_cap and _is_image(response):
+            return {_IMAGE_KEY: _wxa_code(path, b"".join(chunks))}
+        if size > MAX_BODY:  # the image cap let it in; JSON keeps its own
+            logger.warning("WeChat %s answered more than %d bytes of JSON; refused", path, MAX_BODY)
+            raise WeChatUnavailable(errmsg="body too large")
         text = b"".join(chunks).decode("utf-8", "replace")
         try:
             # NaN and Infinity are not JSON WeChat sends (and int(Infinity) would be an OverflowError).
@@ -607,6 +658,19 @@ class WeChatClient:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(name)
+
+
+def _is_image(response: HTTPResponse) -> bool:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower().startswith("image/")
+
+
+def _wxa_code(path: str, image: bytes) -> WxaCode:
+    """An image answer, typed by its first bytes (never by the header): PNG or JPEG, else unusable."""
+    for magic, content_type in _IMAGE_TYPES:
+        if image.startswith(magic):
+            return WxaCode(image=image, content_type=content_type)
+    logger.warning("WeChat %s answered an image that is neither PNG nor JPEG (%d bytes)", path, len(image))
+    raise WeChatUnavailable(errmsg="image neither PNG nor JPEG")
 
 
 def _timed_out() -> WeChatTimeout:
