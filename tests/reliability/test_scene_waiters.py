@@ -59,10 +59,18 @@ async def scene_server(make_server):
     await server.stop()
 
 
+async def statements_a_second(private_db) -> float:
+    before, started = await questions(private_db), time.monotonic()
+    await asyncio.sleep(MEASURE_SECONDS)
+    return (await questions(private_db) - before - 1) / (time.monotonic() - started)
+
+
 async def test_a_thousand_pages_wait_cheaply_and_all_hear_the_end(scene_server, private_db):
     port = int(scene_server.url.rsplit(":", 1)[1])
     scenes = [new_scene() for _ in range(SSE_WAITERS + POLL_WAITERS)]
     await insert_scenes(private_db, scenes)
+    # The suite's other server processes share this MariaDB: what they cost is measured first and taken off.
+    background = await statements_a_second(private_db)
     statuses: list[int] = []
     finals: list[str] = []
     listening = 0
@@ -114,9 +122,7 @@ async def test_a_thousand_pages_wait_cheaply_and_all_hear_the_end(scene_server, 
         await all_listening.wait()
         await asyncio.sleep(0.5)  # the long-polls are in as well
 
-        before, started = await questions(private_db), time.monotonic()
-        await asyncio.sleep(MEASURE_SECONDS)
-        per_second = (await questions(private_db) - before - 1) / (time.monotonic() - started)
+        per_second = max(0.0, await statements_a_second(private_db) - background)
 
         # Half refused, half expired: decided in MySQL only, as by a push on another process.
         half = [scene for scene, _ in scenes[::2]]
