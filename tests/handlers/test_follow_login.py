@@ -27,6 +27,7 @@ MP_APPID = "wxa0b1c2d3e4f50002"
 MINI_APPID = "wxa0b1c2d3e4f50004"
 WEB_APPID = "wxa0b1c2d3e4f50001"
 FOLLOW_ON = {"wechat": {"mp": {"follow_login": True}}}
+FOLLOW_OFF = {"wechat": {"desktop_methods": ["qr", "miniprogram"], "mp": {"follow_login": False}}}
 FORWARD_SECRET = "forward-secret-0123456789abcdef-0123456789"
 
 @pytest.fixture
@@ -315,7 +316,7 @@ async def test_other_codes_are_left_alone(event, key, site, client, sql):
 
 
 async def test_with_follow_login_off_no_code_is_made_and_scans_are_ignored(start_server, client, sql):
-    site = await start_server()  # follow_login = false, the default
+    site = await start_server(FOLLOW_OFF)  # follow_login = false, the default
     scene = await new_scene(sql)
 
     with pytest.raises(Exception) as refused:
