@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import html
 import io
 import re
@@ -176,6 +177,98 @@ def bad_push(case: str, token: str, key: str, appid: str) -> tuple[dict[str, str
         raise AssertionError(case)
     return query, body, BAD_PUSHES[case]
 
+
+
+# Forwarded scan events (POST /wechat/forward/mp, README "Forwarding mode") that must change nothing, with the
+# status each gets: signatures and timestamps (403, an empty answer, before the body is parsed), then bodies
+# signed right but malformed (400) or too large (413). Built by ``bad_forward`` with fresh timestamps.
+BAD_FORWARDS: dict[str, int] = {
+    "wrong secret": 403, "no signature": 403, "empty signature": 403, "no timestamp": 403,
+    "signature in capitals": 403, "signature not hex": 403, "signature truncated": 403,
+    "signature of another body": 403,
+    "signature without the timestamp": 403, "signature of the timestamp only": 403, "SHA-1 HMAC": 403,
+    "two signatures": 403, "two timestamps": 403, "replayed old timestamp": 403, "future timestamp": 403,
+    "timestamp not a number": 403, "timestamp with decimals": 403, "timestamp negative": 403,
+    "timestamp in milliseconds": 403, "timestamp 5000 digits": 403, "timestamp with a plus sign": 403,
+    "empty body": 400, "DOCTYPE": 400, "entity expansion": 400, "external entity": 400, "malformed XML": 400,
+    "JSON array": 400, "malformed JSON": 400, "no FromUserName": 400, "openid with a newline": 400,
+    "an unopened safe-mode envelope": 400, "oversize body": 413, "1 MB body": 413,
+}
+
+
+def forward_signature(secret: str, timestamp: str, body: bytes, digest: str = "sha256") -> str:
+    """HMAC over the timestamp, a line feed and the body, as the README tells a forwarder to sign."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, digest).hexdigest()
+
+
+def bad_forward(case: str, secret: str, appid: str, event_key: str) -> tuple[list[tuple[str, str]], bytes, int]:
+    """(headers, body, expected status) of one ``BAD_FORWARDS`` case: a SCAN of ``event_key`` otherwise."""
+    message = wechat_push.event_fields(appid, PUSH_OPENID, "SCAN", event_key)
+    body = wechat_push.render(message)
+    stamp = str(int(time.time()))
+    signed_stamp, signature = stamp, ""
+    extra: list[tuple[str, str]] = []
+    if case == "empty body":
+        body = b""
+    elif case == "DOCTYPE":
+        body = b'<!DOCTYPE xml [<!ENTITY e "x">]>' + body
+    elif case == "entity expansion":
+        body = (b'<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+                b"<xml><ToUserName>gh_x</ToUserName><FromUserName>&b;</FromUserName></xml>")
+    elif case == "external entity":
+        body = b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><FromUserName>&x;</FromUserName></xml>'
+    elif case == "malformed XML":
+        body = body[:-3]
+    elif case == "JSON array":
+        body = b"[1]"
+    elif case == "malformed JSON":
+        body = b'{"ToUserName": "gh_x", "FromUserName": '
+    elif case == "no FromUserName":
+        body = wechat_push.render({k: v for k, v in message.items() if k != "FromUserName"})
+    elif case == "openid with a newline":
+        body = wechat_push.render({**message, "FromUserName": "o1\nINJECTED"})
+    elif case == "an unopened safe-mode envelope":  # the forwarder must open WeChat's envelope itself
+        body = wechat_push.render({"ToUserName": "gh_x", "Encrypt": wechat_push.seal("A" * 43, appid, body)})
+    elif case == "oversize body":
+        body = wechat_push.render({**message, "EventKey": "a" * (20 * 1024)})
+    elif case == "1 MB body":
+        body = b"<xml>" + b"<a>x</a>" * (1 << 17) + b"</xml>"
+    elif case in ("replayed old timestamp", "future timestamp"):
+        stamp = signed_stamp = str(int(stamp) + (-306 if case.startswith("replayed") else 306))
+    elif case.startswith("timestamp"):
+        stamp = signed_stamp = {"timestamp not a number": "now", "timestamp with decimals": stamp + ".5",
+                                "timestamp negative": "-" + stamp, "timestamp in milliseconds": stamp + "000",
+                                "timestamp 5000 digits": "9" * 5000, "timestamp with a plus sign": "+" + stamp}[case]
+    signature = forward_signature(secret, signed_stamp, body)
+    if case == "wrong secret":
+        signature = forward_signature("another-secret-0123456789abcdef-0123", stamp, body)
+    elif case == "empty signature":
+        signature = ""
+    elif case == "signature in capitals":
+        signature = signature.upper()
+    elif case == "signature not hex":
+        signature = "z" * 64
+    elif case == "signature truncated":
+        signature = signature[:63]
+    elif case == "signature of another body":
+        signature = forward_signature(secret, stamp, body.replace(b"SCAN", b"subscribe"))
+    elif case == "signature without the timestamp":
+        signature = hmac.new(secret.encode(), body, "sha256").hexdigest()
+    elif case == "signature of the timestamp only":
+        signature = forward_signature(secret, stamp, b"")
+    elif case == "SHA-1 HMAC":
+        signature = forward_signature(secret, stamp, body, "sha1")
+    elif case == "two signatures":
+        extra = [("X-WxLogin-Signature", "0" * 64)]
+    elif case == "two timestamps":
+        extra = [("X-WxLogin-Timestamp", stamp)]
+    headers = [("Content-Type", "text/xml"), ("X-WxLogin-Timestamp", stamp), ("X-WxLogin-Signature", signature),
+               *extra]
+    if case == "no signature":
+        headers = [h for h in headers if h[0] != "X-WxLogin-Signature"]
+    elif case == "no timestamp":
+        headers = [h for h in headers if h[0] != "X-WxLogin-Timestamp"]
+    return headers, body, BAD_FORWARDS[case]
 
 # ---- profile fill-in (issue 13): nicknames and avatar uploads ----------------------------------------------
 

@@ -214,7 +214,8 @@ def _miniprogram_page(value: str, label: str) -> str:
 class WeChatMpApp(WeChatPushApp):
     """The default official account: also the one whose parametric QR codes sign desktops in (issue 14)."""
 
-    follow_login: bool = setting(False)  # "scan to follow" on the desktop login page (desktop_methods)
+    # "scan to follow" on the desktop login page (desktop_methods)
+    follow_login: bool = setting(False, dev="the sandbox plays the follow QR's phone and its pushes")
     # Forwarding mode: a system that owns the account's server URL forwards the scan events, signed with this
     # shared secret, to /wechat/forward/mp (README "Scan to follow the official account"). Empty: no endpoint.
     forward_secret: Secret = setting(Secret(""), check=_forward_secret)
@@ -282,7 +283,7 @@ class WeChatSettings:
     http_client: str = setting("curl", choices=("curl", "simple"))
     sandbox_allow_public: bool = setting(False)
     # The desktop /login page's methods, in tab order (the first is shown first); see DESKTOP_METHODS.
-    desktop_methods: tuple[str, ...] = setting(("qr",))
+    desktop_methods: tuple[str, ...] = setting(("qr",), dev="development shows every method the sandbox plays")
     scene_max_age: int = setting(300, lo=30, hi=3600)  # a follow QR or mini-program code lives this long
     web: WeChatApp
     mp: WeChatMpApp

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from helpers import insert_scene
 from wxlogin.sandbox import people
 from wxlogin.sandbox import push as wechat
 from wxlogin.services.follow import SCENE_GONE, SIGNING_IN
@@ -26,6 +27,7 @@ MP_APPID = "wxa0b1c2d3e4f50002"
 MINI_APPID = "wxa0b1c2d3e4f50004"
 WEB_APPID = "wxa0b1c2d3e4f50001"
 FOLLOW_ON = {"wechat": {"mp": {"follow_login": True}}}
+FOLLOW_OFF = {"wechat": {"desktop_methods": ["qr", "miniprogram"], "mp": {"follow_login": False}}}
 FORWARD_SECRET = "forward-secret-0123456789abcdef-0123456789"
 
 @pytest.fixture
@@ -174,6 +176,28 @@ async def test_website_qr_mini_program_and_follow_login_are_one_user(site, clien
     assert methods == [("web", WEB_APPID), ("miniprogram", MINI_APPID), ("mp", MP_APPID)]
 
 
+async def test_the_three_desktop_scan_logins_sign_in_one_account(site, client, sql, flows):
+    """The website QR, scan to follow and the mini-program code (its sandbox mini-program confirming through
+    the API): three channels, one unionid, one account; each desktop scene is confirmed for that account."""
+    assert (await flows.login(client, "zhangsan")).status_code == 302
+    followed = await new_scene(sql)
+    await scan(client, site, followed, "zhangsan")
+    coded = await insert_scene(sql, kind="miniprogram")
+    opened = f"{site.sandbox.base_url}/miniprogram/open?appid={MINI_APPID}&page=pages/login/index&scene={coded}"
+    assert (await client.get(opened)).status_code == 200
+    for action in ("scan", "confirm"):
+        step = await client.post(opened, data={"_xsrf": client.cookies.get("_xsrf") or "", "person": "zhangsan",
+                                               "action": action, "respond": "json"})
+        assert step.json()["status"] == 200, step.text
+
+    (users,) = await sql("SELECT id, unionid FROM users")
+    assert users == (users[0], unionid())
+    assert await sql("SELECT status, user_id FROM login_scenes WHERE scene IN (%s, %s) ORDER BY kind",
+                     followed, coded) == [("confirmed", users[0]), ("confirmed", users[0])]
+    methods = await sql("SELECT login_method, appid FROM user_login_methods WHERE user_id = %s ORDER BY id", users[0])
+    assert methods == [("web", WEB_APPID), ("mp", MP_APPID), ("miniprogram", MINI_APPID)]
+
+
 # ---- once, in time, and only by WeChat --------------------------------------------------------------------
 
 async def test_a_scene_used_twice_does_nothing_the_second_time(site, client, sql):
@@ -292,7 +316,7 @@ async def test_other_codes_are_left_alone(event, key, site, client, sql):
 
 
 async def test_with_follow_login_off_no_code_is_made_and_scans_are_ignored(start_server, client, sql):
-    site = await start_server()  # follow_login = false, the default
+    site = await start_server(FOLLOW_OFF)  # follow_login = false, the default
     scene = await new_scene(sql)
 
     with pytest.raises(Exception) as refused:

@@ -150,7 +150,8 @@ async def test_the_desktop_page_offers_the_configured_methods_as_tabs_in_both_la
     assert "<iframe" in unknown.text  # an unknown method is the default one
 
 
-async def test_a_site_with_only_the_website_qr_shows_no_tabs_and_phones_are_unchanged(server, app, client):
+async def test_a_site_with_only_the_website_qr_shows_no_tabs_and_phones_are_unchanged(start_server, app, client):
+    server = await start_server({"wechat": {"desktop_methods": ["qr"]}})  # the declared default
     only_qr = await client.get(server.url + "/login", params={"method": "follow"})
     assert "login-tabs" not in only_qr.text and 'id="scene"' not in only_qr.text and "<iframe" in only_qr.text
     iphone = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"}

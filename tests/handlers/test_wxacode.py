@@ -206,7 +206,8 @@ async def test_bad_scene_bodies_are_refused_before_mysql(name, api, scenes, sql)
 
 
 async def test_with_code_login_page_empty_the_login_is_off(start_server, sql, new_client):
-    server = await start_server({"wechat": {"miniprogram": {"code_login_page": ""}}})
+    server = await start_server({"wechat": {"desktop_methods": ["qr", "follow"],
+                                            "miniprogram": {"code_login_page": ""}}})
     api = Api(server, new_client())
     scene = await insert_scene(sql)
     token, _ = await token_of(api, "zhangsan")

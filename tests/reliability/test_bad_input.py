@@ -23,6 +23,7 @@ from harness.rawhttp import raw_request
 from harness.serverproc import PUSH_AES_KEY, SECRET_MARKER
 from harness.web import assert_clean_body, counted_client, session_set, start_web_login, web_callback
 from helpers import (
+    BAD_FORWARDS,
     BAD_JSON_BODIES,
     BAD_NICKNAMES,
     BAD_PUSHES,
@@ -31,8 +32,10 @@ from helpers import (
     BAD_UPLOADS,
     PUSH_OPENID,
     QR_LOGIN_STEPS,
+    bad_forward,
     bad_push,
     bad_upload,
+    forward_signature,
     insert_scene,
 )
 from wxlogin.sandbox import push as wechat_push
@@ -549,6 +552,49 @@ async def test_a_duplicate_push_is_taken_once_and_unknown_events_are_acknowledge
     assert await rel_sql("SELECT COUNT(*) FROM wechat_pushes") == [(1,)]
     await rel_sql("DELETE FROM wechat_pushes")
 
+
+
+# ---- issue 14: scan events forwarded by another system (POST /wechat/forward/mp) --------------------------
+
+FORWARD_SECRET = f"{SECRET_MARKER}-forward-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+async def forward_server(make_server):
+    """A process whose official account's server URL belongs to another system, which forwards to us."""
+    server = await make_server({"wechat": {"mp": {"follow_login": True, "forward_secret": FORWARD_SECRET}}}).start()
+    yield server
+    await server.stop()
+
+
+@pytest.mark.parametrize("name", list(BAD_FORWARDS))
+async def test_forwarded_events(name, forward_server, fake_wechat, rel_sql, no_push_rows, no_account_rows):
+    scene = await insert_scene(rel_sql, kind="follow")  # each event names it: a forgery must not move it
+    headers, body, status = bad_forward(name, FORWARD_SECRET, PUSH_APPID, "login_" + scene)
+    calls = len(fake_wechat.calls)
+    async with counted_client() as client:
+        response = await client.post(f"{forward_server.url}/wechat/forward/mp", content=body, headers=headers)
+    rejected(response, (status,))
+    assert response.content == b""
+    assert len(fake_wechat.calls) == calls, "a bad forward reached WeChat (user/info)"
+    assert await rel_sql("SELECT status, user_id FROM login_scenes WHERE scene = %s", scene) == [("waiting", None)]
+    assert "Traceback" not in forward_server.log()
+
+
+async def test_a_well_signed_forward_is_taken_once(forward_server, rel_sql):
+    """The control for the list above: the same request, signed right, reaches the push handler."""
+    await rel_sql("DELETE FROM wechat_pushes")
+    headers, body, _ = bad_forward("wrong secret", FORWARD_SECRET, PUSH_APPID, "not_a_login_code")
+    headers = [h for h in headers if h[0] != "X-WxLogin-Signature"]
+    stamp = dict(headers)["X-WxLogin-Timestamp"]
+    headers.append(("X-WxLogin-Signature", forward_signature(FORWARD_SECRET, stamp, body)))
+    async with counted_client() as client:
+        answers = [await client.post(f"{forward_server.url}/wechat/forward/mp", content=body, headers=headers)
+                   for _ in range(2)]
+    FIGURES.bad_inputs_tried += 1
+    assert [(a.status_code, a.text) for a in answers] == [(200, "success")] * 2
+    assert await rel_sql("SELECT COUNT(*) FROM wechat_pushes") == [(1,)]  # a repeat is handled once
+    await rel_sql("DELETE FROM wechat_pushes")
 
 # ---- profile fill-in (issue 13): nicknames and avatar uploads, refused before WeChat or MySQL -----------------
 

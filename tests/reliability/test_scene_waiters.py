@@ -157,7 +157,8 @@ async def test_bad_scene_ids_on_every_scene_route(scene, scene_server):
 
 
 @pytest.mark.parametrize("last_event_id", ["", "waiting", "scanned", "DONE", "x" * 5000, "\x00", "scanned\r\nx: y",
-                                           "\xff\xfe", "9999999999999999999999"])
+                                           "\xff\xfe", "9999999999999999999999", "done", "expired",
+                                           "refused, done", "-1", "%72efused"])
 async def test_sse_reconnects_with_any_last_event_id(last_event_id, scene_server, private_db):
     scene, secret = new_scene()
     await insert_scenes(private_db, [(scene, secret)])

@@ -51,7 +51,8 @@ def test_checked_in_settings_load():
     ([("wechat.desktop_methods", [])], "[wechat] desktop_methods is empty"),
     ([("wechat.desktop_methods", ["qr", "sms"])], "[wechat] desktop_methods: 'sms' is not one of qr, follow"),
     ([("wechat.desktop_methods", ["qr", "qr"])], "[wechat] desktop_methods names a method twice"),
-    ([("wechat.desktop_methods", ["follow"])], "but [wechat.mp] follow_login is false"),
+    ([("wechat.desktop_methods", ["follow"]), ("wechat.mp.follow_login", False)],
+     "but [wechat.mp] follow_login is false"),
     ([("wechat.desktop_methods", ["miniprogram"]), ("wechat.miniprogram.code_login_page", "")],
      "but [wechat.miniprogram] code_login_page is empty"),
     ([("wechat.miniprogram.code_login_page", "/pages/login")], "[wechat.miniprogram] code_login_page must be"),
@@ -244,4 +245,8 @@ def test_every_desktop_method_can_be_switched_on():
         ("wechat.desktop_methods", ["follow", "qr", "miniprogram"]), ("wechat.mp.follow_login", True),
         ("wechat.miniprogram.code_login_page", "pages/login/index")), env={})
     assert settings.wechat.desktop_methods == ("follow", "qr", "miniprogram")
-    assert load_settings(ROOT / "settings.toml", env={}).wechat.desktop_methods == ("qr",)
+    # Development shows all three (the sandbox plays each phone side); the declared default is the website QR.
+    development = load_settings(ROOT / "settings.toml", env={}).wechat
+    assert development.desktop_methods == ("qr", "follow", "miniprogram") and development.mp.follow_login
+    assert settings_from_mapping(with_changes(("wechat.desktop_methods", None), ("wechat.mp.follow_login", None)),
+                                 env={}).wechat.desktop_methods == ("qr",)
