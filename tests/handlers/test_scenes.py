@@ -350,6 +350,17 @@ async def test_a_reconnect_with_last_event_id_gets_only_what_is_new(app, client,
             assert await stream.states(1) == ["confirmed"]  # as if none was sent
 
 
+async def test_a_reconnect_that_already_has_the_final_state_is_told_to_stop(app, client):
+    # EventSource reconnects after every closed stream; only a 204 stops it. A page whose script did not close
+    # the stream would otherwise ask again every 2 s for good.
+    page = await open_page(app, client, "miniprogram")
+    assert await app.services.scenes.refuse(page.scene)
+    again = await client.get(app.url + page.events, headers={"Last-Event-ID": "refused"})
+    assert again.status_code == 204 and again.content == b""
+    fresh = await client.get(app.url + page.events, headers={"Last-Event-ID": "waiting"})
+    assert fresh.status_code == 200 and 'id: refused' in fresh.text
+
+
 async def test_the_long_poll_answers_at_once_on_a_change_or_when_its_state_is_old(app, client):
     page = await open_page(app, client, "follow")
     now = await client.get(app.url + page.wait)

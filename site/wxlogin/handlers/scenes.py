@@ -132,6 +132,11 @@ class SceneEventsHandler(SceneHandler):
         # A hard end: a scene cannot outlive this (after it the watcher reports it expired anyway).
         deadline = loop.time() + self.services.settings.wechat.scene_max_age + 90
         async with self.services.scenes.waiting(scene, secret, self.client_ip()) as wait:
+            if known in _LAST_STATES and wait.status == known:
+                # The browser already has the final state: 204 is how SSE says "stop reconnecting".
+                self.set_status(204)
+                self.finish()
+                return
             self.set_header("Content-Type", "text/event-stream; charset=utf-8")
             self.set_header("Cache-Control", "no-store")
             self.set_header("X-Accel-Buffering", "no")  # nginx: pass every event on at once
