@@ -12,7 +12,6 @@ from wxlogin.config import PUSH_KINDS, NamedApp, RetentionSettings, WeChatApp, W
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.store import CallbackStore, Database, EventStore, RateLimitStore, UserStore
-from wxlogin.store.phones import PhoneStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 
@@ -38,7 +37,6 @@ class MaintenanceService:
                  events: EventStore, limits: RateLimitStore, pushes: PushStore, batch: int = PURGE_BATCH,
                  pause: float = PURGE_PAUSE, app_tokens: AppTokenService | None = None,
                  wechat: WeChatClient | None = None, token_apps: Mapping[str, WeChatApp] | None = None,
-                 phones: PhoneStore | None = None,
                  more_purges: Sequence[tuple[str, Callable[[int], Awaitable[int]]]] = ()) -> None:
         self.db = db
         self.app_tokens = app_tokens
@@ -58,8 +56,6 @@ class MaintenanceService:
             ("wechat_pushes", pushes.purge_old),  # pushes taken more than a day ago (WeChat retries in seconds)
             *more_purges,  # (table, purge) of other services: avatar checks WeChat never answered
         )
-        if phones is not None:  # getPhoneNumber code claims, once no code can be that old (10 minutes)
-            self._purges += (("phone_codes", phones.purge_codes),)
 
     async def database_ready(self) -> bool:
         """True when MySQL answers a trivial query within the timeouts."""

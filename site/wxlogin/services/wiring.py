@@ -82,10 +82,12 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings, sessions=sessions, oauth=oauth, accounts=accounts, api=api,
         maintenance=MaintenanceService(db, settings.retention, users, callbacks, events, limit_store, push_store,
-                                       app_tokens=app_tokens, wechat=wechat, phones=phone_store,
+                                       app_tokens=app_tokens, wechat=wechat,
                                        token_apps=token_apps(settings.wechat),
                                        more_purges=(("avatar_checks, avatars", profile_store.purge_stale),
                                                     ("login_scenes", scene_store.purge_stale),
+                                                    # getPhoneNumber code claims, once no code can be that old
+                                                    ("phone_codes", phone_store.purge_codes),
                                                     ("wxa_scenes", wxa_scenes.purge))),
         pushes=pushes,
         phones=phones,

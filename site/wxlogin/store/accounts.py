@@ -15,13 +15,12 @@ import pymysql
 
 from wxlogin.errors import LastLoginMethod, LinkConflict, MergeNotConfirmed, MergeRefused, NotFound
 from wxlogin.models import Channel, EncryptedGrant, User, WeChatIdentity, WeChatProfile
-from wxlogin.store.db import Database, error_number
+from wxlogin.store.db import ER_NO_REFERENCED_ROW, Database, error_number
 from wxlogin.store.rows import fetchall, fetchone
 from wxlogin.store.users import USER_COLUMNS, insert_method, merged_profile, touch_method, user_from_row
 
 logger = logging.getLogger(__name__)
 
-_ER_NO_REFERENCED_ROW = 1452  # a foreign key names a row that is not there
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,7 @@ class AccountStore:
                     (nonce, into_user_id, from_user_id),
                 )
             except pymysql.err.IntegrityError as exc:
-                if error_number(exc) != _ER_NO_REFERENCED_ROW:
+                if error_number(exc) != ER_NO_REFERENCED_ROW:
                     raise
                 raise NotFound("account") from None  # one of the accounts was deleted a moment ago
 

@@ -19,11 +19,10 @@ import pymysql
 
 from wxlogin.errors import NotFound, PhoneInUse
 from wxlogin.models import BoundPhone, PhoneNumber, RequestContext
-from wxlogin.store.db import ER_DUP_ENTRY, Database, error_number
+from wxlogin.store.db import ER_DUP_ENTRY, ER_NO_REFERENCED_ROW, Database, error_number
 from wxlogin.store.rows import Row, fetchone
 
 AUDIT_METHOD = "phone"  # login_events.login_method of the phone rows
-_ER_NO_REFERENCED_ROW = 1452  # the account was deleted a moment ago
 CODE_ROW_MINUTES = 10  # a code lives 5 minutes; its claim is kept twice that
 
 
@@ -111,7 +110,7 @@ class PhoneStore:
                                       "VALUES (%s, %s, %s, UTC_TIMESTAMP(3))",
                                       (user_id, number.e164, number.country_code))
                 except pymysql.err.IntegrityError as exc:
-                    if error_number(exc) != _ER_NO_REFERENCED_ROW:
+                    if error_number(exc) != ER_NO_REFERENCED_ROW:
                         raise
                     raise NotFound("account") from None
                 await _audit(cur, user_id, PhoneAudit.BOUND, context)

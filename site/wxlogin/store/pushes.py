@@ -1,7 +1,8 @@
 """Pushes already taken: WeChat retries a push it got no answer to, and every process must see the first one.
 
 One row per push, keyed by a digest of the app and WeChat's own identity of the message (MsgId, or
-FromUserName + CreateTime + type). ``claim`` is one INSERT: the primary key decides, across processes,
+FromUserName + CreateTime with the type, the event and a content check's trace_id;
+services/pushes.py `_dedupe_key`). ``claim`` is one INSERT: the primary key decides, across processes,
 who dispatches. Rows are kept a day (WeChat retries within seconds) and purged in batches.
 """
 
