@@ -22,11 +22,7 @@ class EventStore:
         """
 
         async def work(cur: aiomysql.Cursor) -> None:
-            await cur.execute(
-                "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
-                "VALUES (NULL, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
-                (channel[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),
-            )
+            await insert_event(cur, None, channel, outcome, context)
 
         await self.db.run(work)
 
@@ -57,3 +53,13 @@ class EventStore:
             ))
 
         return await self.db.run(work)
+
+
+async def insert_event(cur: aiomysql.Cursor, user_id: int | None, method: str, outcome: str,
+                       context: RequestContext) -> None:
+    """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255 characters)."""
+    await cur.execute(
+        "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
+        (user_id, method[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),
+    )

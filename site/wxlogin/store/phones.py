@@ -20,6 +20,7 @@ import pymysql
 from wxlogin.errors import NotFound, PhoneInUse
 from wxlogin.models import BoundPhone, PhoneNumber, RequestContext
 from wxlogin.store.db import ER_DUP_ENTRY, ER_NO_REFERENCED_ROW, Database, error_number
+from wxlogin.store.events import insert_event
 from wxlogin.store.rows import Row, fetchone
 
 AUDIT_METHOD = "phone"  # login_events.login_method of the phone rows
@@ -158,8 +159,4 @@ class PhoneStore:
 
 async def _audit(cur: aiomysql.Cursor, user_id: int, outcome: PhoneAudit, context: RequestContext) -> None:
     """One audit row (never the number itself)."""
-    await cur.execute(
-        "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
-        (user_id, AUDIT_METHOD, outcome.value, context.ip[:45], context.user_agent[:255]),
-    )
+    await insert_event(cur, user_id, AUDIT_METHOD, outcome.value, context)

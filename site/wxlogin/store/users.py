@@ -29,6 +29,7 @@ from wxlogin.models import (
     WeChatProfile,
 )
 from wxlogin.store.db import Database
+from wxlogin.store.events import insert_event
 from wxlogin.store.phones import phone_from_row
 from wxlogin.store.rows import Row, fetchall, fetchone
 
@@ -289,12 +290,7 @@ async def _login_or_register(
         await cur.execute("UPDATE users SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (user.id,))
     if row:
         await touch_method(cur, int(row["method_id"]), grant)
-    await cur.execute(
-        "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
-        (user.id, identity.channel.value, "conflict" if conflict_user_id else "success",
-         context.ip[:45], context.user_agent[:255]),
-    )
+    await insert_event(cur, user.id, identity.channel.value, "conflict" if conflict_user_id else "success", context)
     if callback_nonce:
         await cur.execute(
             "UPDATE oauth_callbacks SET user_id = %s, status = %s WHERE nonce = %s",
