@@ -29,6 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 OFFICIAL_OPEN_BASE = "https://open.weixin.qq.com"
 OFFICIAL_API_BASE = "https://api.weixin.qq.com"
@@ -107,6 +108,15 @@ def _base_url(value: str, label: str) -> str:
     return value.rstrip("/")
 
 
+def _time_zone(value: str, label: str) -> str:
+    """An IANA zone name the system's tz database knows (Asia/Shanghai, UTC, ...)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{label} must be an IANA time zone such as 'Asia/Shanghai', not {value!r}") from None
+    return value
+
+
 def _database_name(value: str, label: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
         raise ConfigError(f"{label} must be letters, digits and _, not {value!r}")
@@ -150,6 +160,13 @@ class ServerSettings:
     processes: int = setting(1, lo=0, hi=256)
     # How often one process reads the state of every scene its waiting pages watch (one query for all).
     scene_poll_interval: float = setting(0.5, hi=10)
+    # The zone pages show times in (the database keeps UTC); people in China expect Beijing time.
+    time_zone: str = setting("Asia/Shanghai", check=_time_zone)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """``time_zone`` as a tzinfo (zoneinfo caches one instance per name)."""
+        return ZoneInfo(self.time_zone)
 
     @property
     def secure_cookies(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass
 
 
 class Surface(enum.StrEnum):
@@ -40,3 +41,57 @@ def classify(user_agent: str | None) -> Surface:
 def in_wechat(surface: Surface) -> bool:
     """True where the official account's web authorisation works (WeChat's own browsers)."""
     return surface in (Surface.WECHAT, Surface.DESKTOP_WECHAT_MAC, Surface.DESKTOP_WECHAT_WINDOWS)
+
+
+# --- a short name for the device a sign-in came from (the account page's history) -------------------
+
+@dataclass(frozen=True)
+class Device:
+    """``platform`` is a brand name (iPhone, Windows, ...) or ""; ``app`` is Chinese or a brand (catalog_en.py)."""
+
+    platform: str
+    app: str
+
+    @property
+    def known(self) -> bool:
+        return bool(self.platform or self.app)
+
+
+# First match wins: iPhones and iPads also say "like Mac OS X", HarmonyOS phones also say Android.
+_PLATFORMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"iPhone|iPod", re.I), "iPhone"),
+    (re.compile(r"iPad", re.I), "iPad"),
+    (re.compile(r"HarmonyOS|OpenHarmony", re.I), "HarmonyOS"),
+    (re.compile(r"Android", re.I), "Android"),
+    (re.compile(r"Macintosh|Mac OS X|MacWechat", re.I), "Mac"),  # before Windows: old Mac WeChat says WindowsWechat
+    (re.compile(r"Windows", re.I), "Windows"),
+    (re.compile(r"CrOS", re.I), "ChromeOS"),
+    (re.compile(r"Linux|X11", re.I), "Linux"),
+)
+# WeChat's own containers before browsers (their UAs also name Chrome or Safari); Edge and the Chinese
+# browsers before Chrome (they say Chrome too); Chrome before Safari (Chrome says Safari).
+_APPS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"wxwork", re.I), "企业微信"),
+    (re.compile(r"miniProgram", re.I), "小程序"),
+    (re.compile(r"MicroMessenger|MacWechat|WindowsWechat", re.I), "微信"),
+    (re.compile(r"\bEdg(e|A|iOS)?/", re.I), "Edge"),
+    (re.compile(r"MQQBrowser|QQBrowser", re.I), "QQ浏览器"),
+    (re.compile(r"UCBrowser|UCWEB", re.I), "UC浏览器"),
+    (re.compile(r"Firefox/|FxiOS/", re.I), "Firefox"),
+    (re.compile(r"Chrome/|CriOS/", re.I), "Chrome"),
+    (re.compile(r"Safari/", re.I), "Safari"),
+)
+# Every Chinese app name above has English in handlers/catalog_en.py (a test checks).
+APP_NAMES: tuple[str, ...] = tuple(name for _, name in _APPS)
+
+
+def describe_device(user_agent: str | None) -> Device:
+    """A short, coarse name for where a sign-in came from: ("iPhone", "微信"), ("Windows", "Chrome"), ...
+
+    Only the platform and the app, never a version or a build: enough for a person to recognise their
+    own devices, and nothing that fingerprints them further on the page.
+    """
+    ua = (user_agent or "")[:1024]
+    platform = next((name for pattern, name in _PLATFORMS if pattern.search(ua)), "")
+    app = next((name for pattern, name in _APPS if pattern.search(ua)), "")
+    return Device(platform=platform, app=app)

@@ -271,7 +271,7 @@ async def test_unlinked_miniprogram_token_is_refused_and_this_browser_stays_sign
     assert (await api_me(app, server, token)).status_code == 200
     [(mini_id,)] = await sql("SELECT id FROM user_login_methods WHERE login_method = 'miniprogram'")
 
-    done = await post_form(browser, server, "/account/unlink", method_id=str(mini_id))
+    done = await post_form(browser, server, "/account/unlink", method_id=str(mini_id), confirm="1")
 
     assert location_path(done, server.url) == "/account?done=unlinked"
     refused = await api_me(app, server, token)
@@ -288,7 +288,7 @@ async def test_next_login_of_an_unlinked_identity_is_a_new_account(server, new_c
     await miniprogram_login(app, server, "zhangsan")
     [(old_id, unionid)] = await sql("SELECT id, unionid FROM users")
     [(mini_id,)] = await sql("SELECT id FROM user_login_methods WHERE login_method = 'miniprogram'")
-    await post_form(browser, server, "/account/unlink", method_id=str(mini_id))
+    await post_form(browser, server, "/account/unlink", method_id=str(mini_id), confirm="1")
 
     status, body = await miniprogram_login(app, server, "zhangsan")
 
@@ -309,7 +309,7 @@ async def test_relinking_an_unlinked_identity_on_purpose_works(server, client, f
     await link_by_official_account(client, server, "zhangsan")
     [(user_id,)] = await sql("SELECT id FROM users")
     [(mp_id,)] = await sql("SELECT id FROM user_login_methods WHERE login_method = 'mp'")
-    await post_form(client, server, "/account/unlink", method_id=str(mp_id))
+    await post_form(client, server, "/account/unlink", method_id=str(mp_id), confirm="1")
     assert await sql("SELECT user_id FROM unlinked_identities") == [(user_id,)]
 
     trace = await link_by_official_account(client, server, "zhangsan")
@@ -324,8 +324,8 @@ async def test_unlink_keeps_at_least_one_login_method(server, client, flows, sql
     await link_by_official_account(client, server, "zhangsan")
     [(web_id,), (mp_id,)] = await sql("SELECT id FROM user_login_methods ORDER BY id")
 
-    first = await post_form(client, server, "/account/unlink", method_id=str(web_id))
-    last = await post_form(client, server, "/account/unlink", method_id=str(mp_id))
+    first = await post_form(client, server, "/account/unlink", method_id=str(web_id), confirm="1")
+    last = await post_form(client, server, "/account/unlink", method_id=str(mp_id), confirm="1")
 
     assert location_path(first, server.url) == "/account?done=unlinked"
     assert last.status_code == 400 and "账号至少需要保留一种登录方式" in last.text
@@ -337,7 +337,7 @@ async def test_unlinking_the_only_method_with_the_unionid_forgets_it(server, cli
     await link_by_official_account(client, server, "zhangsan")  # mp, brings a unionid
     [(mp_id,)] = await sql("SELECT id FROM user_login_methods WHERE login_method = 'mp'")
 
-    await post_form(client, server, "/account/unlink", method_id=str(mp_id))
+    await post_form(client, server, "/account/unlink", method_id=str(mp_id), confirm="1")
 
     assert await sql("SELECT unionid FROM users") == [(None,)]
 
@@ -349,7 +349,7 @@ async def test_cannot_unlink_someone_elses_login_method(server, new_client, flow
     [(b_method,)] = await sql("SELECT m.id FROM user_login_methods m JOIN users u ON u.id = m.user_id "
                               "WHERE u.nickname LIKE '%%Panda%%'")
 
-    response = await post_form(a, server, "/account/unlink", method_id=str(b_method))
+    response = await post_form(a, server, "/account/unlink", method_id=str(b_method), confirm="1")
 
     assert response.status_code in (400, 404)
     assert await sql("SELECT COUNT(*) FROM user_login_methods") == [(2,)]

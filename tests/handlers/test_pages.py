@@ -67,6 +67,12 @@ def test_every_translatable_string_has_english():
     for row in (*ERRORS, *STATUSES):
         wanted |= {row.title, row.message}
     wanted |= {"网站扫码登录", "公众号登录", "移动应用登录", "小程序登录", "出错了", "服务器遇到了问题，请稍后重试。"}
+    # Strings the pages translate at run time (issue 15): login-method labels, device app names, history outcomes.
+    from wxlogin.handlers.oauth import CHANNEL_NAMES
+    from wxlogin.handlers.pages import OUTCOME_TITLES, PHONE_OUTCOMES
+    from wxlogin.useragent import APP_NAMES
+
+    wanted |= {*CHANNEL_NAMES.values(), *APP_NAMES, *OUTCOME_TITLES.values(), *PHONE_OUTCOMES.values()}
     missing = sorted(w for w in wanted if w not in EN and re.search(r"[\u4e00-\u9fff]", w))
     assert missing == []
 

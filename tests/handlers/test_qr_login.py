@@ -23,7 +23,7 @@ async def test_first_login_creates_account_and_lands_on_next(server, client, flo
     account = await client.get(server.url + "/account")
     assert account.status_code == 200
     assert "🐼熊猫🎉 Panda" in account.text
-    assert "网站扫码登录" in account.text
+    assert "微信扫码" in account.text and "网站扫码登录" not in account.text  # the label people know (issue 15)
 
 
 async def test_second_login_of_same_person_reuses_account(server, new_client, flows, sql):

@@ -165,7 +165,7 @@ async def test_logout_everywhere_ends_other_devices(server, new_client, flows):
     await flows.login(laptop, "zhangsan")
     xsrf = await page_xsrf(laptop, server.url + "/account")
 
-    await laptop.post(server.url + "/logout", data={"_xsrf": xsrf, "everywhere": "1"})
+    await laptop.post(server.url + "/logout", data={"_xsrf": xsrf, "everywhere": "1", "confirm": "1"})
 
     assert not await signed_in(phone, server)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wxlogin.useragent import Surface, classify, in_wechat
+from wxlogin.useragent import Surface, classify, describe_device, in_wechat
 
 ANDROID_WECHAT = ("Mozilla/5.0 (Linux; Android 9; MI 8 Build/PKQ1.180729.001; wv) AppleWebKit/537.36 "
                   "(KHTML, like Gecko) Version/4.0 Chrome/66.0.3359.126 MQQBrowser/6.2 TBS/044904 Mobile "
@@ -51,3 +51,28 @@ def test_classification(ua, surface):
 def test_where_the_official_account_flow_works():
     assert in_wechat(Surface.WECHAT) and in_wechat(Surface.DESKTOP_WECHAT_WINDOWS)
     assert not in_wechat(Surface.WECOM) and not in_wechat(Surface.MOBILE) and not in_wechat(Surface.DESKTOP)
+
+
+# --- the account page's short device names (issue 15) ---------------------------------------------------
+
+@pytest.mark.parametrize("ua, platform, app", [
+    (IOS_WECHAT, "iPhone", "微信"),
+    (ANDROID_WECHAT, "Android", "微信"),  # says MQQBrowser too: WeChat's own browser wins
+    (WECOM, "iPhone", "企业微信"),
+    (MINIPROGRAM, "Android", "小程序"),
+    (WINDOWS_WECHAT, "Windows", "微信"),
+    (MAC_WECHAT_OLD, "Mac", "微信"),  # ends with WindowsWechat but is a Mac
+    (DESKTOP_CHROME, "Windows", "Chrome"),
+    (IPHONE_SAFARI, "iPhone", "Safari"),
+    (ANDROID_CHROME, "Android", "Chrome"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+     "Safari/537.36 Edg/126.0.0.0", "Windows", "Edge"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0", "Mac", "Firefox"),
+    ("python-httpx/0.27.0", "", ""),
+    ("", "", ""),
+    (None, "", ""),
+])
+def test_device_names(ua, platform, app):
+    device = describe_device(ua)
+    assert (device.platform, device.app) == (platform, app)
+    assert device.known == bool(platform or app)

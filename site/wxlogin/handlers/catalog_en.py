@@ -218,4 +218,45 @@ EN: dict[str, str] = {
         "A phone number never moves from one account to another. If both accounts are yours, merge them first.",
     "手机号授权已失效": "The phone number permission has expired",
     "请重新点击按钮获取手机号。": "Tap the button again to share your phone number.",
+    # the account page for people, its confirmations, the merge page, the avatar menu (issue 15)
+    "微信扫码": "WeChat QR code",
+    "微信内登录": "Inside WeChat",
+    "小程序": "Mini-program",
+    "微信": "WeChat",
+    "企业微信": "WeCom",
+    "QQ浏览器": "QQ Browser",
+    "UC浏览器": "UC Browser",
+    "账号菜单": "Account menu",
+    "上次使用": "last used",
+    "上次登录": "Last sign-in",
+    "时间": "Time",
+    "设备": "Device",
+    "地点": "Place",
+    "失败": "Failed",
+    "未知": "Unknown",
+    "未知设备": "Unknown device",
+    "本机/局域网": "This computer / local network",
+    "地点只显示 IP 地址所在的网段，不做精确定位。":
+        "Place shows only the network block of the IP address, never a precise location.",
+    "还没有登录记录。": "No sign-ins yet.",
+    "绑定微信扫码登录": "Link sign-in by WeChat QR code",
+    "绑定微信内登录": "Link sign-in inside WeChat",
+    "请在微信中打开本页绑定": "Open this page in WeChat to link it",
+    "请在电脑上打开本页，用微信扫码绑定": "Open this page on a computer and scan with WeChat to link it",
+    "在微信中确认并合并": "Confirm in WeChat and merge",
+    "请在微信中打开本页，确认并合并。": "Open this page in WeChat to confirm and merge.",
+    "解除绑定“{label}”？": "Unlink \u201c{label}\u201d?",
+    "解除后不能再用这种方式登录这个账号。其他设备、App 和小程序上的登录都会退出，这里仍保持登录。":
+        "You will no longer be able to sign in to this account this way. You will be signed out on other "
+        "devices, the app and the mini-program; you stay signed in here.",
+    "确认解除绑定": "Unlink",
+    "退出所有设备？": "Sign out everywhere?",
+    "所有设备、App 和小程序上的登录都会结束，包括这里。之后需要重新登录。":
+        "Every sign-in ends, on all devices, the app and the mini-program, this one included. "
+        "You will need to sign in again.",
+    "确认退出所有设备": "Sign out everywhere",
+    "已退出所有设备": "Signed out everywhere",
+    "已退出所有设备。": "You are signed out everywhere.",
+    "所有设备、App 和小程序上的登录都已结束。":
+        "Every sign-in has ended, on all devices, the app and the mini-program.",
 }

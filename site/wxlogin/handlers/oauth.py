@@ -43,7 +43,8 @@ _SINGLE_VALUED = ("code", "state", "next", "retry")
 # Where each login flow starts over: the QR flow from the login page, the official account from its start.
 _RESTART_ROUTE = {Channel.WEB: "login", Channel.MP: "auth_mp"}
 # Names of the login methods, for the account and conflict pages (catalog_en.py has the English).
-CHANNEL_NAMES = {"web": "网站扫码登录", "mp": "公众号登录", "app": "移动应用登录", "miniprogram": "小程序登录"}
+# How people know the login methods (account and merge pages; catalog_en.py has the English).
+CHANNEL_NAMES = {"web": "微信扫码", "mp": "微信内登录", "app": "App", "miniprogram": "小程序"}
 
 
 class OAuthHandler(BaseHandler):

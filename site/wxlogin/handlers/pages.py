@@ -10,6 +10,7 @@ import tornado.web
 
 from wxlogin.errors import BadRequest
 from wxlogin.handlers.base import BaseHandler, login_required, public
+from wxlogin.handlers.errors import ERRORS
 from wxlogin.handlers.oauth import CHANNEL_NAMES, OAuthHandler
 from wxlogin.handlers.scenes import bind_scene
 from wxlogin.models import Channel, SceneKind
@@ -92,20 +93,42 @@ class LoginHandler(OAuthHandler):
                        scene_complete_url=self.reverse_url("scene_complete", new.scene))
 
 
+# What a failed attempt on the account page says: the title of the page the person saw then (errors.py).
+OUTCOME_TITLES: dict[str, str] = {}
+for _row in ERRORS:
+    OUTCOME_TITLES.setdefault(_row.code, _row.title)
+# The phone number's changes (issue 13), which share the history with sign-ins.
+PHONE_OUTCOMES = {"phone_bound": "已绑定", "phone_unbound": "已解除绑定", "phone_in_use": "号码属于其他账号，未改变"}
+
+
+def confirmed(handler: BaseHandler) -> bool:
+    """A destructive account action runs only on its confirmation page's second POST (works without JS)."""
+    return handler.get_body_argument("confirm", "") == "1"
+
+
 class AccountHandler(BaseHandler):
-    """GET /account: the signed-in person's profile, login methods, recent logins and account actions."""
+    """GET /account: the signed-in person's profile, login methods, recent logins and account actions.
+
+    The link buttons are decided for where the person is (``BaseHandler.surface``): a link that cannot
+    work here says where it would instead of failing after a tap.
+    """
 
     @login_required
     async def get(self) -> None:
         user = self.signed_in_user
-        overview = await self.services.accounts.overview(user.id)
+        overview = await self.services.accounts.overview(user.id, self.surface)
         self.set_header("Cache-Control", "no-store")
         self.render_template("account.html", user=user, overview=overview, channel_names=CHANNEL_NAMES,
+                             outcome_titles=OUTCOME_TITLES, phone_outcomes=PHONE_OUTCOMES,
                              done=self.get_query_argument("done", ""))
 
 
 class UnlinkHandler(BaseHandler):
-    """POST /account/unlink: remove one login method (never the last)."""
+    """POST /account/unlink: remove one login method (never the last), after a confirmation page.
+
+    Without ``confirm=1`` nothing changes: the answer is the confirmation page, whose form posts again
+    with it (a ``<dialog>`` does the same in place when JavaScript runs).
+    """
 
     @login_required
     async def post(self) -> None:
@@ -113,6 +136,12 @@ class UnlinkHandler(BaseHandler):
             method_id = int(self.get_body_argument("method_id", ""))
         except ValueError:
             raise BadRequest("method_id") from None
+        if not confirmed(self):
+            method = await self.services.accounts.method_to_unlink(self.signed_in_user.id, method_id)
+            self.set_header("Cache-Control", "no-store")
+            self.render_template("account_confirm.html", action="unlink", method=method,
+                                 channel_names=CHANNEL_NAMES)
+            return
         user = await self.services.accounts.unlink(self.signed_in_user.id, method_id)
         # Unlinking ended every session and token of this person (the removed method's among them);
         # this browser, where they asked for it, gets a fresh session under the new session version.
@@ -169,18 +198,30 @@ class RefreshProfileHandler(OAuthHandler):
 
 
 class LogoutHandler(BaseHandler):
-    """POST /logout (XSRF-checked): ends this session, or every session with ``everywhere=1``."""
+    """POST /logout (XSRF-checked): ends this session, or every session with ``everywhere=1``.
+
+    Signing out everywhere asks first (``confirm=1`` on the confirmation page's form) and then says what
+    happened, on a page of its own: the person is signed out, so the account page's flash cannot.
+    """
 
     @public
     async def post(self) -> None:
         claims = self.session_claims
+        everywhere = self.get_body_argument("everywhere", "") == "1"
+        self.set_header("Cache-Control", "no-store")
+        if claims is not None and everywhere and not confirmed(self):
+            self.render_template("account_confirm.html", action="everywhere")
+            return
         if claims is not None:
-            if self.get_body_argument("everywhere", "") == "1":
+            if everywhere:
                 await self.services.sessions.end_all(claims.user_id)
             else:
                 await self.services.sessions.end(claims)
         self.clear_session_cookie()
-        self.set_header("Cache-Control", "no-store")
+        if claims is not None and everywhere:
+            self.session, self.current_user = None, None  # the page below is for a signed-out visitor
+            self.render_template("account_confirm.html", action="signed_out_everywhere")
+            return
         self.redirect(self.reverse_url("home"))
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 
 from wxlogin.config import Settings, WeChatApp
 from wxlogin.errors import (
     AccessTokenExpired,
     BadRequest,
+    LastLoginMethod,
     MergeNotConfirmed,
     MergeRefused,
     NotFound,
@@ -22,6 +24,7 @@ from wxlogin.services.login import LoginService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, EventStore, StoredGrant, UserStore
 from wxlogin.store.phones import PhoneStore
+from wxlogin.useragent import Device, Surface, describe_device, in_wechat
 from wxlogin.wechat.client import WeChatClient
 
 logger = logging.getLogger(__name__)
@@ -35,16 +38,112 @@ class RefreshOutcome(enum.StrEnum):
     REAUTHORIZE = "reauthorize"  # the refresh token is gone: the person must authorise again
 
 
+def to_local(moment: datetime, zone: tzinfo) -> datetime:
+    """A stored time (naive UTC, as MySQL gives it back) in the site's zone, ``[server] time_zone``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a sign-in came from, as coarse as we can honestly say without a GeoIP database.
+
+    ``local``: a loopback or private address (this machine, the office or home network). Otherwise
+    ``prefix``: the address's /24 (IPv4) or /48 (IPv6) network, which names the provider's block
+    without pointing at one subscriber. Empty when the address was not recorded or is not an address.
+    """
+
+    local: bool
+    prefix: str
+
+
+def coarse_place(ip: str) -> Place:
+    """The ``Place`` of a recorded client address (README, "The account page")."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return Place(local=False, prefix="")
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback or address.is_private or address.is_link_local:
+        return Place(local=True, prefix="")
+    bits = 24 if address.version == 4 else 48
+    return Place(local=False, prefix=str(ipaddress.ip_network(f"{address}/{bits}", strict=False)))
+
+
+# Outcomes that are not failures: a login (one that found a unionid conflict still signed in) and the
+# phone number's changes. Everything else in login_events is an error code (errors.py).
+_SUCCEEDED = frozenset({"success", "conflict", "phone_bound", "phone_unbound"})
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """One row of the account page's history, ready to show."""
+
+    at: datetime  # in the site's zone
+    channel: str  # a Channel value, or "phone" for the phone number's changes
+    outcome: str  # "success", a phone outcome, or the error code of a failure
+    failed: bool
+    device: Device
+    place: Place
+
+    @classmethod
+    def of(cls, event: LoginEvent, zone: tzinfo) -> SignIn:
+        return cls(at=to_local(event.created_at, zone), channel=event.channel, outcome=event.outcome,
+                   failed=event.outcome not in _SUCCEEDED, device=describe_device(event.user_agent),
+                   place=coarse_place(event.ip))
+
+
+class Elsewhere(enum.StrEnum):
+    """Where a link action works when it does not work here."""
+
+    WECHAT = "wechat"  # the official account's authorisation runs only in WeChat's own browsers
+    COMPUTER = "computer"  # a QR code needs a second screen: the phone scans the computer's
+
+
+@dataclass(frozen=True)
+class LinkAction:
+    """A login method the person can still link, and whether it works on the surface they are on."""
+
+    channel: Channel
+    elsewhere: Elsewhere | None  # None: offer the button here
+
+    @property
+    def here(self) -> bool:
+        return self.elsewhere is None
+
+
+def link_works_here(channel: Channel, surface: Surface) -> Elsewhere | None:
+    """None when linking ``channel`` works on ``surface``; otherwise where it would.
+
+    The official account's web authorisation only runs inside WeChat (real WeChat answers "请在微信客户端打开
+    链接" elsewhere). The website QR needs a phone to scan a screen: a computer's browser or desktop
+    WeChat, never a phone's own screen (in WeChat or not), WeCom or the mini-program's web-view.
+    """
+    if channel is Channel.MP:
+        return None if in_wechat(surface) else Elsewhere.WECHAT
+    on_computer = surface in (Surface.DESKTOP, Surface.DESKTOP_WECHAT_MAC, Surface.DESKTOP_WECHAT_WINDOWS)
+    return None if on_computer else Elsewhere.COMPUTER
+
+
 @dataclass(frozen=True)
 class AccountOverview:
     """Everything the account page shows about one person."""
 
     methods: list[LoginMethod]
-    recent_events: list[LoginEvent]
+    recent_events: list[SignIn]  # newest first, failures of their own link and merge flows included
     conflicts: list[int]  # accounts that share this person's unionid (made before linking existed)
     linkable: list[Channel]  # browser login channels not linked yet
     can_unlink: bool  # never the last login method
     phone: BoundPhone | None = None  # shown masked; bound from the mini-program
+    link_actions: list[LinkAction] = field(default_factory=list)  # ``linkable``, decided for this surface
+    # How to confirm a unionid conflict from here (the link flow that works here); None: open in WeChat.
+    conflict_channel: Channel | None = None
+    zone: tzinfo = UTC
+
+    def local(self, moment: datetime) -> datetime:
+        return to_local(moment, self.zone)
 
 
 @dataclass(frozen=True)
@@ -61,6 +160,10 @@ class MergeProposal:
     stays_methods: list[LoginMethod]
     channel: Channel  # the WeChat login that ran into ``other``: the one to confirm with
     offer: str
+    zone: tzinfo = UTC  # the site's time zone, for the dates the page shows
+
+    def local(self, moment: datetime) -> datetime:
+        return to_local(moment, self.zone)
 
     @property
     def refused(self) -> bool:
@@ -85,17 +188,39 @@ class AccountService:
         self.login = login
         self.phones = phones
 
-    async def overview(self, user_id: int, recent: int = 10) -> AccountOverview:
+    async def overview(self, user_id: int, surface: Surface = Surface.DESKTOP, recent: int = 10) -> AccountOverview:
+        """The account page's content, with the link actions decided for the ``surface`` the person is on."""
         methods = await self.users.list_login_methods(user_id)
         linked = {m.channel for m in methods}
+        linkable = [c for c in _LINKABLE if c not in linked]
+        zone = self.settings.server.zone
+        # A conflict is confirmed by a link flow: the official account's in WeChat, else the QR where it works.
+        conflict_channel = next((c for c in (Channel.MP, Channel.WEB) if link_works_here(c, surface) is None), None)
         return AccountOverview(
             methods=methods,
-            recent_events=await self.events.recent(user_id, limit=recent),
+            recent_events=[SignIn.of(e, zone) for e in await self.events.recent(user_id, limit=recent)],
             conflicts=await self.accounts.conflicting_accounts(user_id),
-            linkable=[c for c in _LINKABLE if c not in linked],
+            linkable=linkable,
             can_unlink=len(methods) > 1,
             phone=await self.phones.get(user_id),
+            link_actions=[LinkAction(c, link_works_here(c, surface)) for c in linkable],
+            conflict_channel=conflict_channel,
+            zone=zone,
         )
+
+    async def method_to_unlink(self, user_id: int, method_id: int) -> LoginMethod:
+        """The person's login method that an unlink would remove, for its confirmation page.
+
+        Raises what ``unlink`` would (NotFound, LastLoginMethod) so the page never asks to confirm
+        something that cannot happen.
+        """
+        methods = await self.users.list_login_methods(user_id)
+        method = next((m for m in methods if m.id == method_id), None)
+        if method is None:
+            raise NotFound("login method")
+        if len(methods) <= 1:
+            raise LastLoginMethod()
+        return method
 
     async def unlink(self, user_id: int, method_id: int) -> User:
         """Remove a login method and end every session and token of the person; returns the user as stored now.
@@ -121,7 +246,7 @@ class AccountService:
         return MergeProposal(
             other=other, other_methods=await self.users.list_login_methods(from_user_id), stays=stays,
             stays_methods=await self.users.list_login_methods(into_user_id), channel=channel,
-            offer=self.merge_offer(into_user_id, from_user_id),
+            offer=self.merge_offer(into_user_id, from_user_id), zone=self.settings.server.zone,
         )
 
     async def begin_merge(self, user_id: int, offer: str, nonce: str) -> int:

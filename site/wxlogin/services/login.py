@@ -54,8 +54,12 @@ class LoginService:
         )
         return result
 
-    async def record_failure(self, channel: str, outcome: str, context: RequestContext) -> None:
-        """Audit a failed attempt; a database outage or a burst must not turn the failure page into a 503."""
+    async def record_failure(self, channel: str, outcome: str, context: RequestContext,
+                             user_id: int | None = None) -> None:
+        """Audit a failed attempt; a database outage or a burst must not turn the failure page into a 503.
+
+        ``user_id``: the signed-in person whose link or merge flow failed (their account page lists it).
+        """
         logger.info("login failed: channel=%s outcome=%s", channel, outcome)
         with contextlib.suppress(DatabaseUnavailable, Overloaded):
-            await self.events.record_failure(channel, outcome, context)
+            await self.events.record_failure(channel, outcome, context, user_id)

@@ -287,7 +287,7 @@ class OAuthService:
         if code is None:
             await self.callbacks.claim(state.nonce, _code_hash(""))
             await self.callbacks.fail(state.nonce)
-            await self.login.record_failure(channel, LoginCancelled.code, browser.context)
+            await self.login.record_failure(channel, LoginCancelled.code, browser.context, _owner(state, browser))
             raise LoginCancelled()
 
         claim = await self.callbacks.claim(state.nonce, _code_hash(code))
@@ -304,7 +304,7 @@ class OAuthService:
                 await self.callbacks.fail(state.nonce)
                 # A snapshot-page person is virtual: nothing at all is written for them.
                 if isinstance(exc, WxLoginError) and not isinstance(exc, SnapshotUser):
-                    await self.login.record_failure(channel, exc.code, browser.context)
+                    await self.login.record_failure(channel, exc.code, browser.context, _owner(state, browser))
             except WxLoginError:
                 pass  # the database is down as well: the original error is what the person sees
             raise
@@ -422,6 +422,11 @@ class OAuthService:
 def _finished_for(claim: CallbackClaim, session: SessionClaims) -> bool:
     """The state's first hit finished by signing in the person this browser is signed in as."""
     return claim.status is CallbackStatus.OK and claim.user_id == session.user_id
+
+
+def _owner(state: VerifiedState, browser: Browser) -> int | None:
+    """Whose failure this is: the signed-in person of a link or merge flow (account page, issue 15); else nobody."""
+    return browser.session.user_id if state.flow.for_signed_in and browser.session is not None else None
 
 
 def _code_hash(code: str) -> bytes:

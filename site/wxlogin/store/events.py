@@ -15,19 +15,22 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record_failure(self, channel: str, outcome: str, context: RequestContext) -> None:
+    async def record_failure(self, channel: str, outcome: str, context: RequestContext,
+                             user_id: int | None = None) -> None:
         """Record a failed attempt (successes are recorded inside the login transaction).
 
-        Its user_id is NULL: a failed attempt has not established who the person is.
+        ``user_id`` only for a signed-in person's own link or merge flow, which their session already
+        identifies. A failed *login* stays NULL: it has not established who the person is, and showing it
+        to whoever signs in next from the same address would show them someone else's attempts.
         """
 
         async def work(cur: aiomysql.Cursor) -> None:
-            await insert_event(cur, None, channel, outcome, context)
+            await insert_event(cur, user_id, channel, outcome, context)
 
         await self.db.run(work)
 
     async def recent(self, user_id: int, limit: int = 10) -> list[LoginEvent]:
-        """Return the user's most recent login events, newest first."""
+        """Return the user's most recent login events, newest first: successes, their own failures, phone changes."""
 
         async def work(cur: aiomysql.Cursor) -> list[LoginEvent]:
             await cur.execute(
