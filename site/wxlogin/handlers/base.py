@@ -69,6 +69,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def initialize(self) -> None:
         self.services = self.application.settings["services"]
         self.session = None
+        self._session_checked = False  # True once a session cookie was resolved (or found invalid)
         self._counted = self.application.settings.get("in_flight")
         if self._counted is not None:
             self._counted.started()
@@ -122,6 +123,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if not value:
             return
         self.session = await self.services.sessions.resolve(value)
+        self._session_checked = True
         if self.session is None:
             self.clear_session_cookie()
         elif self.session.needs_refresh:
@@ -223,6 +225,9 @@ class BaseHandler(tornado.web.RequestHandler):
             "request_path": self.route_path(),
             "lang_switch_url": self._lang_switch_url(translator.locale),
             "brand": self.brand,
+            # A session cookie the database could not check (it is down or busy): the person may be signed in,
+            # so the page offers no "sign in" (issue 15).
+            "session_unknown": bool(self.get_cookie(self.cookie_names["session"])) and not self._session_checked,
         }
         namespace.update(context)
         self.set_header("Content-Type", "text/html; charset=UTF-8")

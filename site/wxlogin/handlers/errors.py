@@ -324,7 +324,8 @@ def page_for_error(exc: e.WxLoginError) -> ErrorPage:
 def page_for_status(status: int) -> ErrorPage:
     """The page for a bare HTTP status; a status outside the table keeps its number with the generic text."""
     row = _BY_STATUS.get(status, INTERNAL)
-    return ErrorPage(status=status, code=f"http_{status}", title=row.title, message=row.message, retry=status >= 500,
+    retry = status >= 500 or row.retry_by is Retry.RELOAD  # 429: the same page again, after a moment
+    return ErrorPage(status=status, code=f"http_{status}", title=row.title, message=row.message, retry=retry,
                      icon=row.icon, retry_by=row.retry_by)
 
 
