@@ -11,16 +11,23 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from helpers import Flows
-from wxlogin.signing import Signing
 
 # The User-Agent strings of tests/unit/test_useragent.py: every surface /login adapts to.
 from unit.test_useragent import (
-    ANDROID_WECHAT, DESKTOP_CHROME, IOS_WECHAT, IPHONE_SAFARI, MINIPROGRAM, WECOM, WINDOWS_WECHAT,
+    ANDROID_WECHAT,
+    DESKTOP_CHROME,
+    IOS_WECHAT,
+    IPHONE_SAFARI,
+    MINIPROGRAM,
+    WECOM,
+    WINDOWS_WECHAT,
 )
+from wxlogin.signing import Signing
 
 SURFACES = {
     "desktop": DESKTOP_CHROME, "wechat-ios": IOS_WECHAT, "wechat-android": ANDROID_WECHAT,
-    "desktop-wechat": WINDOWS_WECHAT, "phone-browser": IPHONE_SAFARI, "wecom": WECOM, "miniprogram-webview": MINIPROGRAM,
+    "desktop-wechat": WINDOWS_WECHAT, "phone-browser": IPHONE_SAFARI, "wecom": WECOM,
+    "miniprogram-webview": MINIPROGRAM,
 }
 LEGAL = {"zh": "登录即表示同意《用户协议》《隐私政策》",
          "en": "By signing in you agree to the User Agreement and the Privacy Policy."}
@@ -102,8 +109,8 @@ async def test_configured_brand_renders_everywhere(start_server, new_client):
         assert f'<link rel="icon" href="{BRAND["logo"]}">' in page.text
         assert f'<img src="{BRAND["logo"]}" alt="" width="28" height="28"><span>示例科技</span>' in page.text
         footer = page.text[page.text.index('<footer'):]
-        assert '<a class="icp" href="https://beian.miit.gov.cn/" rel="noopener" target="_blank">京ICP备12345678号-1</a>' \
-            in footer
+        icp = '<a class="icp" href="https://beian.miit.gov.cn/" rel="noopener" target="_blank">京ICP备12345678号-1</a>'
+        assert icp in footer
         assert '<a href="mailto:help@example.com">help@example.com</a>' in footer
         assert "© 示例科技" in text_of(footer)
     # The colour arrives as a stylesheet of our own (the CSP allows no inline style), cached for good.
@@ -183,8 +190,8 @@ async def test_wechat_mark_only_on_the_wechat_button(server, new_client, flows):
         assert 'href="/static/img/wechat.svg' not in page.text, f"{name}: WeChat's mark as our favicon"
         assert 'class="brand" href="/"><img src="/static/img/logo.svg' in page.text, name
     # Where the button is, the mark is on it.
-    assert re.search(r'<a class="[^"]*wechat-button[^"]*" href="/login"><img class="wechat-mark" src="/static/img/wechat'
-                     r'\.svg', pages["home"].text)
+    assert re.search(r'<a class="[^"]*wechat-button[^"]*" href="/login"><img class="wechat-mark" '
+                     r'src="/static/img/wechat\.svg', pages["home"].text)
     assert re.search(r'<a class="[^"]*wechat-button[^"]*" id="one-tap" href="[^"]+"><img class="wechat-mark" '
                      r'src="/static/img/wechat\.svg', pages["login on wechat-ios"].text)
 

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from unit.test_config import BASE, with_changes
 from wxlogin import errors as e
 from wxlogin.config import DEFAULT_PRIMARY, ConfigError, contrast_with_white, settings_from_mapping
 from wxlogin.handlers.brand import brand_palette, support_href
 from wxlogin.handlers.catalog_en import EN
 from wxlogin.handlers.errors import ERRORS, STATUSES, Retry, error_page
-
-from unit.test_config import BASE, with_changes
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTCOMES = ROOT / "static" / "img" / "outcome"
@@ -82,7 +81,8 @@ def test_brand_defaults_are_neutral():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ([("brand.primary", "#07c160")], "[brand] primary #07c160 gives white text a contrast of 2.38:1; WCAG AA needs 4.5:1"),
+    ([("brand.primary", "#07c160")],
+     "[brand] primary #07c160 gives white text a contrast of 2.38:1; WCAG AA needs 4.5:1"),
     ([("brand.primary", "green")], "[brand] primary must be a colour like #2563eb"),
     ([("brand.logo", "../settings.toml")], "[brand] logo must be a path under static/"),
     ([("brand.logo", "/img/logo.svg")], "[brand] logo must be a path under static/"),
