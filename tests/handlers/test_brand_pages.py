@@ -88,6 +88,7 @@ async def test_default_brand_is_neutral_and_titles_carry_the_site_name(server, c
     assert "/brand.css" not in login.text
     # The footer: no ICP number and no customer service unless configured.
     assert "beian.miit.gov.cn" not in login.text and "客服" not in text_of(login.text)
+    assert "Customer service" not in english.text
     assert "© wxlogin" in text_of(login.text)
 
 

@@ -203,7 +203,7 @@ EN: dict[str, str] = {
     "《隐私政策》": "Privacy Policy",
     "用户协议": "User Agreement",
     "隐私政策": "Privacy Policy",
-    "客服": "Customer service",
+    "客服：": "Customer service: ",
     "占位页面": "placeholder",
     "这是占位页面，不是{name}的正式文件。": "This is a placeholder page, not {name}'s actual document.",
     "网站上线前，请在 settings.toml 的 [brand] 中填写 {key}，指向正式的文件。":
