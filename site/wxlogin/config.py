@@ -368,6 +368,90 @@ class RetentionSettings:
     login_events_days: int = setting(180, lo=1, hi=36500)  # the audit trail is purged after this
 
 
+# --- the site's own brand (issue 15): never WeChat's name, mark or green; WeChat's mark sits on its button only
+
+DEFAULT_PRIMARY = "#2563eb"  # static/css/site.css repeats it as --brand (a test keeps the two equal)
+_COLOUR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+_STATIC_PATH_RE = re.compile(r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_.-]+)*\.(?:svg|png|ico|webp)$")
+AA_CONTRAST = 4.5  # WCAG 2.2 AA for normal text: white text on the primary colour (buttons) must reach it
+
+
+def _channel(value: int) -> float:
+    c = value / 255
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    """#rgb or #rrggbb as three 0-255 channels."""
+    digits = colour.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(d * 2 for d in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def contrast_with_white(colour: str) -> float:
+    """WCAG contrast ratio of white text on ``colour``."""
+    r, g, b = (_channel(c) for c in hex_rgb(colour))
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return 1.05 / (luminance + 0.05)
+
+
+def _colour(value: str, label: str) -> str:
+    if not _COLOUR_RE.match(value):
+        raise ConfigError(f"{label} must be a colour like #2563eb, not {value!r}")
+    ratio = contrast_with_white(value)
+    if ratio < AA_CONTRAST:
+        # The primary colour is the background of white button text; WeChat's #07c160 gives 2.38:1.
+        raise ConfigError(f"{label} {value} gives white text a contrast of {ratio:.2f}:1; WCAG AA needs "
+                          f"{AA_CONTRAST}:1, so choose a darker colour")
+    return value.lower()
+
+
+def _logo(value: str, label: str) -> str:
+    """A file under static/ (``img/logo.svg``) or an https URL (the pages' CSP loads images from https only)."""
+    if value.startswith("https://"):
+        if not urlsplit(value).netloc:
+            raise ConfigError(f"{label} must be a path under static/ or an https URL, not {value!r}")
+        return value
+    if not _STATIC_PATH_RE.match(value) or ".." in value.split("/"):
+        raise ConfigError(f"{label} must be a path under static/ such as 'img/logo.svg' (svg, png, ico or webp) "
+                          f"or an https URL, not {value!r}")
+    return value
+
+
+def _page_link(value: str, label: str) -> str:
+    """Empty (the built-in placeholder page), a path on this site, or an http(s) URL."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value and not parts.scheme:
+        return value
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return value
+    raise ConfigError(f"{label} must be a path on this site (/terms) or an http(s) URL, not {value!r}")
+
+
+def _one_line(value: str, label: str) -> str:
+    if len(value) > 100 or any(ch in value for ch in "\r\n\t"):
+        raise ConfigError(f"{label} must be one line of at most 100 characters")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrandSettings:
+    """What people see of the site: its name, logo and colour, the legal links and the footer's lines."""
+
+    name: str = setting("wxlogin", check=_one_line)  # page titles read "登录 · <name>"
+    logo: str = setting("img/logo.svg", check=_logo)  # also the favicon
+    primary: str = setting(DEFAULT_PRIMARY, check=_colour)  # buttons and accents (--brand)
+    description: str = setting("", check=_one_line)  # the pages' meta description; empty: a built-in sentence
+    # The legal line on every login page links to these; empty: a built-in page that says it is a placeholder.
+    terms_url: str = setting("", check=_page_link)
+    privacy_url: str = setting("", check=_page_link)
+    icp: str = setting("", check=_one_line)  # ICP filing number (京ICP备…号) in the footer; empty: none shown
+    support: str = setting("", check=_one_line)  # customer service: an e-mail, a phone number or an https URL
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     server: ServerSettings
@@ -375,6 +459,7 @@ class Settings:
     wechat: WeChatSettings
     ratelimit: RateLimitSettings
     retention: RetentionSettings
+    brand: BrandSettings = field(default_factory=BrandSettings)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,5 +52,6 @@ async def test_english_error_pages_come_from_the_same_rows(server, client):
     domain = await client.get(f"{server.url}/auth/wechat/callback/web?lang=en")  # BadRequest: no state
     bare = await client.get(f"{server.url}/logout?lang=en")  # POST only: Tornado's own 405
 
-    assert (domain.status_code, page_code(domain)) == (400, "bad_request") and "Invalid request" in domain.text
-    assert (bare.status_code, page_code(bare)) == (405, "http_405") and "Method not allowed" in bare.text
+    # Issue 15: plain titles that say what to do next ("Invalid request" and "Method not allowed" were jargon).
+    assert (domain.status_code, page_code(domain)) == (400, "bad_request") and "This address is wrong" in domain.text
+    assert (bare.status_code, page_code(bare)) == (405, "http_405") and "cannot be opened this way" in bare.text

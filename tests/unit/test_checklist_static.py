@@ -38,6 +38,9 @@ ROUTES = [
     # each needs the scene's binding cookie.
     r"/login/scene/([A-Za-z0-9]{32})/events$", r"/login/scene/([A-Za-z0-9]{32})/wait$",
     r"/login/scene/([A-Za-z0-9]{32})/complete$", r"/login/scene/([A-Za-z0-9]{32})/qr$",
+    # The brand (issue 15): the [brand] primary colour as CSS, and the legal documents (a redirect to the
+    # configured address, or a page that says it is a placeholder). Public, no writes.
+    r"/brand\.css$", r"/legal/(terms|privacy)$",
 ]
 
 

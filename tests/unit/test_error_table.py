@@ -169,6 +169,6 @@ def test_unknown_errors_and_statuses_are_500_in_the_api_and_keep_their_number_on
     assert api_error(None, 418).status == 500
     assert api_error(e.WxLoginError("bare"), 500).code == "internal_error"
     page = error_page(None, 418)
-    assert (page.status, page.code, page.title) == (418, "http_418", "出错了")
+    assert (page.status, page.code, page.title) == (418, "http_418", "出错了，请稍后再试")
     assert not error_page(None, 404).retry and error_page(None, 503).retry
     assert not error_page(e.AccountDisabled(), 500).retry

@@ -19,12 +19,13 @@ import tornado.web
 
 from wxlogin import dbbudget, wxdeadline
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
-from wxlogin.handlers.errors import error_page
+from wxlogin.handlers.brand import BrandView
+from wxlogin.handlers.errors import ErrorPage, Retry, error_page
 from wxlogin.handlers.i18n import Translator, choose_locale
 from wxlogin.models import RequestContext, SessionClaims, User
 from wxlogin.services import Services
 from wxlogin.services.sessions import ResolvedSession
-from wxlogin.useragent import Surface, classify
+from wxlogin.useragent import Surface, classify, in_wechat
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def initialize(self) -> None:
         self.services = self.application.settings["services"]
         self.session = None
+        self._session_checked = False  # True once a session cookie was resolved (or found invalid)
         self._counted = self.application.settings.get("in_flight")
         if self._counted is not None:
             self._counted.started()
@@ -121,6 +123,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if not value:
             return
         self.session = await self.services.sessions.resolve(value)
+        self._session_checked = True
         if self.session is None:
             self.clear_session_cookie()
         elif self.session.needs_refresh:
@@ -221,10 +224,23 @@ class BaseHandler(tornado.web.RequestHandler):
             "sandbox": self.services.settings.wechat.sandbox,
             "request_path": self.route_path(),
             "lang_switch_url": self._lang_switch_url(translator.locale),
+            "brand": self.brand,
+            # A session cookie the database could not check (it is down or busy): the person may be signed in,
+            # so the page offers no "sign in" (issue 15).
+            "session_unknown": bool(self.get_cookie(self.cookie_names["session"])) and not self._session_checked,
         }
         namespace.update(context)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(env.get_template(name).render(**namespace))
+
+    @property
+    def brand(self) -> BrandView:
+        """The site's name, logo, colours, legal links and footer lines ([brand]), built once per application."""
+        view: BrandView | None = self.application.settings.get("brand_view")
+        if view is None:
+            view = BrandView.build(self.services.settings.brand, self._cached_static_url, self.reverse_url)
+            self.application.settings["brand_view"] = view
+        return view
 
     def _cached_static_url(self, path: str) -> str:
         if self.services.settings.server.debug:
@@ -261,13 +277,31 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Status, text and headers all come from the one table in handlers/errors.py.
-        page = error_page(kwargs.get("exc_info", (None, None, None))[1], status_code)
+        page = error_page(kwargs.get("exc_info", (None, None, None))[1], status_code,
+                          in_wechat=in_wechat(classify(self.request.headers.get("User-Agent"))))
         self.set_status(page.status)
         self.set_header("Cache-Control", "no-store")
         for name, value in page.headers:
             self.set_header(name, value)
-        retry = self.get_retry_url() if page.retry else None
-        self.render_template("error.html", page=page, retry_url=retry)
+        self.render_template("error.html", page=page, **self._next_step(page))
+
+    def _next_step(self, page: ErrorPage) -> dict[str, str | None]:
+        """The error page's main button: sign in again, back to the account, try the same page again, or none.
+
+        Never "sign in again" to someone who is signed in, or may be: when the database is down or busy the
+        session cookie cannot be checked, so a 503 (``Retry.RELOAD``) offers "try again" whoever is asking.
+        """
+        if not page.retry:
+            return {"retry_url": None, "retry_label": None}
+        if page.retry_by is Retry.RELOAD:
+            # href="" reloads this very address without printing its query (a callback's code) into the page;
+            # only a GET is safe to repeat that way.
+            if self.request.method in ("GET", "HEAD"):
+                return {"retry_url": "", "retry_label": "重试"}
+            return {"retry_url": None, "retry_label": None}
+        if self.current_user is not None:
+            return {"retry_url": self.reverse_url("account"), "retry_label": "返回我的账号"}
+        return {"retry_url": self.get_retry_url(), "retry_label": "重新登录"}
 
     def get_retry_url(self) -> str:
         return self.reverse_url("login")

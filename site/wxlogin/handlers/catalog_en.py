@@ -38,8 +38,6 @@ EN: dict[str, str] = {
     "找不到这个登录二维码，或者它不是在这个浏览器中打开的。请刷新二维码。":
         "This sign-in code does not exist, or it was not opened in this browser. Please refresh the code.",
     "二维码已过期。请刷新二维码后重新扫码。": "The code has expired. Please refresh it and scan again.",
-    "还没有确认登录": "Not confirmed yet",
-    "请先在手机上确认登录。": "Please confirm the sign-in on your phone first.",
     "你在手机上取消了这次登录。想登录时请刷新二维码。":
         "You cancelled this sign-in on your phone. Refresh the code when you want to sign in.",
     "二维码已使用": "This code has been used",
@@ -72,12 +70,9 @@ EN: dict[str, str] = {
     # errors
     "重新登录": "Sign in again",
     "返回首页": "Back to home",
-    "登录链接已过期": "The sign-in link has expired",
     "登录需在 10 分钟内完成。请重新发起登录。": "Sign-in must be completed within 10 minutes. Please start again.",
-    "无法确认是你本人发起的登录": "We could not confirm that you started this sign-in",
     "请在发起登录的同一个浏览器中完成登录，并允许本站使用 Cookie。":
         "Please finish signing in in the browser where you started, and allow this site's cookies.",
-    "登录链接已被使用": "The sign-in link was already used",
     "每个登录链接只能使用一次。请重新发起登录。": "Each sign-in link works once. Please start again.",
     "登录链接无效": "The sign-in link is not valid",
     "这个登录链接不完整或已被修改。请重新发起登录。":
@@ -89,15 +84,9 @@ EN: dict[str, str] = {
     "你正在查看页面快照。请点击页面底部的「使用完整服务」，然后再次登录。":
         "You are viewing a page snapshot. "
         "Tap \u201cUse full service\u201d (使用完整服务) at the bottom, then sign in again.",
-    "微信登录凭证已失效": "WeChat's sign-in code is no longer valid",
-    "微信返回的登录凭证已过期或已被使用。请重新发起登录。":
-        "The code WeChat returned has expired or was already used. Please start again.",
-    "登录过于频繁": "Too many sign-in attempts",
     "请稍等一分钟后再试。": "Please wait a minute and try again.",
-    "微信拦截了这次登录": "WeChat blocked this sign-in",
     "微信判断这次登录存在风险。请稍后再试或联系客服。":
         "WeChat considered this sign-in risky. Please try later or contact support.",
-    "登录服务暂时不可用": "Sign-in is temporarily unavailable",
     "网站的微信登录配置有误，我们已记录这个问题。请稍后再试。":
         "The site's WeChat configuration has a problem; we have logged it. Please try later.",
     "微信暂时没有响应": "WeChat is not responding",
@@ -110,9 +99,7 @@ EN: dict[str, str] = {
     "微信登录失败": "WeChat sign-in failed",
     "微信返回了错误。请稍后再试。": "WeChat returned an error. Please try again later.",
     "账号已停用": "This account is disabled",
-    "这个账号已被停用。如有疑问请联系客服。": "This account has been disabled. Contact support if you have questions.",
     "服务暂时不可用": "Service temporarily unavailable",
-    "我们的服务暂时无法处理请求，请稍后重试。": "We cannot handle requests right now. Please try again shortly.",
     "服务繁忙": "Service busy",
     "现在访问的人太多，请过一会儿再试。":
         "Too many people are using the service right now. Please try again in a moment.",
@@ -121,20 +108,11 @@ EN: dict[str, str] = {
     "无法解除绑定": "Cannot unlink",
     "账号至少需要保留一种登录方式。": "An account needs at least one way to sign in.",
     "找不到页面": "Page not found",
-    "你访问的内容不存在。": "What you asked for does not exist.",
-    "请求无效": "Invalid request",
-    "请求的参数不正确。": "The request's parameters are not valid.",
-    "图片无效": "Not a usable image",
     "请选择一张 JPEG 或 PNG 图片。": "Please choose a JPEG or PNG image.",
-    "内容不合规": "Content refused",
     "这段内容没有通过微信的内容安全检查。": "This content did not pass WeChat's content check.",
-    "没有权限": "Forbidden",
     "请求被拒绝。如果你刚才提交了表单，请刷新页面后再试。":
         "The request was refused. If you just submitted a form, reload the page and try again.",
     "你访问的页面不存在。": "The page you asked for does not exist.",
-    "请求方式不支持": "Method not allowed",
-    "这个地址不支持这种请求方式。": "This address does not accept that kind of request.",
-    "请求太大": "Request too large",
     "提交的内容超过了大小限制。": "What you sent is over the size limit.",
     "请求过于频繁": "Too many requests",
     "请稍等一会儿再试。": "Please wait a moment and try again.",
@@ -216,7 +194,6 @@ EN: dict[str, str] = {
     "这个手机号已绑定其他账号": "This phone number belongs to another account",
     "手机号不会从一个账号转到另一个账号。如果两个账号都是你的，请先合并账号。":
         "A phone number never moves from one account to another. If both accounts are yours, merge them first.",
-    "手机号授权已失效": "The phone number permission has expired",
     "请重新点击按钮获取手机号。": "Tap the button again to share your phone number.",
     # the account page for people, its confirmations, the merge page, the avatar menu (issue 15)
     "微信扫码": "WeChat QR code",
@@ -259,4 +236,72 @@ EN: dict[str, str] = {
     "已退出所有设备。": "You are signed out everywhere.",
     "所有设备、App 和小程序上的登录都已结束。":
         "Every sign-in has ended, on all devices, the app and the mini-program.",
+    # issue 15: the brand, the legal line, the footer and error titles that say what to do next
+    "{name}：用微信安全登录，电脑上扫码，微信里一键登录。":
+        "{name}: sign in safely with WeChat. Scan on a computer, or tap once inside WeChat.",
+    "登录即表示同意": "By signing in you agree to the ",
+    "《用户协议》": "User Agreement",
+    "《隐私政策》": "Privacy Policy",
+    "用户协议": "User Agreement",
+    "隐私政策": "Privacy Policy",
+    "客服：": "Customer service: ",
+    "占位页面": "placeholder",
+    "这是占位页面，不是{name}的正式文件。": "This is a placeholder page, not {name}'s actual document.",
+    "网站上线前，请在 settings.toml 的 [brand] 中填写 {key}，指向正式的文件。":
+        "Before the site goes live, set {key} in the [brand] table of settings.toml to the real document.",
+    "重试": "Try again",
+    "页面地址有误，请返回重试": "This address is wrong. Please go back and try again",
+    "这个地址缺少内容或被改动过。请回到上一页重新操作。":
+        "This address is missing something or was altered. Please go back to the previous page and try again.",
+    "账号已停用，请联系客服": "This account is disabled. Please contact customer service",
+    "这个账号已被停用，无法登录。如有疑问请联系客服。":
+        "This account has been disabled and cannot sign in. Contact customer service if you have questions.",
+    "找不到页面，请返回首页": "Page not found. Please go back to the home page",
+    "你要找的内容不存在，或已被删除。": "What you are looking for does not exist, or was deleted.",
+    "二维码已失效，请刷新": "This code no longer works. Please refresh it",
+    "二维码已过期，请刷新后重新扫码": "This code has expired. Refresh it and scan again",
+    "请先在手机上确认登录": "Please confirm the sign-in on your phone first",
+    "扫码后，请在手机微信里确认登录，这里会自动继续。":
+        "After scanning, confirm the sign-in in WeChat on your phone; this page continues by itself.",
+    "已取消登录，请刷新二维码": "Sign-in cancelled. Refresh the code to try again",
+    "二维码已用过，请刷新": "This code was already used. Please refresh it",
+    "这个微信身份属于另一个账号。如果两个账号都是你的，请合并账号。":
+        "This WeChat identity belongs to another account. If both accounts are yours, please merge them.",
+    "授权已过期，请重新获取手机号": "The permission has expired. Please share your phone number again",
+    "已停用的账号不能合并，也不能被合并。两个账号都没有改变。如有疑问请联系客服。":
+        "A disabled account cannot be merged, nor can another account be merged into it. Neither account has "
+        "changed. Contact customer service if you have questions.",
+    "合并没有完成，请用另一个账号的微信确认": "Not merged. Please confirm with the other account's WeChat",
+    "无法解除绑定，请先绑定另一种方式": "Cannot unlink. Please link another way to sign in first",
+    "图片无法使用，请换一张": "This image cannot be used. Please choose another",
+    "内容未通过检查，请修改后再试": "This content was refused. Please change it and try again",
+    "操作太频繁，请稍后再试": "Too many attempts. Please try again in a moment",
+    "服务繁忙，请稍后再试": "The service is busy. Please try again in a moment",
+    "服务暂时不可用，请稍后再试": "The service is temporarily unavailable. Please try again shortly",
+    "我们的服务暂时无法处理请求，你的账号不受影响。请稍后重试。":
+        "We cannot handle requests right now; your account is not affected. Please try again shortly.",
+    "登录超时，请重新扫码": "Sign-in timed out. Please scan again",
+    "登录超时，请重新登录": "Sign-in timed out. Please sign in again",
+    "请在同一个浏览器中完成登录": "Please finish signing in in the same browser",
+    "登录链接已用过，请重新登录": "This sign-in link was already used. Please sign in again",
+    "登录链接无效，请重新登录": "This sign-in link is not valid. Please sign in again",
+    "这次登录等得太久，或已经完成过。请重新登录。":
+        "This sign-in waited too long, or was already completed. Please sign in again.",
+    "授权已过期，请重新登录": "Your authorisation has expired. Please sign in again",
+    "为了安全，微信的授权有有效期。请重新登录并授权。":
+        "For your safety, WeChat's permission expires. Please sign in and allow it again.",
+    "需要你的同意，请重新登录": "We need your permission. Please sign in again",
+    "这一步需要你在微信中同意授权。请重新登录，并在微信中点「允许」。":
+        "This step needs your permission in WeChat. Please sign in again and tap \u201cAllow\u201d (允许) in WeChat.",
+    "微信暂时没有响应，请稍后再试": "WeChat is not responding. Please try again later",
+    "微信拦截了登录，请稍后再试": "WeChat blocked this sign-in. Please try again later",
+    "登录太频繁，请一分钟后再试": "Too many sign-ins. Please try again in a minute",
+    "登录暂时不可用，请稍后再试": "Sign-in is temporarily unavailable. Please try again later",
+    "微信繁忙，请稍后再试": "WeChat is busy. Please try again later",
+    "微信登录失败，请稍后再试": "WeChat sign-in failed. Please try again later",
+    "请刷新页面后再试": "Please reload the page and try again",
+    "这个地址不能这样打开，请返回首页": "This address cannot be opened this way. Please go back to the home page",
+    "这个地址不支持这种操作。": "This address does not accept that kind of request.",
+    "内容太大，请换一个小一些的": "Too large. Please choose something smaller",
+    "出错了，请稍后再试": "Something went wrong. Please try again shortly",
 }
