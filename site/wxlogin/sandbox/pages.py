@@ -68,7 +68,8 @@ class QrConnectHandler(SandboxHandler):
             # wxLogin.js's stylelite: the compact QR without a heading of its own (the site has the heading)
             lite=q["stylelite"] == "1",
             # The page that framed this QR (the callback's site) hears its states: scanned, expired.
-            parent_origin=f"{parts.scheme}://{parts.netloc}", expires_in=max(1, int(self.sandbox.state.qr_left(session))),
+            parent_origin=f"{parts.scheme}://{parts.netloc}",
+            expires_in=max(1, int(self.sandbox.state.qr_left(session))),
         )
 
 
