@@ -73,6 +73,9 @@
       method: "POST", credentials: "same-origin", body: body,
       headers: { "X-XSRFToken": card.dataset.xsrf, "Accept": "application/json" }
     }).then(function (response) {
+      // A stale XSRF token: this browser signed in (or out) in another tab since the page was drawn. A reload
+      // gets a fresh page, or sends a signed-in browser on to where it was going.
+      if (response.status === 403) { window.location.reload(); return; }
       return response.json().then(function (answer) {
         renewing = false;
         if (answer.next) { window.location.assign(answer.next); return; }  // signed in meanwhile (another tab)

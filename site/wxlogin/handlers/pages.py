@@ -61,7 +61,7 @@ class LoginHandler(OAuthHandler):
             return
         surface = self.surface
         context: dict[str, object] = {
-            "surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "",
+            "surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "", "unavailable": False,
             "one_tap_url": self.reverse_url("auth_mp") + "?" + urlencode({"next": next_path}),
             "full_page_url": self.reverse_url("auth_web") + "?" + urlencode({"next": next_path})}
         if in_wechat(surface):
