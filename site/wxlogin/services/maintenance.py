@@ -23,7 +23,7 @@ PURGE_PAUSE = 0.05  # seconds between batches, so logins get the table and the p
 # probing it in a loop costs WeChat at most one call per app per process every 10 s.
 DEEP_CHECK_REUSE = 10.0
 # /login asks whether anyone can sign in before it shows a live QR; the answer is reused this long and
-# shared by concurrent views, so a busy login page costs MySQL one SELECT 1 per process every 2 s.
+# shared by concurrent views, so a busy login page costs MySQL one ping per process every 2 s.
 READY_REUSE = 2.0
 
 
