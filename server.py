@@ -29,7 +29,7 @@ import tornado.httpserver  # noqa: E402
 import tornado.netutil  # noqa: E402
 
 from wxlogin.app import Assets, make_app  # noqa: E402
-from wxlogin.config import ConfigError, Settings, load_settings  # noqa: E402
+from wxlogin.config import SANDBOX_PREFIX, ConfigError, Settings, load_settings  # noqa: E402
 from wxlogin.errors import DatabaseUnavailable, Overloaded  # noqa: E402
 from wxlogin.logsetup import configure_logging  # noqa: E402
 from wxlogin.services import build_services  # noqa: E402
@@ -48,6 +48,10 @@ def announce(settings: Settings) -> None:
     elif not wx.is_official:
         logger.warning("WeChat bases are NOT the official ones: open_base=%s api_base=%s", wx.open_base, wx.api_base)
     logger.info("serving %s on %s:%d", settings.server.public_url, settings.server.host, settings.server.port)
+    # Where a person starts: the address to open, and in the sandbox, who to play without a phone.
+    logger.info("sign in at %s/login", settings.server.public_url)
+    if wx.sandbox:
+        logger.info("no phone? the sandbox's test people are at %s%s/", settings.server.public_url, SANDBOX_PREFIX)
 
 
 async def migrate_once(settings: Settings) -> None:

@@ -302,6 +302,9 @@ class WeChatSettings:
     # The desktop /login page's methods, in tab order (the first is shown first); see DESKTOP_METHODS.
     desktop_methods: tuple[str, ...] = setting(("qr",), dev="development shows every method the sandbox plays")
     scene_max_age: int = setting(300, lo=30, hi=3600)  # a follow QR or mini-program code lives this long
+    # How long WeChat's website QR stays scannable (5 minutes): the login page dims it after this, and the
+    # sandbox's QR codes expire after it. Short only in tests of the expired state.
+    qr_max_age: int = setting(300, lo=2, hi=3600)
     web: WeChatApp
     mp: WeChatMpApp
     app: WeChatApp

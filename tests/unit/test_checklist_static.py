@@ -16,7 +16,9 @@ SITE = Path(__file__).resolve().parents[2] / "site" / "wxlogin"
 # Every route the site serves. A new route is a deliberate change to this list (item 50: no hidden
 # login routes); the /_sandbox routes exist only with [wechat] sandbox = true.
 ROUTES = [
-    r"/(robots\.txt)$", r"/(favicon\.ico)$", r"/static/(.*)$", r"/$", r"/login$", r"/account$",
+    r"/(robots\.txt)$", r"/(favicon\.ico)$", r"/static/(.*)$", r"/$", r"/login$",
+    r"/login/qr$",  # the website QR card's renewal (issue 15): a fresh embedded QR and binding, XSRF-checked
+    r"/account$",
     r"/account/unlink$", r"/account/merge$", r"/account/phone/unbind$", r"/account/refresh$", r"/logout$",
     r"/healthz$", r"/auth/wechat/web$", r"/auth/wechat/mp$", r"/auth/wechat/mp/([a-z0-9_]{1,32})$",
     r"/account/link/(web|mp)$", r"/auth/wechat/callback/([a-z0-9_.-]{2,48})$", r"/api/miniprogram/login$",

@@ -48,6 +48,15 @@ EN: dict[str, str] = {
         "If you already follow it, just scan.",
     "用微信扫一扫上方小程序码，在小程序中确认后即可登录。":
         "Scan the mini-program code above with WeChat and confirm in the mini-program to sign in.",
+    # login: the website QR card's states and the sandbox banner's link (issue 15, QR card)
+    "二维码已失效，点击刷新": "This code has expired. Click to refresh",
+    "正在加载二维码…": "Loading the QR code…",
+    "扫描成功，请在手机上确认": "Scanned. Please confirm on your phone",
+    "已确认，正在登录…": "Confirmed. Signing you in…",
+    "登录服务暂时不可用，请稍后再试。": "Signing in is not possible right now. Please try again in a moment.",
+    "暂时无法登录": "Signing in is unavailable",
+    "重试": "Try again",
+    "没有手机？点此扮演测试用户": "No phone? Play a test person here",
     # account
     "我的账号": "My account",
     "账号 ID": "Account ID",
@@ -249,7 +258,6 @@ EN: dict[str, str] = {
     "这是占位页面，不是{name}的正式文件。": "This is a placeholder page, not {name}'s actual document.",
     "网站上线前，请在 settings.toml 的 [brand] 中填写 {key}，指向正式的文件。":
         "Before the site goes live, set {key} in the [brand] table of settings.toml to the real document.",
-    "重试": "Try again",
     "页面地址有误，请返回重试": "This address is wrong. Please go back and try again",
     "这个地址缺少内容或被改动过。请回到上一页重新操作。":
         "This address is missing something or was altered. Please go back to the previous page and try again.",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable
+from typing import Any
 from urllib.parse import urlencode
 
 import segno
 import tornado.web
 
-from wxlogin.errors import BadRequest
+from wxlogin.errors import BadRequest, DatabaseUnavailable
 from wxlogin.handlers.base import BaseHandler, login_required, public
-from wxlogin.handlers.errors import ERRORS
+from wxlogin.handlers.errors import ERRORS, api_error
 from wxlogin.handlers.oauth import CHANNEL_NAMES, OAuthHandler
 from wxlogin.handlers.scenes import bind_scene
 from wxlogin.models import Channel, SceneKind
@@ -50,9 +52,16 @@ class LoginHandler(OAuthHandler):
             self.redirect(next_path)
             return
         self.set_header("Cache-Control", "no-store")
+        if not await self.services.maintenance.sign_in_ready():
+            # Nobody can sign in while MySQL is away: say so now, not after a scan that cannot finish.
+            self.set_status(503)
+            self.set_header("Retry-After", str(LOGIN_RETRY_AFTER))
+            self.render_template("login.html", unavailable=True, method="", methods=[], next_path=next_path,
+                                 retry_url=self.reverse_url("login") + "?" + urlencode({"next": next_path}))
+            return
         surface = self.surface
         context: dict[str, object] = {
-            "surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "",
+            "surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "", "unavailable": False,
             "one_tap_url": self.reverse_url("auth_mp") + "?" + urlencode({"next": next_path}),
             "full_page_url": self.reverse_url("auth_web") + "?" + urlencode({"next": next_path})}
         if in_wechat(surface):
@@ -80,7 +89,8 @@ class LoginHandler(OAuthHandler):
         context.update(method=method, methods=[(m, DESKTOP_METHOD_NAMES[m], method_url(m)) for m in methods],
                        refresh_url=method_url(method), scene="")
         if method == "qr":
-            context["qr_iframe_url"] = self.begin_flow(Flow(Channel.WEB), next_path, embedded=True)
+            context.update(qr_card(self, next_path), qr_iframe_url=self.begin_flow(Flow(Channel.WEB), next_path,
+                                                                                    embedded=True))
             return
         # A scene costs a row now and WeChat quota for its image: counted like a flow start.
         await self.services.oauth.count_start(self.client_ip())
@@ -104,6 +114,57 @@ PHONE_OUTCOMES = {"phone_bound": "已绑定", "phone_unbound": "已解除绑定"
 def confirmed(handler: BaseHandler) -> bool:
     """A destructive account action runs only on its confirmation page's second POST (works without JS)."""
     return handler.get_body_argument("confirm", "") == "1"
+
+
+LOGIN_RETRY_AFTER = 5  # seconds: what /login's "cannot sign in now" answer suggests as the wait
+
+
+def qr_card(handler: OAuthHandler, next_path: str) -> dict[str, object]:
+    """What static/js/qrcard.js needs to show the website QR's states and renew it without a reload."""
+    settings = handler.services.settings
+    wx = settings.wechat
+    return {
+        "qr_renew_url": handler.reverse_url("login_qr"), "qr_max_age": wx.qr_max_age,
+        "state_max_age": settings.server.state_max_age,
+        # Only the sandbox's emulated QR tells the page its states (postMessage); real WeChat's frame does not.
+        "qr_frame_origin": settings.server.public_origin if wx.sandbox else "",
+    }
+
+
+class LoginQrHandler(OAuthHandler):
+    """POST /login/qr (XSRF-checked, same origin): a fresh embedded QR for the login page, without a reload.
+
+    The page (static/js/qrcard.js) asks when its QR expired and the person clicked it, or before the
+    state it holds runs out (``[server] state_max_age``). Like /login, it binds the new state to this
+    browser (the binding cookie) and answers ``{"url", "qr_max_age", "state_max_age"}``; a browser signed
+    in meanwhile (another tab) gets ``{"next"}``. Errors are the API's JSON.
+    """
+
+    @public
+    async def post(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        next_path = safe_next(self.get_body_argument("next", "/"))
+        if self.current_user is not None:
+            self.finish({"next": next_path})
+            return
+        if not await self.services.maintenance.sign_in_ready():
+            raise DatabaseUnavailable("sign-in readiness")
+        # Every renewal is a new flow start: counted like /auth/wechat/web, so a loop cannot mint states freely.
+        await self.services.oauth.count_start(self.client_ip())
+        url = self.begin_flow(Flow(Channel.WEB), next_path, embedded=True)
+        card = qr_card(self, next_path)
+        self.finish({"url": url, "qr_max_age": card["qr_max_age"], "state_max_age": card["state_max_age"]})
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Read by fetch() in qrcard.js: the API's JSON answer, not a page.
+        answer = api_error(kwargs.get("exc_info", (None, None, None))[1], status_code)
+        self.clear()
+        self.set_status(answer.status)
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        for name, value in answer.headers:
+            self.set_header(name, value)
+        self.finish(json.dumps(answer.body(), ensure_ascii=False))
 
 
 class AccountHandler(BaseHandler):
@@ -284,6 +345,7 @@ class NotFoundHandler(BaseHandler):
 routes = [
     tornado.web.url(r"/", HomeHandler, name="home"),
     tornado.web.url(r"/login", LoginHandler, name="login"),
+    tornado.web.url(r"/login/qr", LoginQrHandler, name="login_qr"),
     tornado.web.url(r"/account", AccountHandler, name="account"),
     tornado.web.url(r"/account/unlink", UnlinkHandler, name="account_unlink"),
     tornado.web.url(r"/account/merge", MergeHandler, name="account_merge"),

@@ -16,6 +16,7 @@ import tornado.web
 from wxlogin.config import SANDBOX_PREFIX, Settings, WeChatPushApp
 from wxlogin.sandbox import cgi, dev, follow, oa, pages, push, sns, wxa, wxa_content, wxacode
 from wxlogin.sandbox.base import RegisteredApp, Sandbox
+from wxlogin.sandbox.state import SandboxState
 
 
 def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
@@ -29,7 +30,7 @@ def build_sandbox(settings: Settings, jinja_env: jinja2.Environment) -> Sandbox:
     public = settings.server.public_url
     return Sandbox(
         base_url=public + SANDBOX_PREFIX, callback_host=urlsplit(public).netloc, apps=apps, jinja_env=jinja_env,
-        path_prefix=SANDBOX_PREFIX,
+        path_prefix=SANDBOX_PREFIX, state=SandboxState(qr_ttl=settings.wechat.qr_max_age),
     )
 
 

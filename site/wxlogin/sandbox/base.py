@@ -70,9 +70,15 @@ class SandboxHandler(tornado.web.RequestHandler):
             "frame-ancestors 'self'; base-uri 'none'",
         )
 
+    @property
+    def english(self) -> bool:
+        """``?lang=en`` (what the site passes to WeChat's QR page): the sandbox's pages speak English."""
+        return self.get_query_argument("lang", "") == "en"
+
     def render_page(self, name: str, **context: Any) -> None:
         template = self.sandbox.jinja_env.get_template(name)
         context.setdefault("status_code", 200)
+        context.setdefault("en", self.english)
         self.set_status(context["status_code"])
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(template.render(base_url=self.sandbox.base_url, xsrf_token=self.xsrf_token.decode(), **context))

@@ -3,7 +3,8 @@
 Inside WeChat the person is already known to WeChat; the sandbox remembers who you are playing in
 the ``sbwx`` cookie (picked on first visit). ``snsapi_base`` redirects at once; ``snsapi_userinfo``
 shows a consent page whose "deny" returns with the state and no code. Errors are the documented
-authorize-page codes (10003, 10005, 10010-10016), shown as a page, never JSON.
+authorize-page codes (10003, 10005, 10010-10016), shown as a page, never JSON. A browser outside WeChat
+gets WeChat's refusal, "请在微信客户端打开链接", unless it plays the WeChat browser (``?sandbox_ua=wechat``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from wxlogin.sandbox.base import SandboxHandler
 from wxlogin.sandbox.pages import STATE_RE, redirect_with
 
 PERSON_COOKIE = "sbwx"
+SANDBOX_UA_COOKIE = "sandbox_ua"  # set by the site's /login?sandbox_ua=wechat|off (same origin as the sandbox)
 SCOPES = ("snsapi_base", "snsapi_userinfo")
 
 
@@ -55,6 +57,10 @@ class AuthorizeHandler(SandboxHandler):
         if problem:
             self.render_page("sandbox/unavailable.html", problem=problem)
             return
+        if not self._in_wechat():
+            # Real WeChat answers a browser elsewhere with this page and no way on (snsapi_base included).
+            self.render_page("sandbox/wechat_only.html")
+            return
         person = people.person(self.get_cookie(PERSON_COOKIE) or "")
         if person is None:
             self.render_page("sandbox/persona.html", presets=people.PRESETS, return_to=self.request.uri)
@@ -63,6 +69,15 @@ class AuthorizeHandler(SandboxHandler):
             self.redirect(self._code_redirect(q, person))
             return
         self.render_page("sandbox/authorize.html", q=q, person=person)
+
+    def _in_wechat(self) -> bool:
+        """The WeChat browser (``MicroMessenger`` in its User-Agent), or a laptop playing it (the site's
+        ``/login?sandbox_ua=wechat`` cookie). Scripts (no ``Mozilla/`` User-Agent: curl, the tests' HTTP
+        clients) are let through: they walk the flow as the WeChat browser would."""
+        agent = self.request.headers.get("User-Agent", "")
+        if "MicroMessenger" in agent or not agent.startswith("Mozilla/"):
+            return True
+        return self.get_cookie(SANDBOX_UA_COOKIE) == "wechat"
 
     def post(self) -> None:
         q = self._params("body")
@@ -93,7 +108,8 @@ class PersonaHandler(SandboxHandler):
 
     def get(self) -> None:
         self.render_page("sandbox/persona.html", presets=people.PRESETS,
-                         return_to=self.sandbox.path_prefix + "/?" + urlencode({"chosen": "1"}))
+                         return_to=self.sandbox.path_prefix + "/?" + urlencode(
+                             {"chosen": "1", **({"lang": "en"} if self.english else {})}))
 
 
 def routes(prefix: str, init: dict[str, Any]) -> list[tornado.routing.URLSpec]:

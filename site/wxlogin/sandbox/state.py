@@ -64,9 +64,15 @@ class QrSession:
     redirect_uri: str
     state: str
     created: float = field(default_factory=time.time)
-    status: str = "waiting"  # waiting | confirmed | denied
+    status: str = "waiting"  # waiting | scanned (the phone opened it) | confirmed | denied
     code: str = ""
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # replaced at each change (see ``move``)
+
+    def move(self, status: str) -> None:
+        """Change the status and wake the long-polls waiting on the old one (each waits on its own event)."""
+        self.status = status
+        fired, self.changed = self.changed, asyncio.Event()
+        fired.set()
 
 
 @dataclass
@@ -129,7 +135,8 @@ class Grant:
 class SandboxState:
     """In-memory stores, pruned as they grow."""
 
-    def __init__(self) -> None:
+    def __init__(self, qr_ttl: int = QR_TTL) -> None:
+        self.qr_ttl = qr_ttl  # the site's [wechat] qr_max_age: WeChat's 5 minutes unless a test shortens it
         self.qr: dict[str, QrSession] = {}
         self.codes: dict[str, Grant] = {}
         self.access_tokens: dict[str, Grant] = {}
@@ -164,9 +171,13 @@ class SandboxState:
 
     def get_qr(self, uuid: str) -> QrSession | None:
         session = self.qr.get(uuid)
-        if session is None or time.time() - session.created > QR_TTL:
+        if session is None or self.qr_left(session) <= 0:
             return None
         return session
+
+    def qr_left(self, session: QrSession) -> float:
+        """Seconds until this QR code expires."""
+        return session.created + self.qr_ttl - time.time()
 
     def issue_code(self, appid: str, person: str, scope: str, snapshot: bool = False) -> str:
         self._prune()
@@ -310,7 +321,7 @@ class SandboxState:
     def _prune(self) -> None:
         now = time.time()
         stores: tuple[tuple[dict[str, Any], int], ...] = (
-            (self.codes, CODE_TTL), (self.qr, QR_TTL), (self.access_tokens, ACCESS_TOKEN_TTL),
+            (self.codes, CODE_TTL), (self.qr, self.qr_ttl), (self.access_tokens, ACCESS_TOKEN_TTL),
             (self.phone_codes, CODE_TTL))
         for store, ttl in stores:
             if len(store) > _MAX_ENTRIES // 4:

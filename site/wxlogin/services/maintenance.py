@@ -22,6 +22,9 @@ PURGE_PAUSE = 0.05  # seconds between batches, so logins get the table and the p
 # The deep probe's answer is reused this long and shared by concurrent probes: /healthz is public, so
 # probing it in a loop costs WeChat at most one call per app per process every 10 s.
 DEEP_CHECK_REUSE = 10.0
+# /login asks whether anyone can sign in before it shows a live QR; the answer is reused this long and
+# shared by concurrent views, so a busy login page costs MySQL one ping per process every 2 s.
+READY_REUSE = 2.0
 
 
 def token_apps(wechat: WeChatSettings) -> dict[str, WeChatApp]:
@@ -44,6 +47,8 @@ class MaintenanceService:
         self.token_apps = dict(token_apps or {})
         self._deep: tuple[float, dict[str, str]] | None = None
         self._deep_task: asyncio.Task[dict[str, str]] | None = None
+        self._ready: tuple[float, bool] | None = None  # (reuse until, answer) of sign_in_ready
+        self._ready_task: asyncio.Task[bool] | None = None
         self.retention = retention
         self.batch = batch
         self.pause = pause
@@ -63,6 +68,22 @@ class MaintenanceService:
             return await self.db.ping()
         except DatabaseUnavailable:
             return False
+
+    async def sign_in_ready(self) -> bool:
+        """Whether anyone can sign in now (MySQL answers): ``database_ready``, reused for ``READY_REUSE``
+        seconds and shared by concurrent callers, for pages that must not query MySQL on every view."""
+        if self._ready is not None and time.monotonic() < self._ready[0]:
+            return self._ready[1]
+        if self._ready_task is None or self._ready_task.done():
+            # Its own context, as the deep probe's: shared by every waiting view, it belongs to none of them.
+            loop = asyncio.get_running_loop()
+            self._ready_task = loop.create_task(self._probe_ready(), context=contextvars.Context())
+        return await asyncio.shield(self._ready_task)
+
+    async def _probe_ready(self) -> bool:
+        ready = await self.database_ready()
+        self._ready = (time.monotonic() + READY_REUSE, ready)
+        return ready
 
     async def check_app_tokens(self) -> dict[str, str]:
         """For each app that has an app token (``token_apps``, by label): "ok" when a call made with it

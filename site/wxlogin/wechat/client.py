@@ -300,7 +300,7 @@ class WeChatClient:
     # --- URLs the browser visits ----------------------------------------------------------
 
     def qrconnect_url(self, appid: str, redirect_uri: str, state: str, embedded: bool, lang: str = "") -> str:
-        """The website-application QR page; ``embedded`` builds what wxLogin.js puts in its iframe."""
+        """The website-application QR page; ``embedded`` builds what wxLogin.js puts in its iframe (``stylelite``)."""
         params = [
             ("appid", appid), ("redirect_uri", redirect_uri), ("response_type", "code"),
             ("scope", "snsapi_login"), ("state", state),
@@ -310,6 +310,10 @@ class WeChatClient:
                        ("sizetype", ""), ("bgcolor", ""), ("rst", "")]
         if lang == "en":
             params.append(("lang", "en"))
+        if embedded:
+            # WeChat's compact QR (wxLogin.js ``stylelite: 1``): no heading of its own, so the login page's
+            # heading is the only one (the classic page's CSS override, ``href``, is ignored with it).
+            params.append(("stylelite", "1"))
         return f"{self.open_base}/connect/qrconnect?{urlencode(params, quote_via=quote)}#wechat_redirect"
 
     def authorize_url(self, appid: str, redirect_uri: str, scope: str, state: str) -> str:
