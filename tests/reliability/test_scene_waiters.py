@@ -139,8 +139,11 @@ async def test_a_thousand_pages_wait_cheaply_and_all_hear_the_end(scene_server, 
     FIGURES.scene_waiters_5xx += sum(1 for status in statuses if status >= 500)
     assert statuses == [200] * len(scenes)
     assert sorted(finals) == sorted(["refused"] * (len(scenes) // 2) + ["expired"] * (len(scenes) // 2))
-    # The cost of waiting: one statement a round for all of them (2 a second at 0.5 s), not one per page.
-    assert per_second < 10, per_second
+    # The cost of waiting: one statement a round for all of them (2 a second at 0.5 s), not one per page (which
+    # measured 1,243 a second). The bound leaves room for a loaded machine, where late connections' one lookup
+    # each still land in the window (26 a second seen with four other test sessions running); the figures
+    # table reports what was measured.
+    assert per_second < 100, per_second
     assert "Uncaught exception" not in scene_server.log()
 
 
