@@ -334,3 +334,50 @@ async def test_page_state_has_no_serious_accessibility_violation(state, profile,
         assert not bad, readable(case, bad)
     finally:
         await context.close()
+
+
+# What axe does not check: a form's button and a link styled as one are the same box in the page's font; fields
+# are 16px (iOS Safari zooms into smaller ones); the language link says which language its text is in.
+CONTROLS = """() => {
+  const box = document.createElement('div');
+  box.innerHTML = '<form><button class="button" type="submit">登录 Sign in</button></form>'
+    + '<a class="button" href="#">登录 Sign in</a>'
+    + '<form><button class="button small" type="submit">解除绑定</button></form>'
+    + '<a class="button small" href="#">解除绑定</a>'
+    + '<form><button class="button primary big" type="submit">微信一键登录</button></form>'
+    + '<a class="button primary big" href="#">微信一键登录</a>';
+  document.querySelector('main').appendChild(box);
+  const look = el => { const s = getComputedStyle(el);
+    return {height: el.getBoundingClientRect().height, font: s.fontFamily, size: s.fontSize, weight: s.fontWeight}; };
+  return [...box.querySelectorAll('.button')].map(el => ({tag: el.tagName, cls: el.className, ...look(el)}));
+}"""
+
+
+@pytest.mark.parametrize("profile", ["desktop", "phone"])
+async def test_buttons_and_link_buttons_are_alike_and_fields_do_not_zoom(profile, server, axe_browser):
+    context = await axe_browser.new_context(**PROFILES[profile])
+    page = await context.new_page()
+    try:
+        await page.goto(server.url + "/")
+        body_font = await page.evaluate("getComputedStyle(document.body).fontFamily")
+        controls = await page.evaluate(CONTROLS)
+        for button, link in zip(controls[::2], controls[1::2], strict=True):
+            assert (button["tag"], link["tag"]) == ("BUTTON", "A")
+            assert button["font"] == body_font, f"<button class={button['cls']!r}> falls back to {button['font']}"
+            assert {k: v for k, v in button.items() if k != "tag"} == {k: v for k, v in link.items() if k != "tag"}, (
+                f"<button> and <a> with class {button['cls']!r} differ: {button} vs {link}")
+
+        phone = await axe_browser.new_context(**PROFILES["phone"])
+        elsewhere = await phone.new_page()
+        await elsewhere.goto(server.url + "/login?next=/account")  # a phone browser: the copy-link field
+        sizes = await elsewhere.eval_on_selector_all(
+            "input:not([type=hidden]), select, textarea", "els => els.map(e => getComputedStyle(e).fontSize)")
+        assert sizes and all(float(size.rstrip("px")) >= 16 for size in sizes), sizes
+        await phone.close()
+
+        for lang in LANGS:
+            await page.goto(server.url + f"/?lang={lang}")
+            link = page.locator("footer a[hreflang]")
+            assert await link.get_attribute("lang") == await link.get_attribute("hreflang"), await link.inner_text()
+    finally:
+        await context.close()
