@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= settings.toml
 
-.PHONY: run test bench bench-profile check-reliability venv db browser tools lint clean play-miniprogram play-app
+.PHONY: run test bench bench-profile check-reliability venv db browser tools lint clean play-miniprogram play-app \
+	screenshots
 
 run: db
 	$(PY) server.py --config $(CONFIG)
@@ -39,8 +40,15 @@ $(VENV)/.installed: pyproject.toml
 db: venv
 	PY=$(PY) CONFIG=$(CONFIG) scripts/ensure-mysql.sh
 
+# Chromium for the browser tests, axe-core (npm, into .cache/axe) for the accessibility test.
 browser:
 	scripts/ensure-chromium.sh
+	scripts/ensure-axe.sh
+
+# A PNG of every page state (desktop, phone, WeChat browser; Chinese and English) and an index.html, in
+# screenshots/ (ignored by git); ONLY=<pytest -k expression> narrows it, e.g. make screenshots ONLY=login.
+screenshots: db browser
+	$(PY) scripts/screenshots.py screenshots $(if $(ONLY),-k "$(ONLY)")
 
 tools:
 	scripts/ensure-tools.sh
