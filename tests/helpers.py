@@ -509,6 +509,11 @@ async def follow(client: httpx.AsyncClient, url: str, consent: str = "allow", li
         if response.status_code in (301, 302, 303):
             url = urljoin(str(response.url), response.headers["location"])
             continue
+        # Our own consent step (someone new after the silent grant): a person taps the button.
+        ours = re.search(r'id="one-tap" data-consent="1" href="([^"]+)"', response.text)
+        if response.status_code == 200 and ours:
+            url = urljoin(str(response.url), html.unescape(ours.group(1)))
+            continue
         consent_page = 'name="action" value="allow"' in response.text and "网页授权" in response.text
         if response.status_code == 200 and consent_page:
             fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.text))

@@ -94,8 +94,9 @@ async def home_signed_in(v: Visit) -> None:
 
 
 async def login(v: Visit) -> None:
-    """/login on the surface of the case's User-Agent (SURFACES)."""
-    await _goto(v, "/login?next=/account")
+    """/login on the surface of the case's User-Agent (SURFACES); inside WeChat the page with the button
+    (``manual=1``: arrival itself redirects into the silent flow)."""
+    await _goto(v, "/login?next=/account&manual=1")
 
 
 def login_tab(method: str) -> Callable[[Visit], Awaitable[None]]:

@@ -60,7 +60,7 @@ async def test_brand_legal_line_and_error_pages_look_right(start_server, browser
     await desktop.screenshot(path="/tmp/wxlogin-brand-404-en.png", full_page=True)
 
     phone = await (await browser.new_context(locale="zh-CN", user_agent=IOS_WECHAT, **PHONE)).new_page()
-    await phone.goto(site.url + "/login")
+    await phone.goto(site.url + "/login?manual=1")  # the button page (arrival starts the silent flow)
     one_tap = phone.locator("#one-tap")
     assert await _inside(one_tap, one_tap.locator("img.wechat-mark"))
     assert await phone.locator("img[src*='wechat.svg']").count() == 1  # on the button, nowhere else

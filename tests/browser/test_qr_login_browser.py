@@ -122,23 +122,31 @@ async def test_one_tap_login_in_the_wechat_browser(server, browser, sql):
     context = await browser.new_context(user_agent=IOS_WECHAT, locale="zh-CN", is_mobile=True,
                                         viewport={"width": 390, "height": 844})
     page = await context.new_page()
+    # Arrival starts the silent flow at once (issue 15): no button to tap for someone WeChat may know.
     await page.goto(server.url + "/login?next=/account")
-    await page.screenshot(path="/tmp/wxlogin-wechat-login.png")
-    await page.get_by_role("link", name="微信一键登录").click()
 
-    # The sandbox asks which WeChat user it is playing (real WeChat knows), then asks for consent once.
+    # The sandbox asks which WeChat user it is playing (real WeChat knows); someone new gets our consent
+    # button, then WeChat's consent page once.
     await page.get_by_text("张三").click()
     await page.get_by_role("button", name="以此身份继续").click()
+    await page.screenshot(path="/tmp/wxlogin-wechat-login.png")
+    await page.get_by_role("link", name="微信授权登录").click()
     await page.get_by_role("button", name="允许").click()
     # Browsers keep the authorize URL's #wechat_redirect fragment across the redirects back to us.
     await page.wait_for_url(re.compile(r".*/account(#wechat_redirect)?$"), timeout=15000)
     assert await page.locator("h1.nickname").inner_text() == "张三"
 
-    # Second visit: signed out, one tap again, and no consent page this time.
+    # Second visit: signed out, arrival signs in without a tap and without any consent page.
     await context.clear_cookies(name="wxsid")
     await page.goto(server.url + "/login?next=/account")
-    await page.get_by_role("link", name="微信一键登录").click()
     await page.wait_for_url(re.compile(r".*/account(#wechat_redirect)?$"), timeout=15000)
     assert await page.locator("h1.nickname").inner_text() == "张三"
     assert await sql("SELECT login_method FROM user_login_methods") == [("mp",)]
+
+    # Back from a cancel or an error (manual=1), the page shows the button instead of redirecting again.
+    await context.clear_cookies(name="wxsid")
+    await page.goto(server.url + "/login?next=/account&manual=1")
+    assert page.url.endswith("/login?next=/account&manual=1")
+    await page.get_by_role("link", name="微信一键登录").click()
+    await page.wait_for_url(re.compile(r".*/account(#wechat_redirect)?$"), timeout=15000)
     await context.close()

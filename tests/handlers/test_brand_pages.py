@@ -156,7 +156,8 @@ async def test_legal_placeholders_say_they_are_placeholders(server, client):
 @pytest.mark.parametrize("locale", ["zh", "en"])
 @pytest.mark.parametrize("surface", SURFACES)
 async def test_every_login_surface_shows_the_legal_line(server, client, surface, locale):
-    page = await client.get(server.url + "/login", params={"next": "/account", "lang": locale},
+    # manual=1: inside WeChat arrival redirects into the silent flow; the page is the one with the button.
+    page = await client.get(server.url + "/login", params={"next": "/account", "lang": locale, "manual": "1"},
                             headers={"User-Agent": SURFACES[surface]})
 
     assert page.status_code == 200
@@ -183,7 +184,9 @@ async def test_wechat_mark_only_on_the_wechat_button(server, new_client, flows):
         "home signed in": await member.get(server.url + "/"),
     }
     for surface, ua in SURFACES.items():
-        pages[f"login on {surface}"] = await new_client().get(server.url + "/login", headers={"User-Agent": ua})
+        # manual=1: inside WeChat arrival redirects into the silent flow; the page is the one with the button.
+        pages[f"login on {surface}"] = await new_client().get(server.url + "/login?manual=1",
+                                                              headers={"User-Agent": ua})
 
     for name, page in pages.items():
         assert page.status_code == (404 if name == "error" else 200), name

@@ -9,18 +9,31 @@ from urllib.parse import parse_qsl, urlsplit
 from unit.test_useragent import ANDROID_WECHAT, IPHONE_SAFARI, MINIPROGRAM, WECOM, WINDOWS_WECHAT
 
 
-async def test_wechat_browser_gets_the_one_tap_button(server, client):
+async def test_wechat_browser_starts_the_silent_flow_on_arrival(server, client):
+    # Issue 15: inside WeChat the known person is signed in without a tap, so arrival starts snsapi_base.
     response = await client.get(server.url + "/login", params={"next": "/account"},
                                 headers={"User-Agent": ANDROID_WECHAT})
 
-    assert response.status_code == 200
-    assert "微信一键登录" in response.text
-    assert 'href="/auth/wechat/mp?next=%2Faccount"' in response.text
-    assert "<iframe" not in response.text
+    assert response.status_code == 302
+    assert response.headers["location"] == "/auth/wechat/mp?next=%2Faccount"
+
+
+async def test_wechat_browser_back_from_a_cancel_or_error_gets_the_button(server, client):
+    for marker in ({"manual": "1"}, {"retry": "1"}):
+        response = await client.get(server.url + "/login", params={"next": "/account", **marker},
+                                    headers={"User-Agent": ANDROID_WECHAT})
+
+        assert response.status_code == 200, marker
+        assert "微信一键登录" in response.text
+        assert 'href="/auth/wechat/mp?next=%2Faccount"' in response.text
+        assert "<iframe" not in response.text
 
 
 async def test_desktop_wechat_gets_one_tap_with_a_qr_fallback(server, client):
-    response = await client.get(server.url + "/login", headers={"User-Agent": WINDOWS_WECHAT})
+    arrival = await client.get(server.url + "/login", headers={"User-Agent": WINDOWS_WECHAT})
+    assert arrival.status_code == 302 and arrival.headers["location"].startswith("/auth/wechat/mp?")
+
+    response = await client.get(server.url + "/login?manual=1", headers={"User-Agent": WINDOWS_WECHAT})
 
     assert "微信一键登录" in response.text and "改用扫码登录" in response.text
 
@@ -33,6 +46,19 @@ async def test_phone_browser_outside_wechat_is_guided_into_wechat(server, client
     assert f'value="{server.url}/login?next=%2Faccount"' in response.text  # the link to copy
     assert "data:image/svg+xml" in response.text  # the page's own URL as a QR for another device
     assert "<iframe" not in response.text and "qrconnect" not in response.text  # no scan-yourself QR
+
+
+async def test_phone_browser_gets_an_open_wechat_step_after_copying(server, client):
+    response = await client.get(server.url + "/login", params={"next": "/account"},
+                                headers={"User-Agent": IPHONE_SAFARI})
+    english = await client.get(server.url + "/login", params={"next": "/account", "lang": "en"},
+                               headers={"User-Agent": IPHONE_SAFARI})
+
+    copy_at = response.text.index('data-copy="page-link"')
+    open_at = response.text.index('<a class="button" id="open-wechat" href="weixin://">打开微信</a>')
+    assert copy_at < open_at  # the second step comes after the copy button
+    assert "文件传输助手" in response.text[open_at:] and "粘贴链接" in response.text[open_at:]
+    assert ">Open WeChat</a>" in english.text and "File Transfer chat, paste the link" in english.text
 
 
 async def test_wecom_and_miniprogram_webview_are_guided_too(server, client):
@@ -59,6 +85,9 @@ async def test_first_visit_asks_consent_then_second_visit_is_silent(server, new_
 
     assert first[-1].status_code == 200 and "张三" in first[-1].text
     assert first.visited("scope=snsapi_base") and first.visited("scope=snsapi_userinfo")
+    # Between the two grants: our page with the consent button, not a redirect (issue 15).
+    consent_pages = [r for r in first if 'data-consent="1"' in r.text]
+    assert len(consent_pages) == 1 and "/auth/wechat/callback/mp?" in str(consent_pages[0].url)
     assert await sql("SELECT nickname FROM users") == [("张三",)]
     assert await sql("SELECT login_method, scope FROM user_login_methods") == [("mp", "snsapi_userinfo")]
 
@@ -66,6 +95,7 @@ async def test_first_visit_asks_consent_then_second_visit_is_silent(server, new_
 
     assert second[-1].status_code == 200 and str(second[-1].url).endswith("/account")
     assert not second.visited("scope=snsapi_userinfo")  # no consent page the second time
+    assert not any('data-consent="1"' in r.text for r in second)
     assert not any("网页授权" in r.text for r in second)
     assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
 
@@ -130,8 +160,8 @@ async def test_lost_binding_cookie_restarts_once_then_explains(server, client, f
 async def test_sandbox_switch_lets_a_laptop_play_the_wechat_browser(server, client):
     response = await client.get(server.url + "/login", params={"sandbox_ua": "wechat"})
 
-    assert "微信一键登录" in response.text
-    assert "微信一键登录" in (await client.get(server.url + "/login")).text  # remembered by cookie
+    assert response.status_code == 302 and response.headers["location"].startswith("/auth/wechat/mp?")
+    assert "微信一键登录" in (await client.get(server.url + "/login?manual=1")).text  # remembered by cookie
 
 
 async def test_sandbox_switch_is_ignored_outside_the_sandbox(start_server, new_client):
@@ -192,10 +222,57 @@ async def test_a_repeated_callback_that_needed_consent_asks_again_at_once(server
     assert "/auth/wechat/callback/mp?" in callback
 
     first = await client.get(callback)
-    assert first.status_code == 302 and "scope=snsapi_userinfo" in first.headers["location"]
+    assert first.status_code == 200 and CONSENT_BUTTON in first.text  # issue 15: a button, not a redirect
     assert await sql("SELECT status FROM oauth_callbacks") == [("consent",)]
 
     second = await asyncio.wait_for(client.get(callback), timeout=3)  # bounded: no 12 s poll
 
-    assert second.status_code == 302 and "scope=snsapi_userinfo" in second.headers["location"]
+    assert second.status_code == 200 and CONSENT_BUTTON in second.text
     assert await sql("SELECT COUNT(*) FROM users") == [(0,)]
+    # The button starts the snsapi_userinfo flow.
+    authorize = await client.get(server.url + "/auth/wechat/mp?next=%2Faccount&consent=1")
+    assert "scope=snsapi_userinfo" in authorize.headers["location"]
+
+
+CONSENT_BUTTON = 'id="one-tap" data-consent="1" href="/auth/wechat/mp?next=%2Faccount&amp;consent=1"'
+
+
+async def test_someone_new_in_wechat_taps_consent_once_without_a_loop(server, new_client, flows, sql):
+    client = new_client()
+    client.cookies.set("sbwx", "zhangsan")
+    ua = {"User-Agent": ANDROID_WECHAT}
+    arrival = await client.get(server.url + "/login", params={"next": "/account"}, headers=ua)
+    authorize = await client.get(server.url + arrival.headers["location"], headers=ua)
+    assert "scope=snsapi_base" in authorize.headers["location"]
+    to_callback = await client.get(authorize.headers["location"].split("#")[0], headers=ua)
+
+    page = await client.get(to_callback.headers["location"], headers=ua)
+
+    assert page.status_code == 200 and CONSENT_BUTTON in page.text
+    assert "微信授权登录" in page.text and "wxsid" not in page.headers.get("set-cookie", "")
+    assert 'class="legal-line"' in page.text  # where personal data is about to be collected
+    assert await sql("SELECT COUNT(*) FROM users") == [(0,)]
+    trace = await flows.mp_login(client, "zhangsan", "/account")  # taps it and allows
+    assert str(trace[-1].url).endswith("/account") and "张三" in trace[-1].text
+
+
+async def test_cancelled_consent_leads_to_the_button_not_another_redirect(server, client, flows):
+    trace = await flows.mp_login(client, "panda", "/account", consent="deny")
+
+    assert 'data-error-code="login_cancelled"' in trace[-1].text
+    assert 'href="/login?next=%2Faccount&amp;manual=1"' in trace[-1].text
+    back = await client.get(server.url + "/login?next=%2Faccount&manual=1", headers={"User-Agent": ANDROID_WECHAT})
+    assert back.status_code == 200 and "微信一键登录" in back.text
+
+
+async def test_mp_error_page_retry_link_shows_the_button(server, client, sql):
+    client.cookies.set("sbwx", "zhangsan")
+    start = await client.get(server.url + "/auth/wechat/mp", params={"next": "/account"})
+    callback = (await client.get(start.headers["location"].split("#")[0])).headers["location"]
+    client.cookies.clear()
+    client.cookies.set("wxstate", "0" * 32)  # someone else's binding: no automatic restart, an error page
+
+    error = await client.get(callback)
+
+    assert error.status_code == 400
+    assert 'href="/login?next=%2Faccount&amp;manual=1"' in error.text

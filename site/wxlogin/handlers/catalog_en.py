@@ -148,6 +148,14 @@ EN: dict[str, str] = {
     "本页链接": "This page's link",
     "已复制": "Copied",
     "复制链接": "Copy link",
+    "打开微信": "Open WeChat",
+    "复制后点「打开微信」，进入「文件传输助手」聊天，粘贴链接并发送，再点开它即可登录。":
+        "After copying, tap “Open WeChat”, go to the File Transfer chat, paste the link, send it, "
+        "then tap it to sign in.",
+    "首次登录需要你同意微信向本站提供昵称和头像。":
+        "The first time, please agree that WeChat shares your nickname and avatar with this site.",
+    "微信授权登录": "Agree in WeChat and sign in",
+    "只需授权一次，以后再来将自动登录。": "You agree once; next time you are signed in automatically.",
     "身边有另一台设备？用它的微信扫码打开本页": "Another device nearby? Scan this with its WeChat to open the page",
     "本页链接的二维码": "QR code of this page's link",
     "你刚才授权的微信身份属于另一个账号。如果两个账号都是你的，可以把它合并到当前账号。":

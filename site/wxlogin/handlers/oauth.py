@@ -40,11 +40,15 @@ logger = logging.getLogger(__name__)
 _SECRET_RE = re.compile(r"^[0-9a-f]{32}$")
 _CODE_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _SINGLE_VALUED = ("code", "state", "next", "retry")
-# Where each login flow starts over: the QR flow from the login page, the official account from its start.
-_RESTART_ROUTE = {Channel.WEB: "login", Channel.MP: "auth_mp"}
 # Names of the login methods, for the account and conflict pages (catalog_en.py has the English).
 # How people know the login methods (account and merge pages; catalog_en.py has the English).
 CHANNEL_NAMES = {"web": "微信扫码", "mp": "微信内登录", "app": "App", "miniprogram": "小程序"}
+
+
+def mp_start_url(handler: BaseHandler, next_path: str, *, app: str = "", consent: bool = False) -> str:
+    """Where an official account's flow starts: silent (snsapi_base) or, with ``consent``, snsapi_userinfo."""
+    path = handler.reverse_url("auth_mp_app", app) if app else handler.reverse_url("auth_mp")
+    return path + "?" + urlencode({"next": next_path, **({"consent": "1"} if consent else {})})
 
 
 class OAuthHandler(BaseHandler):
@@ -114,16 +118,19 @@ class WebStartHandler(OAuthHandler):
 
 
 class MpStartHandler(OAuthHandler):
-    """GET /auth/wechat/mp[/<name>]?next=PATH: an official account's web authorisation, silent snsapi_base first.
+    """GET /auth/wechat/mp[/<name>]?next=PATH[&consent=1]: an official account's web authorisation.
 
-    ``<name>`` is a further official account of ``[wechat.more.mp.<name>]``; without it, the default one.
+    Silent snsapi_base by default; ``consent=1`` (the consent button the callback shows someone new) asks
+    for snsapi_userinfo. ``<name>`` is a further official account of ``[wechat.more.mp.<name>]``; without
+    it, the default one.
     """
 
     @public
     async def get(self, app: str = "") -> None:
         await self.services.oauth.count_start(self.client_ip())
+        scope = SCOPE_USERINFO if self.get_query_argument("consent", "") == "1" else SCOPE_BASE
         self.start_flow(Flow(Channel.MP, app=app), self.get_query_argument("next", "/"),
-                        retry=self.get_query_argument("retry", "") == "1", scope=SCOPE_BASE)
+                        retry=self.get_query_argument("retry", "") == "1", scope=scope)
 
 
 class LinkStartHandler(OAuthHandler):
@@ -180,7 +187,12 @@ class CallbackHandler(OAuthHandler):
             case AlreadySignedIn(next_path=next_path):
                 self.redirect(next_path)
             case NeedsConsent(flow=flow, next_path=next_path):
-                self.start_flow(flow, next_path, scope=SCOPE_USERINFO)
+                # Someone new: WeChat shares a profile only on an explicit tap, so show the button here
+                # rather than bouncing straight on to the snsapi_userinfo page (issue 15).
+                self.render_template(
+                    "login_wechat.html", consent=True, surface=self.surface.value, next_path=next_path,
+                    one_tap_url=mp_start_url(self, next_path, app=flow.app, consent=True),
+                    full_page_url=self.reverse_url("auth_web") + "?" + urlencode({"next": next_path}))
             case Linked():
                 self.redirect(self.reverse_url("account") + "?done=linked")
             case LinkConflictFound(proposal=proposal):
@@ -196,9 +208,12 @@ class CallbackHandler(OAuthHandler):
         if retry:
             # The automatic restart goes straight back to WeChat, for either channel.
             route = "auth_web" if self.flow.channel is Channel.WEB else "auth_mp"
-        else:
-            route = _RESTART_ROUTE[self.flow.channel]
-        return self.reverse_url(route) + "?" + urlencode(query)
+            return self.reverse_url(route) + "?" + urlencode(query)
+        # A person starts over from the login page; inside WeChat ``manual`` makes it show the button
+        # instead of starting the silent flow again (which could loop back to this error or cancel page).
+        if self.flow.channel is Channel.MP:
+            query["manual"] = "1"
+        return self.reverse_url("login") + "?" + urlencode(query)
 
     def _single_valued_params(self) -> dict[str, str]:
         # Tornado's get_argument silently takes the last of duplicates; a login callback refuses them.

@@ -13,7 +13,7 @@ import tornado.web
 from wxlogin.errors import BadRequest, DatabaseUnavailable
 from wxlogin.handlers.base import BaseHandler, login_required, public
 from wxlogin.handlers.errors import ERRORS, api_error
-from wxlogin.handlers.oauth import CHANNEL_NAMES, OAuthHandler
+from wxlogin.handlers.oauth import CHANNEL_NAMES, OAuthHandler, mp_start_url
 from wxlogin.handlers.scenes import bind_scene
 from wxlogin.models import Channel, SceneKind
 from wxlogin.redirects import safe_next
@@ -41,7 +41,10 @@ class LoginHandler(OAuthHandler):
     Desktop browser: the methods of ``[wechat] desktop_methods`` as tabs (plain links, ``?method=``), the
     first one shown by default: the website QR code in the page, or a scan-login scene (the official
     account's follow QR, the mini-program code) with its waiting page (static/js/scene.js). WeChat browser
-    (phone or desktop WeChat): one tap through the official account. Phone browser outside WeChat, WeCom,
+    (phone or desktop WeChat): arrival starts the official account's silent snsapi_base flow at once, so a
+    known person is signed in without a tap (someone new gets the consent button from the callback); with
+    ``manual`` or ``retry`` in the query (a person back from a cancel or an error) the page shows the
+    button instead, so nothing loops. Phone browser outside WeChat, WeCom,
     mini-program web-view: how to open the page in WeChat (a phone cannot scan its own screen).
     """
 
@@ -62,9 +65,13 @@ class LoginHandler(OAuthHandler):
         surface = self.surface
         context: dict[str, object] = {
             "surface": surface.value, "next_path": next_path, "qr_iframe_url": "", "page_qr": "", "unavailable": False,
-            "one_tap_url": self.reverse_url("auth_mp") + "?" + urlencode({"next": next_path}),
+            "one_tap_url": mp_start_url(self, next_path), "consent": False,
             "full_page_url": self.reverse_url("auth_web") + "?" + urlencode({"next": next_path})}
         if in_wechat(surface):
+            query = self.request.query_arguments
+            if "manual" not in query and "retry" not in query:
+                self.redirect(mp_start_url(self, next_path))
+                return
             template = "login_wechat.html"
         elif surface is Surface.DESKTOP:
             template = "login.html"
