@@ -7,6 +7,7 @@ so and shows no live QR. Waits are bounded (they prove a state arrives), never t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 
@@ -78,8 +79,13 @@ async def test_expired_code_is_dimmed_and_a_click_brings_a_fresh_one(start_serve
     overlay = page.get_by_role("button", name="二维码已失效，点击刷新", exact=True)  # the icon is aria-hidden
     assert await overlay.is_visible()
     # Dimmed, not a code that still looks valid (after the short fade: a bounded wait, not a timing).
-    await page.wait_for_function("parseFloat(getComputedStyle(document.querySelector('#qrcard iframe')).opacity)"
-                                 " < 0.5", timeout=WAIT)
+    # Polled from here: wait_for_function would poll with eval() inside the page, which our CSP forbids.
+    opacity = "parseFloat(getComputedStyle(document.querySelector('#qrcard iframe')).opacity)"
+    for _ in range(int(WAIT / 50)):
+        if await page.evaluate(opacity) < 0.5:
+            break
+        await asyncio.sleep(0.05)
+    assert await page.evaluate(opacity) < 0.5
     await page.frame_locator("iframe").locator('[data-msg="expired"]').wait_for(timeout=WAIT)  # the sandbox agrees
 
     await overlay.click()

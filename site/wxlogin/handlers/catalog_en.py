@@ -162,7 +162,7 @@ EN: dict[str, str] = {
         "The WeChat identity you just authorised belongs to another account. "
         "If both are yours, you can merge it into this one.",
     "合并后：": "After merging:",
-    "该账号的 {n} 种登录方式将转到当前账号": "its {n} way(s) to sign in move to this account",
+    "该账号的 {n} 种登录方式将转到当前账号": "Its sign-in methods (count: {n}) move to this account",
     "该账号的登录记录将转到当前账号": "its sign-in history moves to this account",
     "该账号将被删除，无法恢复": "that account is deleted for good",
     "用该微信确认合并到当前账号": "Confirm with that WeChat and merge into this account",
