@@ -190,7 +190,7 @@ async def sandbox_persona(v: Visit) -> None:
 async def sandbox_consent(v: Visit) -> None:
     """The official account's consent page (snsapi_userinfo) for someone new, in the WeChat browser."""
     await v.page.context.add_cookies([{"name": "sbwx", "value": "zhangsan", "url": v.server.url}])
-    await _goto(v, "/auth/wechat/mp?next=/account")
+    await _goto(v, "/auth/wechat/mp?next=/account&consent=1")  # what our consent button starts
     await v.page.locator("button[value=allow]").wait_for()
 
 
