@@ -8,6 +8,7 @@ test can walk the routes and prove none was forgotten.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ import tornado.web
 from wxlogin import dbbudget, wxdeadline
 from wxlogin.errors import DatabaseUnavailable, WxLoginError
 from wxlogin.handlers.brand import BrandView
-from wxlogin.handlers.errors import ErrorPage, Retry, error_page
+from wxlogin.handlers.errors import ErrorPage, Retry, api_error, error_page
 from wxlogin.handlers.i18n import Translator, choose_locale
 from wxlogin.models import RequestContext, SessionClaims, User
 from wxlogin.services import Services
@@ -302,6 +303,17 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.current_user is not None:
             return {"retry_url": self.reverse_url("account"), "retry_label": "返回我的账号"}
         return {"retry_url": self.get_retry_url(), "retry_label": "重新登录"}
+
+    def write_json_error(self, status_code: int, **kwargs: Any) -> None:
+        """For page routes that scripts call: the API's JSON error answer (one error table), not a page."""
+        answer = api_error(kwargs.get("exc_info", (None, None, None))[1], status_code)
+        self.clear()
+        self.set_status(answer.status)
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        for name, value in answer.headers:
+            self.set_header(name, value)
+        self.finish(json.dumps(answer.body(), ensure_ascii=False))
 
     def get_retry_url(self) -> str:
         return self.reverse_url("login")

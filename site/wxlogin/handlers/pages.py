@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +11,7 @@ import tornado.web
 
 from wxlogin.errors import BadRequest, DatabaseUnavailable
 from wxlogin.handlers.base import BaseHandler, login_required, public
-from wxlogin.handlers.errors import ERRORS, api_error
+from wxlogin.handlers.errors import ERRORS
 from wxlogin.handlers.oauth import CHANNEL_NAMES, OAuthHandler, mp_start_url
 from wxlogin.handlers.scenes import bind_scene
 from wxlogin.models import Channel, SceneKind
@@ -163,15 +162,7 @@ class LoginQrHandler(OAuthHandler):
         self.finish({"url": url, "qr_max_age": card["qr_max_age"], "state_max_age": card["state_max_age"]})
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # Read by fetch() in qrcard.js: the API's JSON answer, not a page.
-        answer = api_error(kwargs.get("exc_info", (None, None, None))[1], status_code)
-        self.clear()
-        self.set_status(answer.status)
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        for name, value in answer.headers:
-            self.set_header(name, value)
-        self.finish(json.dumps(answer.body(), ensure_ascii=False))
+        self.write_json_error(status_code, **kwargs)  # read by fetch() in qrcard.js
 
 
 class AccountHandler(BaseHandler):

@@ -23,7 +23,6 @@ import tornado.web
 
 from wxlogin.errors import BadRequest, SceneExpired, SceneNotFound, SceneRefused, SceneUsed
 from wxlogin.handlers.base import BaseHandler, public
-from wxlogin.handlers.errors import api_error
 from wxlogin.models import SceneStatus
 from wxlogin.services.scenes import SCENE_RE
 
@@ -91,15 +90,7 @@ class SceneHandler(BaseHandler):
         super().on_connection_close()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # These routes are read by scene.js (fetch, EventSource, <img>): the API's JSON answer, not a page.
-        answer = api_error(kwargs.get("exc_info", (None, None, None))[1], status_code)
-        self.clear()
-        self.set_status(answer.status)
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        for name, value in answer.headers:
-            self.set_header(name, value)
-        self.finish(json.dumps(answer.body(), ensure_ascii=False))
+        self.write_json_error(status_code, **kwargs)  # read by scene.js (fetch, EventSource, <img>)
 
     async def _next_or_closed(self, wait: Any, known: SceneStatus | None, timeout: float) -> SceneStatus | None:
         """``wait.next``, given up as soon as the browser hangs up (its wait must not hold a slot)."""
