@@ -186,3 +186,22 @@ async def client(new_client: Callable[..., httpx.AsyncClient]) -> httpx.AsyncCli
 @pytest.fixture
 def flows(server: ServerHandle) -> Flows:
     return Flows(server)
+
+
+# --- Chromium for tests/browser (Debian's chromium driven by Playwright) --------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (scripts/ensure-chromium.sh installs it as root)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        instance = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        await instance.close()

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_qr_login_browser import ARGS, CHROMIUM
 
+from conftest import ARGS, CHROMIUM
 from helpers import page_xsrf
 from unit.test_useragent import DESKTOP_CHROME, IOS_WECHAT, IPHONE_SAFARI, MINIPROGRAM, WECOM, WINDOWS_WECHAT
 

@@ -3,30 +3,13 @@ everywhere (cancel changes nothing, confirm does it and says so), and link actio
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from unit.test_useragent import IOS_WECHAT
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE = {"is_mobile": True, "has_touch": True, "viewport": {"width": 390, "height": 844}}
-
-
-@pytest.fixture
-async def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (scripts/ensure-chromium.sh installs it as root)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        await instance.close()
 
 
 async def _page_signed_in_as(browser, server, client, **context_options):

@@ -18,7 +18,6 @@ import re
 import pytest
 import segno
 from PIL import Image
-from test_qr_login_browser import browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -77,7 +76,7 @@ def decode_follow_qr(svg: str, issued: list[str]) -> str:
     return matches[0]
 
 
-async def desktop_on(browser, site, method: str, init_script: str = ""):  # noqa: F811
+async def desktop_on(browser, site, method: str, init_script: str = ""):
     """A desktop browser on /login that picks ``method``'s tab; the page and the code image it was shown."""
     ctx = await browser.new_context(locale="zh-CN", viewport=DESKTOP)
     if init_script:
@@ -104,13 +103,13 @@ def navigations(page) -> list[str]:
     return seen
 
 
-async def a_phone(browser):  # noqa: F811
+async def a_phone(browser):
     return await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN",
                                       user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
                                                  "AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47")
 
 
-async def test_scan_to_follow_on_a_phone_signs_the_desktop_in_without_a_reload(site, browser, flows,  # noqa: F811
+async def test_scan_to_follow_on_a_phone_signs_the_desktop_in_without_a_reload(site, browser, flows,
                                                                                new_client, sql):
     panda = await _panda_has_an_account(flows, new_client, sql)
     desktop, image = await desktop_on(browser, site, "follow")
@@ -145,7 +144,7 @@ def wxacode_url(png: bytes) -> str:
         return str(code.info["wxacode"])  # type: ignore[attr-defined]
 
 
-async def open_the_mini_program(browser, image, site):  # noqa: F811
+async def open_the_mini_program(browser, image, site):
     """The phone scans the desktop's mini-program code: WeChat opens the page the code names, as Panda."""
     assert image.headers["content-type"] == "image/png"
     url = wxacode_url(await image.body())
@@ -162,7 +161,7 @@ async def open_the_mini_program(browser, image, site):  # noqa: F811
 
 
 @pytest.mark.parametrize("transport", ["sse", "long-poll"])
-async def test_the_mini_program_code_scanned_and_confirmed_signs_the_desktop_in(transport, site, browser,  # noqa: F811
+async def test_the_mini_program_code_scanned_and_confirmed_signs_the_desktop_in(transport, site, browser,
                                                                                flows, new_client, sql):
     panda = await _panda_has_an_account(flows, new_client, sql)
     # Without EventSource (an old browser, or a proxy that breaks streams) the long-poll fallback takes over.
@@ -193,7 +192,7 @@ async def test_the_mini_program_code_scanned_and_confirmed_signs_the_desktop_in(
     await desktop.context.close()
 
 
-async def test_a_refusal_in_the_mini_program_says_cancelled_on_the_desktop(site, browser, flows,  # noqa: F811
+async def test_a_refusal_in_the_mini_program_says_cancelled_on_the_desktop(site, browser, flows,
                                                                            new_client, sql):
     await _panda_has_an_account(flows, new_client, sql)
     desktop, image = await desktop_on(browser, site, "miniprogram")

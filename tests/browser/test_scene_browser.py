@@ -7,7 +7,6 @@ Until the follow and mini-program modules are merged, the second-browser "phone"
 from __future__ import annotations
 
 import pytest
-from test_qr_login_browser import browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +35,7 @@ async def _someone(app, new_client, flows, sql) -> int:
 
 
 @pytest.mark.parametrize("transport", ["sse", "long-poll"])
-async def test_the_waiting_page_signs_in_without_a_reload_when_the_phone_confirms(transport, app, browser,  # noqa: F811
+async def test_the_waiting_page_signs_in_without_a_reload_when_the_phone_confirms(transport, app, browser,
                                                                                   new_client, flows, sql):
     person = await _someone(app, new_client, flows, sql)
     context = await browser.new_context(locale="zh-CN")
@@ -64,7 +63,7 @@ async def test_the_waiting_page_signs_in_without_a_reload_when_the_phone_confirm
     assert not [e for e in errors if "Content Security Policy" in e and "script" in e]  # scene.js is a file
 
 
-async def test_an_expired_code_offers_a_fresh_one_and_a_refusal_says_cancelled(app, browser, start_server,  # noqa: F811
+async def test_an_expired_code_offers_a_fresh_one_and_a_refusal_says_cancelled(app, browser, start_server,
                                                                                sql):
     page = await (await browser.new_context(locale="zh-CN")).new_page()
     await page.goto(app.url + "/login?method=follow&next=/account")
