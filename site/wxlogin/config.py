@@ -371,6 +371,15 @@ class RetentionSettings:
     login_events_days: int = setting(180, lo=1, hi=36500)  # the audit trail is purged after this
 
 
+@dataclass(frozen=True)
+class AccountSettings:
+    deletion_grace_days: int = setting(15, lo=0, hi=365)  # a closed account is deleted after this; 0: next job run
+    purge_interval: int = setting(3600, lo=10, hi=86400)  # seconds between runs of the deletion job
+    # "A recent sign-in": closing an account, a full export and every operator action need a WeChat sign-in
+    # (scan or tap) at most this many seconds old; older sessions are sent through WeChat again first.
+    reauth_window: int = setting(300, lo=30, hi=3600)
+
+
 # --- the site's own brand (issue 15): never WeChat's name, mark or green; WeChat's mark sits on its button only
 
 DEFAULT_PRIMARY = "#2563eb"  # static/css/site.css repeats it as --brand (a test keeps the two equal)
@@ -462,6 +471,7 @@ class Settings:
     wechat: WeChatSettings
     ratelimit: RateLimitSettings
     retention: RetentionSettings
+    accounts: AccountSettings = field(default_factory=AccountSettings)
     brand: BrandSettings = field(default_factory=BrandSettings)
 
 

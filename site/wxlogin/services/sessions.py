@@ -33,8 +33,9 @@ class ResolvedSession:
 class SessionService:
     """Issues and checks the site's session cookies."""
 
-    def __init__(self, settings: ServerSettings, signing: Signing, users: UserStore) -> None:
+    def __init__(self, settings: ServerSettings, signing: Signing, users: UserStore, reauth_window: int = 300) -> None:
         self.settings = settings
+        self.reauth_window = reauth_window
         self.signing = signing
         self.users = users
         self._refresh_after = max(1, min(settings.session_idle_timeout // 10, 3600))
@@ -57,6 +58,15 @@ class SessionService:
             await self.end(current)
         value, _ = self.new_session(user)
         return value
+
+    def signed_in_recently(self, claims: SessionClaims) -> bool:
+        """Whether this session (or token) came from a WeChat sign-in within ``[accounts] reauth_window``.
+
+        Every sign-in mints a new session (``sign_in`` rotates), so ``issued_at`` is the time of the last
+        scan or tap; a refreshed cookie keeps it. Closing an account, a full export and operator actions
+        need this; otherwise the person is sent through WeChat again.
+        """
+        return 0 <= time.time() - claims.issued_at <= self.reauth_window
 
     def cookie_value(self, claims: SessionClaims) -> str:
         return self.signing.dump_session(

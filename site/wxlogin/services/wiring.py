@@ -43,7 +43,7 @@ def build_services(settings: Settings) -> Services:
     login = LoginService(users, events, cipher)
     # The app's own access token (issue 13): for services only, never handed to handlers.
     app_tokens = AppTokenService(settings, AppTokenStore(db), wechat, cipher)
-    sessions = SessionService(settings.server, signing, users)
+    sessions = SessionService(settings.server, signing, users, settings.accounts.reauth_window)
     phone_store = PhoneStore(db)
     accounts = AccountService(settings, signing, account_store, users, events, wechat, login, phone_store)
     limit_store = RateLimitStore(db)
