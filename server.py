@@ -1,4 +1,4 @@
-"""Serve wxlogin: `python server.py --config settings.toml [--processes N]`.
+"""Serve wxlogin: `python server.py --config settings.toml [--processes N]`; check it: `--check`.
 
 Loads and validates the settings, applies migrations once (in the parent, before any worker exists),
 builds the services (pool, WeChat client), serves the app, and on SIGTERM/SIGINT stops accepting, lets
@@ -7,18 +7,30 @@ port, forks N workers that share it, restarts a worker that dies, and passes SIG
 Nothing a login needs lives in one worker's memory (states, the double-callback cache and sessions are
 in MySQL or signed), so any worker can finish what another started. Templates and static files are the
 ones beside this file (templates/, static/), wherever the package itself is installed.
+
+Metrics (``[metrics] listen``): the parent gives every process a fresh private directory for its values
+before it forks (wxlogin/metrics.py), binds the metrics port, and worker 0 serves the sum of all workers
+there (a single process serves it itself); a worker that exits is forgotten from the live gauges, and the
+directory is removed when the parent ends.
+
+``--check`` prints the configuration check's findings (services/configcheck.py) and exits 1 on an error. The
+server runs the same checks at start-up, after the migrations and before forking, without the calls to
+WeChat, and refuses to start on an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,11 +40,14 @@ sys.path.insert(0, str(HERE / "site"))
 import tornado.httpserver  # noqa: E402
 import tornado.netutil  # noqa: E402
 
-from wxlogin.app import Assets, make_app  # noqa: E402
+from wxlogin import metrics  # noqa: E402
+from wxlogin.app import Assets, make_app, make_metrics_app, push_urls  # noqa: E402
 from wxlogin.config import SANDBOX_PREFIX, ConfigError, Settings, load_settings  # noqa: E402
 from wxlogin.errors import DatabaseUnavailable, Overloaded  # noqa: E402
 from wxlogin.logsetup import configure_logging  # noqa: E402
 from wxlogin.services import build_services  # noqa: E402
+from wxlogin.services.configcheck import Finding, Level  # noqa: E402
+from wxlogin.services.wiring import build_config_check  # noqa: E402
 from wxlogin.store.migrations import migrate  # noqa: E402
 
 logger = logging.getLogger("wxlogin.server")
@@ -54,18 +69,62 @@ def announce(settings: Settings) -> None:
         logger.info("no phone? the sandbox's test people are at %s%s/", settings.server.public_url, SANDBOX_PREFIX)
 
 
-async def migrate_once(settings: Settings) -> None:
-    """Bring the schema up to date; called once per start, before any worker exists."""
+async def migrate_once(settings: Settings) -> bool:
+    """Bring the schema up to date; called once per start, before any worker exists. False: MySQL is down."""
     try:
         applied = await migrate(settings.mysql)
         if applied:
             logger.info("database schema migrated to version %d", applied[-1])
     except DatabaseUnavailable as exc:
         logger.warning("could not check the schema at start-up (%s); continuing, pages will say 503", exc.detail)
+        return False
+    return True
 
 
-async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then drain and close."""
+async def check_config(settings: Settings, *, wechat: bool, mysql: bool = True) -> list[Finding]:
+    """The configuration check's findings, the push endpoints' URLs (from the routes) last."""
+    check, close = build_config_check(settings)
+    try:
+        findings = await check.run(wechat=wechat, mysql=mysql)
+    finally:
+        await close()
+    for table, url in push_urls(settings):
+        findings.append(Finding(Level.OK, table, f"server URL to paste into WeChat's console: {url}"))
+    return findings
+
+
+def run_check(settings: Settings) -> int:
+    """``--check``: every finding, one line each; 1 when any is an error."""
+    # The findings say what failed; the client's own warnings (each unreachable call, each retry) would repeat it.
+    logging.getLogger("wxlogin").setLevel(logging.ERROR)
+    findings = asyncio.run(check_config(settings, wechat=True))
+    for finding in findings:
+        print(finding.line())
+    errors = sum(f.level is Level.ERROR for f in findings)
+    warnings = sum(f.level is Level.WARNING for f in findings)
+    print(f"{errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+def start_metrics(settings: Settings) -> list[socket.socket]:
+    """Metrics on: a fresh private directory for every process's values, and the listener's socket."""
+    where = settings.metrics.host_port
+    if where is None:
+        metrics.use_directory(None)  # an inherited PROMETHEUS_MULTIPROC_DIR must not collect our values
+        return []
+    directory = tempfile.mkdtemp(prefix="wxlogin-metrics-")
+    parent = os.getpid()
+    # Only the parent removes it (workers leave with os._exit, which runs no atexit handler).
+    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(directory, ignore_errors=True))
+    metrics.use_directory(directory)
+    sockets = tornado.netutil.bind_sockets(where[1], where[0])
+    logger.info("metrics on http://%s/metrics (not the public port)", settings.metrics.listen)
+    return sockets
+
+
+async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket] | None = None,
+                metrics_sockets: list[socket.socket] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain and close. ``metrics_sockets``: this process serves /metrics."""
     services = build_services(settings)
     app = make_app(settings, services, assets)
     server = tornado.httpserver.HTTPServer(
@@ -76,6 +135,10 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
         server.add_sockets(sockets)
     else:
         server.listen(settings.server.port, settings.server.host)
+    metrics_server = None
+    if metrics_sockets:
+        metrics_server = tornado.httpserver.HTTPServer(make_metrics_app(services), idle_connection_timeout=60)
+        metrics_server.add_sockets(metrics_sockets)
     announce(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,6 +158,8 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
     await stop.wait()
     logger.info("shutting down: no new connections, draining in-flight requests")
     server.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
     services.scenes.shutdown()  # waiting pages (SSE, long-poll) end now and reconnect to another process
     purger.cancel()
     if not await app.settings["in_flight"].wait_idle(DRAIN_SECONDS):
@@ -108,8 +173,11 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
     logger.info("stopped")
 
 
-def run_workers(settings: Settings, assets: Assets, count: int) -> int:
-    """Bind once, fork ``count`` workers sharing the socket, keep them running until told to stop."""
+def run_workers(settings: Settings, assets: Assets, count: int, metrics_sockets: list[socket.socket]) -> int:
+    """Bind once, fork ``count`` workers sharing the socket, keep them running until told to stop.
+
+    Worker 0 (and whichever replaces it) also serves the metrics listener: every worker's values, added up.
+    """
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     children: dict[int, int] = {}
     stopping = False
@@ -120,7 +188,7 @@ def run_workers(settings: Settings, assets: Assets, count: int) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
-                asyncio.run(serve(settings, assets, sockets))
+                asyncio.run(serve(settings, assets, sockets, metrics_sockets if index == 0 else None))
             finally:
                 os._exit(0)
         children[pid] = index
@@ -145,6 +213,7 @@ def run_workers(settings: Settings, assets: Assets, count: int) -> int:
         except InterruptedError:
             continue
         index = children.pop(pid, None)
+        metrics.process_exited(pid)  # its live gauges (pool, queue, breaker) leave the sums; counters stay
         if index is not None and not stopping:
             logger.warning("worker %d (pid %d) exited with status %d; starting a new one", index, pid, status)
             time.sleep(1)  # a worker that dies at start must not become a fork storm
@@ -157,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="settings.toml", help="path to settings.toml")
     parser.add_argument("--processes", type=int, default=None,
                         help="worker processes sharing the port (default [server] processes; 0 = one per CPU)")
+    parser.add_argument("--check", action="store_true",
+                        help="check the configuration (WeChat, MySQL, URLs, secrets), print the findings, exit "
+                             "non-zero on an error")
     args = parser.parse_args(argv)
     configure_logging()
     env = dict(os.environ)
@@ -172,12 +244,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wxlogin: {assets.missing()[0]} does not exist (templates/ and static/ sit beside server.py)",
               file=sys.stderr)
         return 2
+    if args.check:
+        return run_check(settings)
     count = settings.server.processes or (os.cpu_count() or 1)
-    asyncio.run(migrate_once(settings))  # here, not in serve(): N workers would each migrate
+    metrics_sockets = start_metrics(settings)  # before anything records a value, and before forking
+    mysql_up = asyncio.run(migrate_once(settings))  # here, not in serve(): N workers would each migrate
+    # The configuration check without WeChat (no wait on it, no quota spent), after the migrations, before forking.
+    findings = asyncio.run(check_config(settings, wechat=False, mysql=mysql_up))
+    for finding in findings:
+        if finding.level is Level.WARNING:
+            logger.warning("configuration: %s", finding.line())
+    errors = [f for f in findings if f.level is Level.ERROR]
+    if errors:
+        print(f"wxlogin: configuration error: {errors[0].key}: {errors[0].message}"
+              + (f" (and {len(errors) - 1} more: python server.py --check)" if len(errors) > 1 else ""),
+              file=sys.stderr)
+        return 2
     if count == 1:
-        asyncio.run(serve(settings, assets))
+        asyncio.run(serve(settings, assets, metrics_sockets=metrics_sockets))
         return 0
-    return run_workers(settings, assets, count)
+    return run_workers(settings, assets, count, metrics_sockets)
 
 
 if __name__ == "__main__":

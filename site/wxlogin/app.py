@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 import jinja2
 import tornado.web
 
-from wxlogin.config import Settings
+from wxlogin.config import PUSH_KINDS, Settings
 from wxlogin.handlers import api, avatars, forward, legal, oauth, pages, push, scenes
+from wxlogin.handlers import metrics as metrics_handlers
 from wxlogin.handlers.i18n import LOCALES, CompiledGettext
 from wxlogin.handlers.inflight import InFlight
 from wxlogin.handlers.pages import NotFoundHandler
@@ -123,3 +124,32 @@ def make_app(settings: Settings, services: Services, assets: Assets) -> tornado.
         serve_traceback=False,
         compress_response=False,
     )
+
+
+def make_metrics_app(services: Services) -> tornado.web.Application:
+    """The metrics listener's application: GET /metrics and nothing else (issue 16).
+
+    Its own Application on its own socket, so nothing of the public site (pages, cookies, the sandbox) is
+    reachable there and /metrics is not reachable on the public port.
+    """
+    return tornado.web.Application(metrics_handlers.routes(services), log_function=log_request, debug=False,
+                                   autoreload=False, serve_traceback=False, compress_response=False)
+
+
+def push_urls(settings: Settings) -> list[tuple[str, str]]:
+    """(settings key, URL) of each push endpoint to paste into WeChat's console ("服务器地址(URL)"), reversed
+    from the routes themselves (an Application of just those routes); only apps with a push token have one."""
+    app = tornado.web.Application(push.routes + forward.routes)
+    found: list[tuple[str, str]] = []
+    base = settings.server.public_url
+    for kind in PUSH_KINDS:
+        for name, push_app in settings.wechat.push_apps(kind).items():
+            if not push_app.push_token.value:
+                continue
+            path = app.reverse_url("wechat_push_named", kind, name) if name else app.reverse_url("wechat_push", kind)
+            table = f"[wechat.more.{kind}.{name}]" if name else f"[wechat.{kind}]"
+            found.append((f"{table} push_token", base + path))
+    forward_secret = settings.wechat.mp.forward_secret.value
+    if forward_secret:
+        found.append(("[wechat.mp] forward_secret", base + app.reverse_url("wechat_forward")))
+    return found

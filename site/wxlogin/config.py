@@ -380,6 +380,33 @@ class AccountSettings:
     reauth_window: int = setting(300, lo=30, hi=3600)
 
 
+def _listen(value: str, label: str) -> str:
+    """host:port (an IPv6 host in brackets), or empty (off)."""
+    if not value:
+        return value
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{label} must be host:port such as '127.0.0.1:9108', or empty (off), not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    """Prometheus metrics (issue 16), on a listener of their own: never the public port."""
+
+    # host:port of the metrics listener (GET /metrics); empty: no metrics served. Keep it on loopback or a
+    # private network: the shipped nginx does not proxy it.
+    listen: str = setting("", check=_listen)
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 # --- the site's own brand (issue 15): never WeChat's name, mark or green; WeChat's mark sits on its button only
 
 DEFAULT_PRIMARY = "#2563eb"  # static/css/site.css repeats it as --brand (a test keeps the two equal)
@@ -473,6 +500,7 @@ class Settings:
     retention: RetentionSettings
     accounts: AccountSettings = field(default_factory=AccountSettings)
     brand: BrandSettings = field(default_factory=BrandSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,6 +754,10 @@ def _check_rules(settings: Settings) -> Settings:
     if mysql.pool_min > mysql.pool_max:
         raise ConfigError(f"[mysql] pool_min ({mysql.pool_min}) must not exceed pool_max ({mysql.pool_max})")
     _check_distinct_appids(settings.wechat)
+    metrics_at = settings.metrics.host_port
+    if metrics_at is not None and metrics_at[1] == settings.server.port and settings.server.port != 0:
+        raise ConfigError(f"[metrics] listen {settings.metrics.listen!r} is the site's own port: metrics need a "
+                          "listener of their own, which the public (and nginx) never reach")
     _check_desktop_methods(settings.wechat)
     wechat = _resolve_bases(settings.wechat, settings.server.public_url)
     settings = dataclasses.replace(settings, wechat=wechat)

@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from wxlogin import metrics
 from wxlogin.config import Settings, WeChatApp
 from wxlogin.errors import AppTokenInvalid, WeChatError, WeChatRateLimited, WeChatUnavailable, WxLoginError
 from wxlogin.store.apptokens import AppTokenStore
@@ -72,6 +73,7 @@ class AppTokenService:
     """The access token of each app (official account, mini-program) and calls made with it."""
 
     def __init__(self, settings: Settings, store: AppTokenStore, wechat: WeChatClient, cipher: TokenCipher) -> None:
+        self.settings = settings
         self.store = store
         self.wechat = wechat
         self.cipher = cipher
@@ -185,11 +187,13 @@ class AppTokenService:
             try:
                 fetched = await self.wechat.stable_token(app)
             except WeChatError as exc:
+                self._count(app, "normal", exc.code)
                 if current is not None and usable:
                     logger.warning("cannot renew the app token of %s (%s); the current one serves for %d s more",
                                    appid, exc.code, int(remaining))
                     return current, remaining, FAILURE_BACKOFF
                 raise
+            self._count(app, "normal", "ok")
             forced = refused is not None and _same(fetched.access_token, refused)
             if forced:
                 fetched = await self._force(app, lease)
@@ -214,11 +218,20 @@ class AppTokenService:
             raise AppTokenInvalid(errmsg="WeChat still hands out the refused app token; no forced refresh allowed now")
         logger.warning("the app token of %s is refused and WeChat still hands it out; forcing a new one", app.appid)
         try:
-            return await self.wechat.stable_token(app, force_refresh=True)
-        except WeChatRateLimited as exc:
-            if exc.errcode == 45009:  # spent outside this site (another system with our secret): stop for today
+            fetched = await self.wechat.stable_token(app, force_refresh=True)
+        except WeChatError as exc:
+            self._count(app, "forced", exc.code)
+            # 45009: spent outside this site (another system with our secret): stop for today
+            if isinstance(exc, WeChatRateLimited) and exc.errcode == 45009:
                 await self.store.spend_all_forces(app.appid, FORCE_PER_DAY)
             raise
+        self._count(app, "forced", "ok")
+        return fetched
+
+    def _count(self, app: WeChatApp, kind: str, result: str) -> None:
+        """One token fetch from WeChat in the metrics, by the app's label (``mp``, ``miniprogram/shop``)."""
+        found = self.settings.wechat.app_by_appid(app.appid)
+        metrics.APP_TOKEN_REFRESHES.labels(found.label if found else "other", kind, result).inc()
 
 
 def _same(token: str | None, other: str | None) -> bool:

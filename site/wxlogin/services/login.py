@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from wxlogin import metrics
 from wxlogin.errors import DatabaseUnavailable, Overloaded
 from wxlogin.models import (
     EncryptedGrant,
@@ -48,6 +49,8 @@ class LoginService:
     ) -> LoginResult:
         """Log the person in, creating their account on first sight."""
         result = await self.users.login_or_register(identity, profile, grant, context, callback_nonce, allow_create)
+        # Counted after the commit (a rerun transaction counts once); failures are counted by record_failure.
+        metrics.LOGINS.labels(identity.channel.value, "conflict" if result.conflict_user_id else "success").inc()
         logger.info(
             "login ok: user=%d channel=%s created=%s%s", result.user.id, identity.channel.value, result.created,
             f" unionid_conflict_with={result.conflict_user_id}" if result.conflict_user_id else "",
@@ -61,5 +64,6 @@ class LoginService:
         ``user_id``: the signed-in person whose link or merge flow failed (their account page lists it).
         """
         logger.info("login failed: channel=%s outcome=%s", channel, outcome)
+        metrics.LOGINS.labels(channel, outcome).inc()
         with contextlib.suppress(DatabaseUnavailable, Overloaded):
             await self.events.record_failure(channel, outcome, context, user_id)

@@ -26,6 +26,7 @@ import string
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from wxlogin import metrics
 from wxlogin.config import Settings
 from wxlogin.errors import (
     AccountDisabled,
@@ -304,6 +305,7 @@ class SceneService:
             if row is None or not hmac.compare_digest(row.binding, binding):
                 # Another browser holding a copied scene id: a failed attempt for the audit trail.
                 kind = row.kind.value if row is not None else "scene"
+                metrics.LOGINS.labels(kind, "scene_unbound").inc()
                 await self.events.record_failure(kind, "scene_unbound", context)
                 raise SceneNotFound()
             self.watcher.poke(scene)

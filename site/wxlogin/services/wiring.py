@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from wxlogin.config import Settings
 from wxlogin.models import SceneKind
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
+from wxlogin.services.configcheck import ConfigCheck
 from wxlogin.services.container import Services
 from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.login import LoginService
@@ -22,6 +25,7 @@ from wxlogin.services.wxacode import MiniProgramCodeService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.apptokens import AppTokenStore
+from wxlogin.store.ops import OpsStore
 from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
@@ -97,3 +101,16 @@ def build_services(settings: Settings) -> Services:
         wxacode=wxacode,
         _close=close,
     )
+
+
+def build_config_check(settings: Settings) -> tuple[ConfigCheck, Callable[[], Awaitable[None]]]:
+    """The configuration check with a pool and a WeChat client of its own (server.py --check and start-up,
+    before any service exists); the second item closes them."""
+    db = Database(settings.mysql)
+    wechat = WeChatClient(settings.wechat)
+
+    async def close() -> None:
+        await db.close()
+        wechat.close()
+
+    return ConfigCheck(settings, OpsStore(db), wechat), close

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import aiomysql
 import pymysql
 
-from wxlogin import dbbudget
+from wxlogin import dbbudget, metrics
 from wxlogin.config import MySQLSettings
 from wxlogin.errors import DatabaseUnavailable, Overloaded
 
@@ -65,6 +65,9 @@ class Admission:
         self._free = permits
         self.limit = limit
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Recorded only when someone has to wait (the fast path above records nothing).
+        self._waiting_gauge = metrics.DB_WAITING.labels("admission")
+        self._waits = {result: metrics.DB_WAITS.labels(result) for result in ("served", "timeout", "full", "failed")}
 
     @property
     def waiting(self) -> int:
@@ -76,13 +79,17 @@ class Admission:
             self._free -= 1
             return
         if len(self._waiters) >= self.limit:
+            self._waits["full"].inc()
             raise QueueFull
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._waiting_gauge.inc()
+        result = "served"
         try:
             async with asyncio.timeout(timeout):
                 await waiter
-        except BaseException:
+        except BaseException as exc:
+            result = "timeout" if isinstance(exc, TimeoutError) else "failed"
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.leave()  # the permit arrived in the turn we gave up: pass it on, do not drop it
             else:
@@ -90,6 +97,9 @@ class Admission:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             raise
+        finally:
+            self._waiting_gauge.dec()
+            self._waits[result].inc()
 
     def leave(self) -> None:
         """Give a permit back: to the oldest waiter if there is one."""
@@ -118,6 +128,9 @@ class Database:
         self._down_until = 0.0
         self._failed_at = float("-inf")
         self._admission = Admission(settings.pool_max, settings.queue_limit)
+        self._in_use = metrics.DB_CONNECTIONS.labels("in_use")
+        self._breaker_open = metrics.DB_BREAKER_OPEN.labels("mysql")
+        self._breaker_reported = False  # the gauge is written on changes only, not on every check
 
     def _trip(self) -> None:
         """After a failure, answer 'unavailable' at once for a moment instead of queueing on a dead server.
@@ -129,11 +142,18 @@ class Database:
         now = asyncio.get_running_loop().time()
         self._down_until = now + BREAKER_SECONDS
         self._failed_at = now
+        metrics.DB_BREAKER_TRIPS.labels("mysql").inc()
+        if not self._breaker_reported:
+            self._breaker_reported = True
+            self._breaker_open.set(1)
         self._admission.fail_waiters("recently failed")
 
     def _check_breaker(self) -> None:
         if asyncio.get_running_loop().time() < self._down_until:
             raise DatabaseUnavailable("recently failed")
+        if self._breaker_reported:
+            self._breaker_reported = False
+            self._breaker_open.set(0)
 
     def _out_of_time(self, detail: str) -> Overloaded | DatabaseUnavailable:
         """A request ran out of time waiting: busy unless MySQL failed within one request's allowance.
@@ -186,6 +206,7 @@ class Database:
                     logger.warning("cannot create the MySQL pool: %s", _describe(exc))
                     self._trip()
                     raise DatabaseUnavailable("pool") from None
+                metrics.DB_CONNECTIONS.labels("max").inc(s.pool_max)
         return self._pool
 
     async def close(self) -> None:
@@ -194,6 +215,7 @@ class Database:
             self._pool.close()
             await self._pool.wait_closed()
             self._pool = None
+            metrics.DB_CONNECTIONS.labels("max").dec(self.settings.pool_max)
 
     @property
     def pool_stats(self) -> dict[str, int]:
@@ -212,6 +234,7 @@ class Database:
         pool = await self._ensure_pool()
         with dbbudget.Meter():
             conn = await self._lend(pool, wait)
+        self._in_use.inc()
         try:
             yield conn
         except BaseException as exc:
@@ -219,6 +242,7 @@ class Database:
                 conn.close()
             raise
         finally:
+            self._in_use.dec()
             try:
                 pool.release(conn)
             finally:

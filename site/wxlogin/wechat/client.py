@@ -33,7 +33,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from wxlogin import wxdeadline
+from wxlogin import metrics, wxdeadline
 from wxlogin.config import WeChatApp, WeChatSettings
 from wxlogin.errors import (
     AccessTokenExpired,
@@ -565,15 +565,23 @@ class WeChatClient:
             logger.warning("WeChat %s not called: the request's WeChat deadline has passed", path)
             raise _timed_out()
         sends: list[_OneSend] = []
+        result = "0"
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._attempts(url, path, expect, deadline, sends, body, retry, image_cap)
         except TimeoutError:
+            result = "timeout"
             for once in sends:
                 once.abandon()
             where = "in flight" if sends and sends[-1].sends else "waiting for a connection"
             logger.warning("WeChat %s: no answer by the deadline (%s)", path, where)
             raise _timed_out() from None
+        except WeChatError as exc:
+            result = _metric_result(exc)
+            raise
+        finally:
+            metrics.WECHAT_CALLS.labels(path, result).inc()
+            metrics.WECHAT_SECONDS.labels(path).observe(loop.time() - now)
 
     async def _attempts(self, url: str, path: str, expect: str | None, deadline: float,
                         sends: list[_OneSend], body: bytes | None, retry: bool, image_cap: int = 0) -> dict[str, Any]:
@@ -713,6 +721,18 @@ def _error_for(errcode: Any, errmsg: Any) -> WeChatError:
     cls = _ERRCODES.get(number, WeChatError) if number is not None else WeChatError
     logger.warning("WeChat errcode %s: %s", number, message)
     return cls(errcode=number, errmsg=message, rid=rid)
+
+
+def _metric_result(exc: WeChatError) -> str:
+    """The errcode label of a failed call: WeChat's errcode when it is one we know (a bounded set of label
+    values whatever an upstream sends), else what kind of failure it was."""
+    if exc.errcode is not None:
+        return str(exc.errcode) if exc.errcode in _ERRCODES else "other"
+    if isinstance(exc, WeChatTimeout):
+        return "timeout"
+    if isinstance(exc, WeChatUnavailable):
+        return "network" if exc.network else "bad_reply"
+    return "other"
 
 
 def _errcode(value: Any) -> int | None:

@@ -1,0 +1,36 @@
+"""GET /metrics for Prometheus, on the metrics listener only (``[metrics] listen``), never in the public app.
+
+``make_metrics_app`` (wxlogin/app.py) mounts this one route on its own Application, so the public port has
+no /metrics at all (its 404 page answers there). The values are every worker's (wxlogin/metrics.py adds them
+up); the pending deletions are counted in MySQL at scrape time, once per scrape, never per request.
+"""
+
+from __future__ import annotations
+
+import tornado.routing
+import tornado.web
+
+from wxlogin import metrics
+from wxlogin.services import Services
+
+PENDING_HELP = "Closed accounts waiting for the deletion job (users.deletion_scheduled_at set), read at scrape time."
+
+
+class MetricsHandler(tornado.web.RequestHandler):
+    """The exposition text; no cookies, no XSRF, nothing personal (labels are channels, codes and paths)."""
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+
+    async def get(self) -> None:
+        scraped: dict[str, tuple[str, float]] = {}
+        pending = await self.services.maintenance.pending_deletions()
+        if pending is not None:
+            scraped["wxlogin_pending_deletions"] = (PENDING_HELP, float(pending))
+        self.set_header("Content-Type", metrics.CONTENT_TYPE)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(metrics.render(scraped))
+
+
+def routes(services: Services) -> list[tornado.routing.Rule]:
+    return [tornado.web.url(r"/metrics", MetricsHandler, {"services": services}, name="metrics")]
