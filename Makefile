@@ -5,11 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= settings.toml
 
-.PHONY: run test bench bench-profile check-reliability venv db browser tools lint clean play-miniprogram play-app \
+.PHONY: run check-config test bench bench-profile check-reliability venv db browser tools lint clean play-miniprogram play-app \
 	screenshots
 
 run: db
 	$(PY) server.py --config $(CONFIG)
+
+# The configuration check (README "Configuration check"): ok / warning / error per settings key; fails on an error.
+# WeChat's answers need WeChat: in development the sandbox, so with `make run` going in another terminal.
+check-config: db
+	$(PY) server.py --check --config $(CONFIG)
 
 # lint comes first: a type error or a broken import contract fails before the slow suite starts.
 test: lint db browser tools

@@ -127,6 +127,7 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
     """Run until SIGTERM or SIGINT, then drain and close. ``metrics_sockets``: this process serves /metrics."""
     services = build_services(settings)
     app = make_app(settings, services, assets)
+    metrics.WORKERS.labels("web").set(1)
     server = tornado.httpserver.HTTPServer(
         app, xheaders=False, max_body_size=settings.server.max_body_size, max_header_size=16 * 1024,
         idle_connection_timeout=60, body_timeout=15,

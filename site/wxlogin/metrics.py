@@ -63,6 +63,10 @@ DB_WAITS = Counter("wxlogin_db_admission_waits", "Requests that had to queue for
                    "the wait ended (served, timeout, full).", ("result",))
 DB_BREAKER_OPEN = Gauge("wxlogin_db_breaker_open", "1 while the MySQL breaker answers 503 at once after a failure "
                         "(in any live worker).", ("breaker",), multiprocess_mode="livemax")
+# --- processes (server.py) -----------------------------------------------------------------------------
+# In multiprocess mode "liveall" gives one sample per live worker, labelled with its pid.
+WORKERS = Gauge("wxlogin_worker_up", "1 per live worker process (labelled pid when workers are added up).",
+                ("role",), multiprocess_mode="liveall")
 DB_BREAKER_TRIPS = Counter("wxlogin_db_breaker_trips", "Times the MySQL breaker opened.", ("breaker",))
 
 
