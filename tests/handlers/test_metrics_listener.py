@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_DATABASE
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import TEST_DATABASE
 from harness.mariadb import free_port
 from harness.serverproc import ServerProcess, merge, settings_for
 
