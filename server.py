@@ -53,6 +53,7 @@ from wxlogin.store.migrations import migrate  # noqa: E402
 logger = logging.getLogger("wxlogin.server")
 PURGE_INTERVAL = 600
 DRAIN_SECONDS = 10
+METRICS_SAMPLE = 1.0  # seconds between samples of a worker's pool gauges (metrics on only)
 
 
 def announce(settings: Settings) -> None:
@@ -156,6 +157,14 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
                 await services.maintenance.purge_expired()
 
     purger = asyncio.create_task(purge_forever())
+    sampler = None
+    if settings.metrics.listen:
+        async def sample_forever() -> None:
+            while True:
+                services.maintenance.sample_metrics()
+                await asyncio.sleep(METRICS_SAMPLE)
+
+        sampler = asyncio.create_task(sample_forever())
     await stop.wait()
     logger.info("shutting down: no new connections, draining in-flight requests")
     server.stop()
@@ -163,6 +172,8 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
         metrics_server.stop()
     services.scenes.shutdown()  # waiting pages (SSE, long-poll) end now and reconnect to another process
     purger.cancel()
+    if sampler is not None:
+        sampler.cancel()
     if not await app.settings["in_flight"].wait_idle(DRAIN_SECONDS):
         logger.warning("%d requests still running after %ds; closing anyway",
                        app.settings["in_flight"].count, DRAIN_SECONDS)

@@ -23,6 +23,7 @@ class MetricsHandler(tornado.web.RequestHandler):
         self.services = services
 
     async def get(self) -> None:
+        self.services.maintenance.sample_metrics()  # this process's pool gauges as of now; others' within a second
         scraped: dict[str, tuple[str, float]] = {}
         pending = await self.services.maintenance.pending_deletions()
         if pending is not None:

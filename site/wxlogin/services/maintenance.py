@@ -65,6 +65,10 @@ class MaintenanceService:
             *more_purges,  # (table, purge) of other services: avatar checks WeChat never answered
         )
 
+    def sample_metrics(self) -> None:
+        """Refresh this process's sampled gauges (the MySQL pool's); server.py calls it each second."""
+        self.db.sample_metrics()
+
     async def pending_deletions(self) -> int | None:
         """How many closed accounts wait for the deletion job (the metrics scrape's gauge); None when unknown:
         MySQL does not answer, or the deletion column does not exist yet."""
