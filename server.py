@@ -259,7 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return run_check(settings)
     count = settings.server.processes or (os.cpu_count() or 1)
-    metrics_sockets = start_metrics(settings)  # before anything records a value, and before forking
+    try:
+        metrics_sockets = start_metrics(settings)  # before anything records a value, and before forking
+    except OSError as exc:
+        print(f"wxlogin: configuration error: [metrics] listen {settings.metrics.listen}: cannot listen there "
+              f"({exc.strerror})", file=sys.stderr)
+        return 2
     mysql_up = asyncio.run(migrate_once(settings))  # here, not in serve(): N workers would each migrate
     # The configuration check without WeChat (no wait on it, no quota spent), after the migrations, before forking.
     findings = asyncio.run(check_config(settings, wechat=False, mysql=mysql_up))
