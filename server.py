@@ -212,6 +212,9 @@ def run_workers(settings: Settings, assets: Assets, count: int, metrics_sockets:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    # The parent records nothing more (its migrations and start-up check did, once): its live gauges leave the
+    # sums, so a breaker its check saw open cannot stay "open" for as long as it lives.
+    metrics.process_exited(os.getpid())
     for index in range(count):
         spawn(index)
     signal.signal(signal.SIGTERM, stop)
