@@ -67,7 +67,9 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
     return {
         "openapi": "3.1.0",
         "info": {"title": "wxlogin API", "version": "1.0.0",
-                 "description": "WeChat login for the mini-program and the mobile app, with bearer tokens."},
+                 "description": "WeChat login for the mini-program and the mobile app, with bearer tokens. "
+                                "Not part of this server: Prometheus metrics (GET /metrics) are served only on "
+                                "a listener of their own, the setting [metrics] listen (host:port; empty: off)."},
         "servers": [{"url": server_url}],
         "paths": {
             path_of("api_miniprogram_login"): {"post": {
