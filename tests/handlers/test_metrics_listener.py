@@ -108,6 +108,8 @@ async def test_metrics_move_with_real_logins(sandbox_site):
         sample(before, calls, endpoint="/sns/jscode2session", errcode="0") == 2
     assert sample(after, calls, endpoint="/sns/jscode2session", errcode="40029") - \
         sample(before, calls, endpoint="/sns/jscode2session", errcode="40029") == 1
+    assert sample(after, logins, channel="miniprogram", outcome="code_invalid") - \
+        sample(before, logins, channel="miniprogram", outcome="code_invalid") == 1
     seconds = "wxlogin_wechat_call_seconds_count"
     assert sample(after, seconds, endpoint="/sns/jscode2session") - \
         sample(before, seconds, endpoint="/sns/jscode2session") == 3

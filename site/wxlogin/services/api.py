@@ -8,12 +8,15 @@ this module except into the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from wxlogin import metrics
 from wxlogin.config import Settings, WeChatApp
 from wxlogin.errors import (
     AccountDisabled,
@@ -22,6 +25,7 @@ from wxlogin.errors import (
     RateLimited,
     SessionKeyExpired,
     WeChatError,
+    WxLoginError,
 )
 from wxlogin.models import (
     BoundPhone,
@@ -95,6 +99,11 @@ class ApiService:
         ``app_name``: which mini-program ("" = ``[wechat.miniprogram]``); its appid keys the login method, and
         the person's unionid joins it to their account of any other app.
         """
+        with _counted_failure(Channel.MINIPROGRAM):
+            return await self._miniprogram_login(code, open_data, context, app_name)
+
+    async def _miniprogram_login(self, code: str, open_data: dict[str, Any], context: RequestContext,
+                                 app_name: str) -> ApiLogin:
         app = self._miniprogram(app_name)  # before the limit: no cost yet
         await self.limits.login.hit(context.ip)
         session = await self.wechat.jscode2session(app, code)
@@ -115,13 +124,14 @@ class ApiService:
 
     async def app_login(self, code: str, context: RequestContext, app_name: str = "") -> ApiLogin:
         """The mobile app's OpenSDK code -> access token -> userinfo -> login-or-register (``app_name``: which app)."""
-        app = choose_app(self.settings.wechat, Channel.APP, app_name)
-        await self.limits.login.hit(context.ip)
-        tokens = await self.wechat.exchange_code(app, code)
-        info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
-        identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
-        result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
-        return self._issue(result.user, result.created)
+        with _counted_failure(Channel.APP):
+            app = choose_app(self.settings.wechat, Channel.APP, app_name)
+            await self.limits.login.hit(context.ip)
+            tokens = await self.wechat.exchange_code(app, code)
+            info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
+            identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
+            result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
+            return self._issue(result.user, result.created)
 
     async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any], app_name: str = "") -> User:
         """Update the profile from open data sealed with the stored session_key.
@@ -209,3 +219,14 @@ class ApiService:
 
     async def logout(self, caller: ApiCaller) -> None:
         await self.sessions.end(caller.claims, lifetime=self.token_max_age)
+
+
+@contextlib.contextmanager
+def _counted_failure(channel: Channel) -> Iterator[None]:
+    """A failed API login in the metrics, by its error code (successes are counted by the login service). The
+    browser flows audit their failures (LoginService.record_failure, which counts them); the API's are counted here."""
+    try:
+        yield
+    except WxLoginError as exc:
+        metrics.LOGINS.labels(channel.value, exc.code).inc()
+        raise
