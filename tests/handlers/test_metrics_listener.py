@@ -114,6 +114,15 @@ async def test_metrics_move_with_real_logins(sandbox_site):
     assert sample(after, seconds, endpoint="/sns/jscode2session") - \
         sample(before, seconds, endpoint="/sns/jscode2session") == 3
     assert sample(after, "wxlogin_db_pool_connections", state="max") == 20  # the worker's pool_max
+
+    # The deep health probe takes each official account's and mini-program's app token: fetched from WeChat once.
+    async with httpx.AsyncClient(timeout=30) as client:
+        assert (await client.get(sandbox_site.url + "/healthz?deep=1")).status_code == 200
+        deep = (await client.get(metrics_url)).text
+    refreshes = "wxlogin_app_token_refreshes_total"
+    for app in ("mp", "miniprogram"):
+        assert sample(deep, refreshes, app=app, kind="normal", result="ok") == 1, app
+    assert sample(deep, calls, endpoint="/cgi-bin/stable_token", errcode="0") == 2
     assert sample(after, "wxlogin_db_breaker_open", breaker="mysql") == 0
 
 
