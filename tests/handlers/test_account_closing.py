@@ -8,7 +8,8 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from helpers import location_path, page_xsrf
+from helpers import follow, location_path, page_xsrf
+from unit.test_useragent import IOS_WECHAT
 
 SESSION = "wxsid"  # no __Host- prefix: the test server runs on plain http
 
@@ -207,3 +208,15 @@ async def test_download_my_data_holds_everything_but_no_secret(server, client, f
     back = await reauth(client, server, flows, "zhangsan", next_path="/account?done=reauthed#data", page="/account")
     assert location_path(back, server.url).startswith("/account?done=reauthed")
     assert 'data-export="full"' in (await client.get(server.url + "/account")).text
+
+
+async def test_inside_wechat_the_confirmation_is_a_tap_on_the_official_account(server, new_client, flows):
+    phone = new_client(headers={"User-Agent": IOS_WECHAT})
+    await flows.mp_login(phone, "zhangsan")
+    make_stale(phone, server)
+
+    started = await post_form(phone, server, "/account/reauth", page="/account/close", next="/account/close")
+
+    assert "callback%2Fmp-reauth" in started.headers["location"] and "snsapi_userinfo" in started.headers["location"]
+    trace = await follow(phone, started.headers["location"])
+    assert str(trace[-1].url).endswith("/account/close") and 'data-close-state="confirm"' in trace[-1].text
