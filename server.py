@@ -157,6 +157,9 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
                 await services.maintenance.purge_expired()
 
     purger = asyncio.create_task(purge_forever())
+    # Closed accounts past their grace period (issue 16): every [accounts] purge_interval, one process at a time
+    # across machines (a MySQL named lock inside run_once).
+    deleter = asyncio.create_task(services.deletion.run_forever())
     sampler = None
     if settings.metrics.listen:
         async def sample_forever() -> None:
@@ -172,6 +175,7 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
         metrics_server.stop()
     services.scenes.shutdown()  # waiting pages (SSE, long-poll) end now and reconnect to another process
     purger.cancel()
+    deleter.cancel()
     if sampler is not None:
         sampler.cancel()
     if not await app.settings["in_flight"].wait_idle(DRAIN_SECONDS):

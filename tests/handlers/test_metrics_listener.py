@@ -90,7 +90,7 @@ async def test_metrics_are_served_on_their_own_listener_and_never_on_the_public_
             assert (await client.get(metrics_url + path)).status_code == 404, path
 
 
-async def test_metrics_move_with_real_logins(sandbox_site):
+async def test_metrics_move_with_real_logins(sandbox_site, sql):
     metrics_url = f"http://{sandbox_site.settings['metrics']['listen']}/metrics"
     async with httpx.AsyncClient(timeout=30) as client:
         before = (await client.get(metrics_url)).text
@@ -114,6 +114,12 @@ async def test_metrics_move_with_real_logins(sandbox_site):
     assert sample(after, seconds, endpoint="/sns/jscode2session") - \
         sample(before, seconds, endpoint="/sns/jscode2session") == 3
     assert sample(after, "wxlogin_db_pool_connections", state="max") == 20  # the worker's pool_max
+
+    # Closed accounts waiting for the deletion job: counted in MySQL at scrape time.
+    assert sample(after, "wxlogin_pending_deletions") == 0
+    await sql("UPDATE users SET deletion_scheduled_at = UTC_TIMESTAMP(3) + INTERVAL 15 DAY ORDER BY id LIMIT 1")
+    async with httpx.AsyncClient(timeout=30) as client:
+        assert sample((await client.get(metrics_url)).text, "wxlogin_pending_deletions") == 1
 
     # The deep health probe takes each official account's and mini-program's app token: fetched from WeChat once.
     async with httpx.AsyncClient(timeout=30) as client:
@@ -199,54 +205,6 @@ async def test_two_workers_are_added_up(wechat_and_two_workers):
 def _serving_worker(text: str, live: set[str], site: ServerProcess) -> int:
     """The worker that serves the metrics listener (worker 0): the lowest pid, the first one forked."""
     return min(int(pid) for pid in live)
-
-
-@pytest.fixture
-async def users_table_db(test_db):
-    """A database of this test's own holding only a ``users`` table, before and after the deletion column."""
-    from dataclasses import replace
-
-    import aiomysql
-
-    name = f"{TEST_DATABASE}_pending"
-    mysql = test_db.mysql
-    conn = await aiomysql.connect(host=mysql.host, port=mysql.port, user=mysql.user, password=mysql.password.value,
-                                  autocommit=True)
-
-    async def run(query: str) -> None:
-        async with conn.cursor() as cur:
-            await cur.execute(query)
-
-    async def drop() -> None:
-        async with conn.cursor() as cur:
-            if await cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)):
-                await cur.execute(f"DROP DATABASE `{name}`")
-
-    await drop()
-    await run(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    await run(f"CREATE TABLE `{name}`.users (id BIGINT PRIMARY KEY AUTO_INCREMENT)")
-    await run(f"INSERT INTO `{name}`.users () VALUES (), (), ()")
-    yield replace(mysql, database=name), run, name
-    await drop()
-    conn.close()
-
-
-async def test_pending_deletions_are_counted_once_the_column_exists(users_table_db):
-    from wxlogin.store import Database
-    from wxlogin.store.ops import OpsStore
-
-    settings, run, name = users_table_db
-    db = Database(settings)
-    ops = OpsStore(db)
-    try:
-        assert await ops.pending_deletions() is None  # before the migration that adds the column: no gauge
-        assert db.pool_stats["size"] >= 1 and await db.ping(), "looking for the column did not trip the breaker"
-        await run(f"ALTER TABLE `{name}`.users ADD COLUMN deletion_scheduled_at DATETIME(3) NULL")
-        assert await ops.pending_deletions() == 0
-        await run(f"UPDATE `{name}`.users SET deletion_scheduled_at = UTC_TIMESTAMP(3) WHERE id <= 2")
-        assert await ops.pending_deletions() == 2
-    finally:
-        await db.close()
 
 
 def test_metrics_on_the_sites_own_port_are_refused():

@@ -9,10 +9,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from wxlogin.config import PUSH_KINDS, NamedApp, RetentionSettings, WeChatApp, WeChatSettings
-from wxlogin.errors import DatabaseUnavailable, Overloaded, WxLoginError
+from wxlogin.errors import DatabaseUnavailable, WxLoginError
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.store import CallbackStore, Database, EventStore, RateLimitStore, UserStore
-from wxlogin.store.ops import OpsStore
 from wxlogin.store.pushes import PushStore
 from wxlogin.wechat.client import WeChatClient
 
@@ -41,10 +40,8 @@ class MaintenanceService:
                  events: EventStore, limits: RateLimitStore, pushes: PushStore, batch: int = PURGE_BATCH,
                  pause: float = PURGE_PAUSE, app_tokens: AppTokenService | None = None,
                  wechat: WeChatClient | None = None, token_apps: Mapping[str, WeChatApp] | None = None,
-                 more_purges: Sequence[tuple[str, Callable[[int], Awaitable[int]]]] = (),
-                 ops: OpsStore | None = None) -> None:
+                 more_purges: Sequence[tuple[str, Callable[[int], Awaitable[int]]]] = ()) -> None:
         self.db = db
-        self.ops = ops or OpsStore(db)
         self.app_tokens = app_tokens
         self.wechat = wechat
         self.token_apps = dict(token_apps or {})
@@ -68,14 +65,6 @@ class MaintenanceService:
     def sample_metrics(self) -> None:
         """Refresh this process's sampled gauges (the MySQL pool's); server.py calls it each second."""
         self.db.sample_metrics()
-
-    async def pending_deletions(self) -> int | None:
-        """How many closed accounts wait for the deletion job (the metrics scrape's gauge); None when unknown:
-        MySQL does not answer, or the deletion column does not exist yet."""
-        try:
-            return await self.ops.pending_deletions()
-        except (DatabaseUnavailable, Overloaded):
-            return None
 
     async def database_ready(self) -> bool:
         """True when MySQL answers a trivial query within the timeouts."""

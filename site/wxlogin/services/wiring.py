@@ -11,6 +11,7 @@ from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.configcheck import ConfigCheck
 from wxlogin.services.container import Services
+from wxlogin.services.deletion import DeletionService
 from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService, token_apps
@@ -25,6 +26,7 @@ from wxlogin.services.wxacode import MiniProgramCodeService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.apptokens import AppTokenStore
+from wxlogin.store.deletions import DeletionStore
 from wxlogin.store.ops import OpsStore
 from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
@@ -99,6 +101,7 @@ def build_services(settings: Settings) -> Services:
         scenes=scenes,
         follow=follow,
         wxacode=wxacode,
+        deletion=DeletionService(settings, DeletionStore(db)),
         _close=close,
     )
 

@@ -1,7 +1,5 @@
-"""What operators' tools read from MySQL (issue 16): the pending deletions gauge and the server's facts.
-
-Neither runs per request: ``pending_deletions`` once per metrics scrape, ``server_facts`` once per
-configuration check (``server.py --check`` and start-up).
+"""What the configuration check reads from MySQL (issue 16): the server's facts, once per check
+(``server.py --check`` and start-up), never per request.
 """
 
 from __future__ import annotations
@@ -23,35 +21,14 @@ class ServerFacts:
     charset: str  # the database's default character set
     collation: str  # the database's default collation
     sql_mode: str  # this session's, as the app's connections set it
-    clock_skew: float  # MySQL's UTC_TIMESTAMP minus this machine's clock, seconds (the query's midpoint)
+    clock_skew: float  # MySQL's NOW() minus this machine's clock, seconds (taken at the query's midpoint)
 
 
 class OpsStore:
-    """SQL for operators' tools; nothing a login reads or writes."""
+    """SQL for the configuration check; nothing a login reads or writes."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._has_deletions: bool | None = None  # known once the column exists (it never goes away)
-
-    async def pending_deletions(self) -> int | None:
-        """Accounts waiting for the deletion job: ``users.deletion_scheduled_at IS NOT NULL``; None while the
-        column does not exist yet (the migration that adds it has not run). A query on a missing column would
-        be an OperationalError, which the pool counts against MySQL, so the column is looked up first."""
-
-        async def work(cur: aiomysql.Cursor) -> int | None:
-            if not self._has_deletions:
-                await cur.execute(
-                    "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
-                    "AND TABLE_NAME = 'users' AND COLUMN_NAME = 'deletion_scheduled_at'")
-                row = await fetchone(cur)
-                self._has_deletions = bool(row and row["n"])
-                if not self._has_deletions:
-                    return None
-            await cur.execute("SELECT COUNT(*) AS n FROM users WHERE deletion_scheduled_at IS NOT NULL")
-            row = await fetchone(cur)
-            return int(row["n"]) if row else 0
-
-        return await self.db.run(work)
 
     async def server_facts(self) -> ServerFacts:
         """MySQL's version, the database's charset and collation, the session's sql_mode and clock skew."""
