@@ -34,7 +34,7 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -130,5 +130,5 @@ class _Registry(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-    def collect(self) -> list[GaugeMetricFamily]:
-        return list(self.registry.collect())  # type: ignore[arg-type]
+    def collect(self) -> list[Metric]:
+        return list(self.registry.collect())
