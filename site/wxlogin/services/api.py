@@ -97,6 +97,20 @@ class ApiService:
         """
         app = self._miniprogram(app_name)  # before the limit: no cost yet
         await self.limits.login.hit(context.ip)
+        try:
+            return await self._miniprogram_login(app, code, open_data, context)
+        except (WeChatError, AccountDisabled) as exc:
+            await self._audit_failure(Channel.MINIPROGRAM, exc, context)
+            raise
+
+    async def _audit_failure(self, channel: Channel, exc: WeChatError | AccountDisabled,
+                             context: RequestContext) -> None:
+        """Keep WeChat's refusals (errcode, rid) and a disabled account's attempts for the operator console."""
+        user_id = exc.user_id if isinstance(exc, AccountDisabled) else None
+        await self.login.record_failure(channel.value, exc.code, context, user_id, error=exc)
+
+    async def _miniprogram_login(self, app: WeChatApp, code: str, open_data: dict[str, Any],
+                                 context: RequestContext) -> ApiLogin:
         session = await self.wechat.jscode2session(app, code)
         profile = None
         signed = open_data.get("rawData") is not None or open_data.get("signature") is not None
@@ -117,10 +131,14 @@ class ApiService:
         """The mobile app's OpenSDK code -> access token -> userinfo -> login-or-register (``app_name``: which app)."""
         app = choose_app(self.settings.wechat, Channel.APP, app_name)
         await self.limits.login.hit(context.ip)
-        tokens = await self.wechat.exchange_code(app, code)
-        info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
-        identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
-        result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
+        try:
+            tokens = await self.wechat.exchange_code(app, code)
+            info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
+            identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
+            result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
+        except (WeChatError, AccountDisabled) as exc:
+            await self._audit_failure(Channel.APP, exc, context)
+            raise
         return self._issue(result.user, result.created)
 
     async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any], app_name: str = "") -> User:

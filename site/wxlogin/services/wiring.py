@@ -5,6 +5,7 @@ from __future__ import annotations
 from wxlogin.config import Settings
 from wxlogin.models import SceneKind
 from wxlogin.services.accounts import AccountService
+from wxlogin.services.admin import AdminService
 from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.container import Services
@@ -21,6 +22,7 @@ from wxlogin.services.sessions import SessionService
 from wxlogin.services.wxacode import MiniProgramCodeService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
+from wxlogin.store.admin import AdminStore
 from wxlogin.store.apptokens import AppTokenStore
 from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
@@ -95,5 +97,6 @@ def build_services(settings: Settings) -> Services:
         scenes=scenes,
         follow=follow,
         wxacode=wxacode,
+        admin=AdminService(settings, AdminStore(db), account_store, sessions),
         _close=close,
     )
