@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "site"))
 
+import pymysql  # noqa: E402
 import tornado.httpserver  # noqa: E402
 import tornado.netutil  # noqa: E402
 
@@ -32,8 +33,10 @@ from wxlogin.app import Assets, make_app  # noqa: E402
 from wxlogin.config import SANDBOX_PREFIX, ConfigError, Settings, load_settings  # noqa: E402
 from wxlogin.errors import DatabaseUnavailable, Overloaded  # noqa: E402
 from wxlogin.logsetup import configure_logging  # noqa: E402
+from wxlogin.sandbox.people import OPERATOR, unionid_for  # noqa: E402
 from wxlogin.services import build_services  # noqa: E402
 from wxlogin.store.migrations import migrate  # noqa: E402
+from wxlogin.store.setup import seed_account  # noqa: E402
 
 logger = logging.getLogger("wxlogin.server")
 PURGE_INTERVAL = 600
@@ -62,6 +65,22 @@ async def migrate_once(settings: Settings) -> None:
             logger.info("database schema migrated to version %d", applied[-1])
     except DatabaseUnavailable as exc:
         logger.warning("could not check the schema at start-up (%s); continuing, pages will say 503", exc.detail)
+
+
+async def seed_sandbox_operator(settings: Settings) -> None:
+    """In the sandbox, make the first of ``[admin] user_ids`` the sandbox's operator person (README "The sandbox").
+
+    Only where that account does not exist yet (a fresh database): the operator's first scan then lands on it.
+    """
+    if not (settings.wechat.sandbox and settings.admin.user_ids):
+        return
+    user_id = settings.admin.user_ids[0]
+    try:
+        if await seed_account(settings.mysql, user_id, unionid_for(OPERATOR) or "", OPERATOR.nickname):
+            logger.info("sandbox: account %d is the operator %s (sign in as them for /admin)", user_id,
+                        OPERATOR.nickname)
+    except (DatabaseUnavailable, OSError, pymysql.err.MySQLError) as exc:
+        logger.warning("sandbox: could not seed the operator account (%s)", exc)
 
 
 async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket] | None = None) -> None:
@@ -174,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     count = settings.server.processes or (os.cpu_count() or 1)
     asyncio.run(migrate_once(settings))  # here, not in serve(): N workers would each migrate
+    asyncio.run(seed_sandbox_operator(settings))
     if count == 1:
         asyncio.run(serve(settings, assets))
         return 0

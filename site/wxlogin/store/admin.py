@@ -154,8 +154,9 @@ class AdminStore:
             if phones:
                 await cur.execute("SELECT user_id AS id FROM user_phones WHERE phone IN %s", (phones,))
                 add(await fetchall(cur), "phone")
-            if text:
-                # ix_login_methods_openid (migration 11) and the unionid keys; exact matches only.
+            if text.isascii() and text.isprintable():
+                # ix_login_methods_openid (migration 11) and the unionid keys; exact matches only. The ID columns
+                # are ascii: anything else could not match (and MySQL refuses to compare it: "illegal mix").
                 await cur.execute("SELECT DISTINCT user_id AS id FROM user_login_methods WHERE openid = %s LIMIT %s",
                                   (text, limit))
                 add(await fetchall(cur), "openid")
@@ -163,6 +164,7 @@ class AdminStore:
                     "SELECT id FROM users WHERE unionid = %s UNION "
                     "SELECT user_id AS id FROM user_login_methods WHERE unionid = %s LIMIT %s", (text, text, limit))
                 add(await fetchall(cur), "unionid")
+            if text:
                 pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 await cur.execute("SELECT id FROM users WHERE nickname LIKE %s ORDER BY id DESC LIMIT %s",
                                   (pattern, limit))
