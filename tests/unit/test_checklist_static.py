@@ -43,6 +43,11 @@ ROUTES = [
     # The brand (issue 15): the [brand] primary colour as CSS, and the legal documents (a redirect to the
     # configured address, or a page that says it is a placeholder). Public, no writes.
     r"/brand\.css$", r"/legal/(terms|privacy)$",
+    # The operator console (issue 16): 404 to anyone not in [admin] user_ids; actions need XSRF and a recent
+    # sign-in (tests/handlers/test_admin_console.py, and the route walk in test_pages.py).
+    r"/admin$", r"/admin/users$", r"/admin/users/([0-9]{1,19})$", r"/admin/failures$", r"/admin/log$",
+    r"/admin/users/([0-9]{1,19})/disable$", r"/admin/users/([0-9]{1,19})/enable$",
+    r"/admin/users/([0-9]{1,19})/sign_out_everywhere$", r"/admin/users/([0-9]{1,19})/unlink$",
 ]
 
 
