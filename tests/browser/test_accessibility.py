@@ -299,8 +299,8 @@ SURFACES = {"login-desktop-browser": DESKTOP_CHROME, "login-wechat": IOS_WECHAT,
             "sandbox-qr-picker": DESKTOP_CHROME, "sandbox-follow": DESKTOP_CHROME,
             "sandbox-miniprogram": DESKTOP_CHROME, "sandbox-consent": IOS_WECHAT}
 # The sandbox's own pages do not depend on the User-Agent either.
-SAME_IN_WECHAT = set(SURFACES) | CONSOLE_STATES | {"sandbox-index", "sandbox-qr-page", "sandbox-phone", "sandbox-persona",
-                                  "sandbox-unavailable"}
+SAME_IN_WECHAT = set(SURFACES) | CONSOLE_STATES | {"sandbox-index", "sandbox-qr-page", "sandbox-phone",
+                                                   "sandbox-persona", "sandbox-unavailable"}
 CASES = [(state, profile, lang) for state in STATES for profile in PROFILES for lang in LANGS
          if not (state in SAME_IN_WECHAT and profile == "wechat")]
 
