@@ -377,5 +377,6 @@ EN: dict[str, str] = {
     "这段时间微信没有返回错误。": "WeChat returned no errors in this period.",
     "这段时间没有登录记录。": "No logins in this period.",
     "重新扫码确认": "Scan again to confirm",
+    "表格": "Table",
     "错误码": "errcode",
 }
