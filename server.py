@@ -111,11 +111,15 @@ async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket]
                 await services.maintenance.purge_expired()
 
     purger = asyncio.create_task(purge_forever())
+    # Closed accounts past their grace period (issue 16): every [accounts] purge_interval, one process at a time
+    # across machines (a MySQL named lock inside run_once).
+    deleter = asyncio.create_task(services.deletion.run_forever())
     await stop.wait()
     logger.info("shutting down: no new connections, draining in-flight requests")
     server.stop()
     services.scenes.shutdown()  # waiting pages (SSE, long-poll) end now and reconnect to another process
     purger.cancel()
+    deleter.cancel()
     if not await app.settings["in_flight"].wait_idle(DRAIN_SECONDS):
         logger.warning("%d requests still running after %ds; closing anyway",
                        app.settings["in_flight"].count, DRAIN_SECONDS)

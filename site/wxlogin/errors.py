@@ -89,6 +89,24 @@ class AccountDisabled(WxLoginError):
         self.user_id = user_id
 
 
+class DeletionPending(WxLoginError):
+    """The account is closing (注销, in its grace period): it may only restore, export and sign out."""
+
+    code = "deletion_pending"
+
+
+class ReauthRequired(WxLoginError):
+    """The action needs a WeChat sign-in within ``[accounts] reauth_window`` and this session's is older."""
+
+    code = "reauth_required"
+
+
+class WrongAccount(WxLoginError):
+    """A fresh WeChat confirmation (a code, a re-authorisation) came from a WeChat that is not this account's."""
+
+    code = "wrong_account"
+
+
 class LinkConflict(WxLoginError):
     """The WeChat identity being linked already belongs to another account."""
 

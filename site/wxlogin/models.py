@@ -62,6 +62,13 @@ class User:
     disabled: bool
     created_at: datetime
     last_login_at: datetime | None
+    # Closing (注销): when the deletion job may delete the account (naive UTC, as MySQL keeps it); None: not closing.
+    deletion_scheduled_at: datetime | None = None
+
+    @property
+    def deletion_pending(self) -> bool:
+        """The person closed the account and the grace period runs: only restore, export and sign out work."""
+        return self.deletion_scheduled_at is not None
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,47 @@ async def merge_page(v: Visit) -> None:
     await v.serve("/account/merge-preview", conflict.text)
 
 
+async def account_close(v: Visit) -> None:
+    """Issue 16: the close page after a fresh sign-in (the button closes)."""
+    await v.sign_in("zhangsan")
+    await _goto(v, "/account/close")
+
+
+async def account_close_reauth(v: Visit) -> None:
+    """Issue 16: the close page of an older sign-in (confirm with WeChat first)."""
+    client = await v.sign_in("zhangsan")
+    sessions = v.server.services.sessions
+    claims, _ = sessions.parse(client.cookies.get("wxsid"))
+    stale = sessions.cookie_value(type(claims)(claims.user_id, claims.sid, claims.session_version,
+                                               claims.issued_at - sessions.reauth_window - 60))
+    await v.page.context.add_cookies([{"name": "wxsid", "value": stale, "url": v.server.url}])
+    await _goto(v, "/account/close")
+
+
+async def account_closed(v: Visit) -> None:
+    """Issue 16: the answer to closing (signed out; the date), a one-shot page."""
+    client = v.client()
+    await v.flows.login(client, "zhangsan")
+    xsrf = await page_xsrf(client, v.url("/account/close"))
+    closed = await client.post(v.url("/account/close"), data={"_xsrf": xsrf, "confirm": "1"})
+    assert closed.status_code == 200, closed.text
+    await v.serve("/account/closed-preview", closed.text)
+
+
+async def account_close_pending(v: Visit) -> None:
+    """Issue 16: signed in again during the grace period: cancel, or go on and sign out."""
+    await v.sign_in("zhangsan")
+    [(uid,)] = await v.sql("SELECT id FROM users")
+    await v.server.services.deletion.schedule(uid)
+    await v.sign_in("zhangsan")
+    await _goto(v, "/account/close")
+
+
+async def account_restored(v: Visit) -> None:
+    await v.sign_in("zhangsan")
+    await _goto(v, "/account?done=restored")
+
+
 def error_page(path: str) -> Callable[[Visit], Awaitable[None]]:
     async def state(v: Visit) -> None:
         response = await v.page.goto(v.url(path))
@@ -269,6 +310,11 @@ STATES: dict[str, Callable[[Visit], Awaitable[None]]] = {
     "account-conflict-flash": account_with_conflict,
     "account-linked": account_linked,
     "merge": merge_page,
+    "account-close": account_close,
+    "account-close-reauth": account_close_reauth,
+    "account-closed": account_closed,
+    "account-close-pending": account_close_pending,
+    "account-restored": account_restored,
     "error-forged-state": error_page("/auth/wechat/callback/web?code=x&state=forged"),
     "error-cancelled": error_page("/auth/wechat/callback/web?state=forged"),
     "error-bad-request": error_page("/auth/wechat/callback/web?code=a&code=b&state=s"),

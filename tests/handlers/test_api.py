@@ -366,5 +366,6 @@ async def test_openapi_document_is_served_and_valid(api, server):
     assert set(doc["paths"]) == {"/api/miniprogram/login", "/api/app/login", "/api/miniprogram/profile",
                                  "/api/miniprogram/phone", "/api/miniprogram/nickname", "/api/miniprogram/avatar",
                                  "/api/me", "/api/me/phone", "/api/logout", "/api/miniprogram/qr-login/scan",
-                                 "/api/miniprogram/qr-login/confirm", "/api/miniprogram/qr-login/refuse"}
+                                 "/api/miniprogram/qr-login/confirm", "/api/miniprogram/qr-login/refuse",
+                                 "/api/me/restore", "/api/me/export"}  # issue 16 (DELETE /api/me is /api/me's)
     jsonschema.Draft202012Validator.check_schema(dict(doc["components"]["schemas"]["LoginResponse"]))

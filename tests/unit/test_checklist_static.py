@@ -29,6 +29,8 @@ ROUTES = [
     # Desktop login by mini-program code (issue 14): the mini-program's steps on a scene (bearer).
     r"/api/miniprogram/qr-login/scan$", r"/api/miniprogram/qr-login/confirm$", r"/api/miniprogram/qr-login/refuse$",
     r"/api/me$", r"/api/me/phone$",
+    # Closing an account and the data export (issue 16): restore and export, both bearer (DELETE is /api/me's).
+    r"/api/me/restore$", r"/api/me/export$",
     r"/api/logout$", r"/api/openapi\.json$", r"/api/.*$",
     # Called by WeChat's servers (issue 13): signed pushes, no cookies, 404 for an app without push_token.
     r"/wechat/push/(mp|miniprogram)$", r"/wechat/push/(mp|miniprogram)/([A-Za-z0-9_-]{1,32})$",
@@ -43,11 +45,15 @@ ROUTES = [
     # The brand (issue 15): the [brand] primary colour as CSS, and the legal documents (a redirect to the
     # configured address, or a page that says it is a placeholder). Public, no writes.
     r"/brand\.css$", r"/legal/(terms|privacy)$",
+    # Closing an account (issue 16): the close page (GET; POST closes, XSRF, recent sign-in), re-confirming with
+    # WeChat, cancelling (both POST, XSRF) and the JSON download of my data.
+    r"/account/close$", r"/account/reauth$", r"/account/restore$", r"/account/export$",
     # The operator console (issue 16): 404 to anyone not in [admin] user_ids; actions need XSRF and a recent
     # sign-in (tests/handlers/test_admin_console.py, and the route walk in test_pages.py).
     r"/admin$", r"/admin/users$", r"/admin/users/([0-9]{1,19})$", r"/admin/failures$", r"/admin/log$",
     r"/admin/users/([0-9]{1,19})/disable$", r"/admin/users/([0-9]{1,19})/enable$",
     r"/admin/users/([0-9]{1,19})/sign_out_everywhere$", r"/admin/users/([0-9]{1,19})/unlink$",
+    r"/admin/users/([0-9]{1,19})/cancel_deletion$", r"/admin/users/([0-9]{1,19})/hasten_deletion$",
 ]
 
 

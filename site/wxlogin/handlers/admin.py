@@ -173,6 +173,10 @@ class ActionHandler(AdminHandler):
             except ValueError:
                 raise BadRequest("method_id") from None
             await admin.unlink(self.operator, target, method_id)
+        elif self.action == "cancel_deletion":
+            await admin.cancel_deletion(self.operator, target)
+        elif self.action == "hasten_deletion":
+            await admin.hasten_deletion(self.operator, target)
         else:
             raise tornado.web.HTTPError(404)
         self.redirect(back + "?" + urlencode({"done": self.action}), status=303)
@@ -189,5 +193,6 @@ routes = [
     tornado.web.url(r"/admin/users/([0-9]{1,19})", UserHandler, name="admin_user"),
     tornado.web.url(r"/admin/failures", FailuresHandler, name="admin_failures"),
     tornado.web.url(r"/admin/log", LogHandler, name="admin_log"),
-    *(_action(name) for name in ("disable", "enable", "sign_out_everywhere", "unlink")),
+    *(_action(name) for name in ("disable", "enable", "sign_out_everywhere", "unlink", "cancel_deletion",
+                                 "hasten_deletion")),
 ]

@@ -22,8 +22,9 @@ from wxlogin.handlers.base import BaseHandler, public
 from wxlogin.handlers.errors import api_error
 from wxlogin.handlers.openapi import openapi_document
 from wxlogin.handlers.uploads import uploaded_file
-from wxlogin.models import BoundPhone, User
+from wxlogin.models import BoundPhone, Channel, User
 from wxlogin.services.api import ApiCaller, ApiLogin
+from wxlogin.services.deletion import iso
 
 MAX_API_BODY = 32 * 1024
 # The avatar upload's own limits (the JSON cap above is far too small for an image): the file, and the whole
@@ -42,6 +43,9 @@ class APIHandler(BaseHandler):
     """Bearer-authenticated JSON; cookie-blind by construction."""
 
     with_login_methods = False  # /api/me also loads the login methods, in the same query
+    # Open to a closing account (注销, grace period): restore, export, logout, /api/me (issue 16); every other
+    # bearer endpoint answers 403 deletion_pending.
+    allowed_while_pending = False
 
     async def prepare(self) -> None:
         # Deliberately not BaseHandler.prepare: the API never reads the session cookie.
@@ -82,7 +86,7 @@ class APIHandler(BaseHandler):
         token = token.strip()
         if scheme.lower() != "bearer" or not _TOKEN_RE.match(token):
             raise e.InvalidToken()
-        return await self.services.api.authenticate(token, self.with_login_methods)
+        return await self.services.api.authenticate(token, self.with_login_methods, self.allowed_while_pending)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Status, code, message and headers all come from the one table in handlers/errors.py.
@@ -170,8 +174,20 @@ def phone_json(phone: BoundPhone | None) -> dict[str, str] | None:
 
 
 def login_json(result: ApiLogin) -> dict[str, Any]:
-    return {"token": result.token, "token_type": "Bearer", "expires_in": result.expires_in,
-            "user": user_json(result.user), "created": result.created}
+    answer = {"token": result.token, "token_type": "Bearer", "expires_in": result.expires_in,
+              "user": user_json(result.user), "created": result.created}
+    if result.user.deletion_scheduled_at is not None:
+        # The account is closing (issue 16): the client offers to cancel (POST /api/me/restore) or to sign out.
+        answer["deletion_scheduled_at"] = iso(result.user.deletion_scheduled_at)
+    return answer
+
+
+def confirm_channel(data: dict[str, Any]) -> Channel:
+    """The body's optional ``"channel"`` of a confirmation code: "miniprogram" (wx.login, default) or "app"."""
+    channel = data.get("channel", Channel.MINIPROGRAM.value)
+    if channel not in (Channel.MINIPROGRAM.value, Channel.APP.value):
+        raise e.BadRequest("channel must be miniprogram or app")
+    return Channel(channel)
 
 
 class MiniProgramLoginHandler(APIHandler):
@@ -295,9 +311,15 @@ class QrLoginRefuseHandler(APIHandler):
 
 
 class MeHandler(APIHandler):
-    """GET /api/me (bearer): the user, their login methods and their phone number (masked)."""
+    """GET /api/me (bearer): the user, their login methods and their phone number (masked).
+
+    DELETE /api/me {"code", optional "channel", "app"} (bearer): close the account (注销). The code is a fresh
+    one from wx.login (or the app's OpenSDK, ``"channel": "app"``) and must be this account's WeChat; 202 with
+    the date the deletion will happen. Every token and session ends at once, this one included.
+    """
 
     with_login_methods = True
+    allowed_while_pending = True
 
     @bearer_required
     async def get(self, caller: ApiCaller) -> None:
@@ -307,11 +329,51 @@ class MeHandler(APIHandler):
             "login_methods": [{"channel": m.channel.value, "appid": m.appid,
                                "linked_at": m.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")} for m in methods],
             "phone": phone_json(caller.phone),
+            "deletion_scheduled_at": iso(caller.user.deletion_scheduled_at),
         })
+
+    @bearer_required
+    async def delete(self, caller: ApiCaller) -> None:
+        data = self.json_body()
+        code, channel, app = _code(data), confirm_channel(data), app_name(data)
+        await self.services.api.confirm_identity(caller, code, channel, self.request_context(), app)
+        when = await self.services.deletion.schedule(caller.user.id)
+        self.set_status(202)
+        self.finish({"deletion_scheduled_at": iso(when)})
+
+
+class MeRestoreHandler(APIHandler):
+    """POST /api/me/restore (bearer): cancel the account's deletion (取消注销); the token works fully again."""
+
+    allowed_while_pending = True
+
+    @bearer_required
+    async def post(self, caller: ApiCaller) -> None:
+        restored = await self.services.deletion.cancel(caller.user.id)
+        self.finish({"restored": restored, "user": user_json(caller.user), "deletion_scheduled_at": None})
+
+
+class MeExportHandler(APIHandler):
+    """GET /api/me/export[?phone=full] (bearer): everything held about the person (the page's download).
+
+    The phone number is masked; in full only with ``phone=full`` from a token of a login within
+    ``[accounts] reauth_window`` (else 403 ``reauth_required``: call wx.login, log in, ask again).
+    """
+
+    allowed_while_pending = True
+
+    @bearer_required
+    async def get(self, caller: ApiCaller) -> None:
+        full = self.get_query_argument("phone", "") == "full"
+        if full and not self.services.api.signed_in_recently(caller):
+            raise e.ReauthRequired("full phone number")
+        self.finish(await self.services.deletion.export(caller.user.id, full_phone=full))
 
 
 class LogoutHandler(APIHandler):
     """POST /api/logout (bearer): revoke this token."""
+
+    allowed_while_pending = True
 
     @bearer_required
     async def post(self, caller: ApiCaller) -> None:
@@ -349,6 +411,8 @@ routes = [
     tornado.web.url(r"/api/miniprogram/qr-login/refuse", QrLoginRefuseHandler, name="api_qr_login_refuse"),
     tornado.web.url(r"/api/me", MeHandler, name="api_me"),
     tornado.web.url(r"/api/me/phone", MePhoneHandler, name="api_me_phone"),
+    tornado.web.url(r"/api/me/restore", MeRestoreHandler, name="api_me_restore"),
+    tornado.web.url(r"/api/me/export", MeExportHandler, name="api_me_export"),
     tornado.web.url(r"/api/logout", LogoutHandler, name="api_logout"),
     tornado.web.url(r"/api/openapi\.json", OpenApiHandler, name="api_openapi"),
     tornado.web.url(r"/api/.*", ApiNotFoundHandler),

@@ -19,7 +19,7 @@ import markupsafe
 import tornado.web
 
 from wxlogin import dbbudget, wxdeadline
-from wxlogin.errors import DatabaseUnavailable, WxLoginError
+from wxlogin.errors import DatabaseUnavailable, DeletionPending, WxLoginError
 from wxlogin.handlers.brand import BrandView
 from wxlogin.handlers.errors import ErrorPage, Retry, api_error, error_page
 from wxlogin.handlers.i18n import Translator, choose_locale
@@ -52,6 +52,13 @@ def login_required(method: F) -> F:
                 self.redirect(self.reverse_url("login") + "?" + urlencode({"next": self.request.uri}))
                 return None
             raise tornado.web.HTTPError(403)
+        if self.current_user.deletion_pending and not self.allowed_while_pending:
+            # A closing account (issue 16) only restores, exports and signs out: every other page offers
+            # the choice instead, and every other action is refused.
+            if self.request.method in ("GET", "HEAD"):
+                self.redirect(self.reverse_url("account_close"))
+                return None
+            raise DeletionPending()
         result = method(self, *args, **kwargs)
         if isinstance(result, Awaitable):
             return await result
@@ -66,6 +73,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     services: Services
     session: ResolvedSession | None = None
+    # Open to a closing account (注销, grace period): restore, export, sign out, the closing page (issue 16).
+    allowed_while_pending = False
 
     def initialize(self) -> None:
         self.services = self.application.settings["services"]
@@ -169,6 +178,10 @@ class BaseHandler(tornado.web.RequestHandler):
         """
         self.set_session_cookie(value)
         self.clear_cookie("_xsrf", httponly=True, secure=self.secure_cookies, samesite="Lax")
+
+    def after_sign_in(self, user: User, next_path: str) -> str:
+        """Where a fresh sign-in goes: ``next_path``, or for a closing account the page offering to cancel."""
+        return self.reverse_url("account_close") if user.deletion_pending else next_path
 
     def clear_session_cookie(self) -> None:
         self.clear_cookie(self.cookie_names["session"], httponly=True, secure=self.secure_cookies, samesite="Lax")

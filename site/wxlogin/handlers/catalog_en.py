@@ -331,7 +331,6 @@ EN: dict[str, str] = {
     "停用账号": "Disable account",
     "全部": "All",
     "匹配": "Matched",
-    "取消注销": "Cancel deletion",
     "头像待审核（未展示）：": "Avatar awaiting review (not shown): ",
     "已完成：": "Done: ",
     "微信错误码": "WeChat errcode",
@@ -378,5 +377,69 @@ EN: dict[str, str] = {
     "这段时间没有登录记录。": "No logins in this period.",
     "重新扫码确认": "Scan again to confirm",
     "表格": "Table",
+    "待注销": "Closing (pending deletion)",
+    "本人已申请注销，账号将于以下时间删除：": "The person closed the account. It will be deleted at:",
+    "立即注销：下一次删除任务运行时删除这个账号的全部资料，无法恢复。":
+        "Delete now: the next run of the deletion job deletes everything of this account, for good.",
     "错误码": "errcode",
+    # --- issue 16: closing an account (注销) and downloading my data (begin) ---
+    "注销账号": "Close account",
+    "注销账号…": "Close account…",
+    "注销账号？": "Close your account?",
+    "注销后，这些内容会被删除：": "Closing the account deletes:",
+    "你的昵称、头像和账号本身": "Your nickname, avatar and the account itself",
+    "所有登录方式（微信扫码、微信内登录、App、小程序），以及我们保存的微信授权":
+        "Every way of signing in (WeChat QR, inside WeChat, app, mini-program) and the WeChat permissions we keep",
+    "绑定的手机号": "Your bound phone number",
+    "登录记录会保留，但不再与你关联：其中的 IP 地址和设备信息会被清除。":
+        "The sign-in history stays, no longer linked to you: its IP addresses and device details are erased.",
+    "提交后，所有设备、App 和小程序上的登录立即结束。账号将于 {date} 删除，在此之前重新登录可以取消注销。":
+        "You will be signed out at once on every device, app and mini-program. The account will be deleted on "
+        "{date}; signing in before then lets you cancel.",
+    "提交后，所有设备、App 和小程序上的登录立即结束，账号将在下一次定时清理时删除，无法恢复。":
+        "You will be signed out at once on every device, app and mini-program, and the account will be deleted "
+        "at the next scheduled clean-up. This cannot be undone.",
+    "注销前先下载我的数据": "Download my data first",
+    "确认注销": "Close my account",
+    "为了保护你的账号，注销前请先用微信确认身份（扫码，或在微信中点一下）。":
+        "To protect your account, please confirm it is you with WeChat first (scan, or tap inside WeChat).",
+    "你的微信确认已超过几分钟，请重新确认身份后再注销。":
+        "Your WeChat confirmation is more than a few minutes old. Please confirm again, then close the account.",
+    "用微信确认身份": "Confirm with WeChat",
+    "已申请注销": "Account closed",
+    "已申请注销，所有设备上的登录都已退出。": "Your account is closed and you are signed out on every device.",
+    "账号将于 {date} 删除。在此之前用微信重新登录，可以取消注销。":
+        "It will be deleted on {date}. Sign in with WeChat before then to cancel.",
+    "账号将在下一次定时清理时删除，无法恢复。":
+        "It will be deleted at the next scheduled clean-up. This cannot be undone.",
+    "你的账号将于 {date} 删除": "Your account will be deleted on {date}",
+    "你已申请注销这个账号。取消注销后，账号和所有登录方式照常可用；继续注销则退出登录，账号到期删除。":
+        "You asked to close this account. Cancel, and the account and every way of signing in work as before; "
+        "go on, and you are signed out and the account is deleted on that date.",
+    "取消注销": "Cancel closing",
+    "继续注销并退出": "Keep closing and sign out",
+    "我的数据": "My data",
+    "下载我的数据": "Download my data",
+    "下载我们保存的关于你的全部信息（JSON 文件）：资料、登录方式、登录记录和手机号。不含任何密钥或令牌。":
+        "Download everything we keep about you (a JSON file): profile, ways of signing in, sign-in history and "
+        "phone number. It holds no keys or tokens.",
+    "下载（含完整手机号）": "Download (with the full phone number)",
+    "用微信确认后下载完整手机号": "Confirm with WeChat to download the full phone number",
+    "删除你的账号、登录方式和手机号。提交后有 {days} 天可以反悔。":
+        "Deletes your account, ways of signing in and phone number. You have {days} days to change your mind.",
+    "删除你的账号、登录方式和手机号，无法恢复。":
+        "Deletes your account, ways of signing in and phone number. This cannot be undone.",
+    "已取消注销，账号照常可用。": "Closing cancelled: your account works as before.",
+    "已用微信确认身份。": "Confirmed with WeChat.",
+    "账号正在注销中": "This account is being closed",
+    "这个账号已申请注销。如需继续使用，请先取消注销。":
+        "This account is being closed. To keep using it, cancel the closing first.",
+    "请先用微信确认身份": "Please confirm it is you with WeChat first",
+    "为了保护你的账号，这一步需要你刚刚用微信扫码或确认登录过。":
+        "To protect your account, this step needs a WeChat scan or confirmation from the last few minutes.",
+    "这不是当前账号的微信": "This WeChat is not this account's",
+    "你用来确认的微信不属于当前登录的账号，没有做任何改变。请用这个账号的微信重新确认。":
+        "The WeChat you confirmed with does not belong to the account signed in here. Nothing was changed. "
+        "Please confirm with this account's WeChat.",
+    # --- issue 16 (end) ---
 }

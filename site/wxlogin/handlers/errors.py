@@ -105,6 +105,20 @@ ERRORS: tuple[ErrorRow, ...] = (
              challenge=_TOKEN_CHALLENGE, icon="broken-link"),
     ErrorRow(e.AccountDisabled, 403, "账号已停用，请联系客服", "这个账号已被停用，无法登录。如有疑问请联系客服。",
              403, "账号已停用。", "The account is disabled", retry=False, icon="locked", contact=True),
+    # Closing an account (issue 16): a closing account only restores, exports and signs out; closing it and the
+    # full export need a recent WeChat sign-in, of this very account.
+    ErrorRow(e.DeletionPending, 403, "账号正在注销中", "这个账号已申请注销。如需继续使用，请先取消注销。",
+             403, "账号正在注销中：只能取消注销（POST /api/me/restore）、导出数据或退出登录。",
+             "The account is closing (in its grace period): only restore, export and logout work", icon="locked"),
+    ErrorRow(e.ReauthRequired, 403, "请先用微信确认身份", "为了保护你的账号，这一步需要你刚刚用微信扫码或确认登录过。",
+             403, "需要最近的微信登录：请重新调用 wx.login 登录后再试。",
+             "The action needs a WeChat sign-in within [accounts] reauth_window; this token's is older",
+             icon="shield"),
+    ErrorRow(e.WrongAccount, 403, "这不是当前账号的微信",
+             "你用来确认的微信不属于当前登录的账号，没有做任何改变。请用这个账号的微信重新确认。",
+             403, "该微信身份不属于当前账号，未做任何改变。",
+             "The fresh WeChat confirmation (the code) belongs to another WeChat identity than this account's",
+             icon="accounts"),
     ErrorRow(e.NotFound, 404, "找不到页面，请返回首页", "你要找的内容不存在，或已被删除。",
              404, "资源不存在。", "No such resource", icon="not-found"),
     # Desktop scan-login scenes (issue 14): the waiting page's complete/wait/events, and the phone's API.

@@ -181,9 +181,9 @@ class CallbackHandler(OAuthHandler):
             # Asking for consent keeps the binding: WeChat's repeat of this callback must reach the claim.
             self.unbind(verified.nonce)
         match outcome:
-            case SignedIn(session_cookie=cookie, next_path=next_path):
+            case SignedIn(user=user, session_cookie=cookie, next_path=next_path):
                 self.start_session(cookie)
-                self.redirect(next_path)
+                self.redirect(self.after_sign_in(user, next_path))
             case AlreadySignedIn(next_path=next_path):
                 self.redirect(next_path)
             case NeedsConsent(flow=flow, next_path=next_path):

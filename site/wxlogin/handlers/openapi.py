@@ -13,12 +13,19 @@ from wxlogin.handlers.errors import ERRORS, STATUSES, api_codes
 # errcode to any call. A 405 belongs to no operation (the method has none), and a 500 is a bug.
 _EVERYWHERE: tuple[type[e.WxLoginError] | int, ...] = (e.DatabaseUnavailable, e.Overloaded)
 _JSON_BODY: tuple[type[e.WxLoginError] | int, ...] = (e.BadRequest, 413, 415)
-_BEARER: tuple[type[e.WxLoginError] | int, ...] = (e.InvalidToken, e.AccountDisabled)
+# Issue 16: a closing account's token answers deletion_pending everywhere but /api/me, restore, export, logout.
+_BEARER_ANY: tuple[type[e.WxLoginError] | int, ...] = (e.InvalidToken, e.AccountDisabled)
+_BEARER: tuple[type[e.WxLoginError] | int, ...] = (*_BEARER_ANY, e.DeletionPending)
 _WECHAT = tuple(row.cls for row in ERRORS if issubclass(row.cls, e.WeChatError))
 _APP_LOGIN = (*_JSON_BODY, e.RateLimited, e.AccountDisabled, *_WECHAT, *_EVERYWHERE)
 _MINIPROGRAM_LOGIN = (*_APP_LOGIN, e.EncryptedDataInvalid)
 _PROFILE = _BEARER + _JSON_BODY + (e.EncryptedDataInvalid, e.SessionKeyExpired, e.RateLimited) + _EVERYWHERE
 _BEARER_ONLY = _BEARER + _EVERYWHERE
+_PENDING_OK = _BEARER_ANY + _EVERYWHERE
+# Closing by API: a fresh code, exchanged with WeChat like a login's, of this account's WeChat.
+_CLOSE = (*_BEARER_ANY, *_JSON_BODY, e.WrongAccount, e.RateLimited, *_WECHAT, *_EVERYWHERE)
+_EXPORT = (*_BEARER_ANY, e.ReauthRequired, *_EVERYWHERE)
+_WHEN = {"type": "string", "format": "date-time", "description": "ISO 8601 with the zone"}
 # The phone call takes the app's own token; WeChat may answer it any errcode, as it may a login.
 _PHONE = _BEARER + _JSON_BODY + (e.PhoneCodeInvalid, e.PhoneInUse, e.RateLimited, *_WECHAT) + _EVERYWHERE
 
@@ -143,9 +150,30 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                 "responses": {"200": _json(_ref("SceneStep"), "Refused"), **_errors(_SCENE_STEP)},
             }},
             path_of("api_me"): {"get": {
-                "summary": "The signed-in user, their login methods and their phone number (masked)",
+                "summary": "The signed-in user, their login methods, their phone number (masked), a pending deletion",
                 "operationId": "me", "security": bearer,
-                "responses": {"200": _json(_ref("Me"), "The user"), **_errors(_BEARER_ONLY)},
+                "responses": {"200": _json(_ref("Me"), "The user"), **_errors(_PENDING_OK)},
+            }, "delete": {
+                "summary": "Close the account (注销) with a fresh wx.login code (or the app's, channel app) of this "
+                           "account's WeChat: every token and session ends now; the account is deleted after "
+                           "[accounts] deletion_grace_days, unless a login before then restores it",
+                "operationId": "closeAccount", "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CloseAccount")}}},
+                "responses": {"202": _json(_ref("DeletionScheduled"), "Closed; deleted at deletion_scheduled_at"),
+                              **_errors(_CLOSE)},
+            }},
+            path_of("api_me_restore"): {"post": {
+                "summary": "Cancel the account's deletion during its grace period (取消注销)",
+                "operationId": "restoreAccount", "security": bearer,
+                "responses": {"200": _json(_ref("Restored"), "The account is kept (restored false: nothing was "
+                                                              "pending)"), **_errors(_PENDING_OK)},
+            }},
+            path_of("api_me_export"): {"get": {
+                "summary": "Everything held about the person, without any token or session key; the phone number "
+                           "in full only with phone=full and a token from a login within [accounts] reauth_window",
+                "operationId": "exportMyData", "security": bearer,
+                "parameters": [{"name": "phone", "in": "query", "required": False, "schema": {"enum": ["full"]}}],
+                "responses": {"200": _json(_ref("Export"), "The person's data"), **_errors(_EXPORT)},
             }},
             path_of("api_me_phone"): {"delete": {
                 "summary": "Unbind the account's phone number (also when there is none)",
@@ -154,7 +182,7 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
             }},
             path_of("api_logout"): {"post": {
                 "summary": "Revoke this bearer token", "operationId": "logout", "security": bearer,
-                "responses": {"204": {"description": "Revoked"}, **_errors(_BEARER_ONLY)},
+                "responses": {"204": {"description": "Revoked"}, **_errors(_PENDING_OK)},
             }},
         },
         "components": {
@@ -177,7 +205,11 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                                   "required": ["token", "token_type", "expires_in", "user", "created"], "properties": {
                                       "token": {"type": "string"}, "token_type": {"const": "Bearer"},
                                       "expires_in": {"type": "integer", "minimum": 1}, "user": _ref("User"),
-                                      "created": {"type": "boolean"}}},
+                                      "created": {"type": "boolean"},
+                                      "deletion_scheduled_at": {**_WHEN, "description": (
+                                          "Only while the account is closing: when it will be deleted. Offer to "
+                                          "cancel (POST /api/me/restore); meanwhile only restore, export, /api/me "
+                                          "and logout work")}}},
                 "Phone": {"type": "object", "required": ["masked", "country_code"], "additionalProperties": False,
                           "properties": {
                               "masked": {"type": "string", "pattern": _MASKED_PHONE,
@@ -199,6 +231,7 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                                                           "one replaces it when WeChat's check passes"}}},
                 "Me": {"type": "object", "required": ["user", "login_methods", "phone"], "additionalProperties": False,
                        "properties": {"user": _ref("User"),
+                                      "deletion_scheduled_at": {"anyOf": [_WHEN, {"type": "null"}]},
                                       "phone": {"anyOf": [_ref("Phone"), {"type": "null"}]},
                                       "login_methods": {"type": "array", "items": {
                            "type": "object", "required": ["channel", "appid", "linked_at"],
@@ -210,6 +243,31 @@ def openapi_document(server_url: str, path_of: Callable[[str], str]) -> dict[str
                               "description": "decodeURIComponent(options.scene) of the page the code opened"}}},
                 "SceneStep": {"type": "object", "required": ["status"], "additionalProperties": False,
                               "properties": {"status": {"enum": ["scanned", "confirmed", "refused"]}}},
+                "CloseAccount": {"type": "object", "required": ["code"], "properties": {
+                    "code": {"type": "string", "minLength": 1, "maxLength": 128,
+                             "description": "a fresh code from wx.login (or the app's OpenSDK): this account's WeChat"},
+                    "channel": {"enum": ["miniprogram", "app"], "description": "whose code it is; default miniprogram"},
+                    "app": _APP}},
+                "DeletionScheduled": {"type": "object", "required": ["deletion_scheduled_at"],
+                                      "additionalProperties": False, "properties": {"deletion_scheduled_at": _WHEN}},
+                "Restored": {"type": "object", "required": ["restored", "user", "deletion_scheduled_at"],
+                             "additionalProperties": False, "properties": {
+                                 "restored": {"type": "boolean"}, "user": _ref("User"),
+                                 "deletion_scheduled_at": {"type": "null"}}},
+                "Export": {"type": "object", "additionalProperties": False,
+                           "required": ["format", "exported_at", "user", "login_methods", "phone", "login_history",
+                                        "unlinked_identities"], "properties": {
+                               "format": {"const": 1}, "exported_at": _WHEN,
+                               "user": {"type": "object"},
+                               "login_methods": {"type": "array", "items": {
+                                   "type": "object", "additionalProperties": False, "properties": {
+                                       k: {} for k in ("channel", "appid", "openid", "unionid", "scope", "linked_at",
+                                                       "last_login_at")}}},
+                               "phone": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+                                   "number": {"type": "string"}, "masked": {"type": "boolean"},
+                                   "country_code": {"type": "string"}, "bound_at": _WHEN}}]},
+                               "login_history": {"type": "array", "items": {"type": "object"}},
+                               "unlinked_identities": {"type": "array", "items": {"type": "object"}}}},
                 "Error": {"type": "object", "required": ["error", "message"], "additionalProperties": False,
                           "properties": {"error": {"enum": api_codes()}, "message": {"type": "string"}}},
             },

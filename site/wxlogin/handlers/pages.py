@@ -177,9 +177,13 @@ class AccountHandler(BaseHandler):
         user = self.signed_in_user
         overview = await self.services.accounts.overview(user.id, self.surface)
         self.set_header("Cache-Control", "no-store")
+        claims = self.session_claims
         self.render_template("account.html", user=user, overview=overview, channel_names=CHANNEL_NAMES,
                              outcome_titles=OUTCOME_TITLES, phone_outcomes=PHONE_OUTCOMES,
-                             done=self.get_query_argument("done", ""))
+                             done=self.get_query_argument("done", ""),
+                             # Issue 16: the full export needs a recent sign-in; closing states its grace period.
+                             recent=claims is not None and self.services.sessions.signed_in_recently(claims),
+                             grace_days=self.services.settings.accounts.deletion_grace_days)
 
 
 class UnlinkHandler(BaseHandler):

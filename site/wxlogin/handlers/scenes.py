@@ -191,7 +191,7 @@ class SceneCompleteHandler(SceneHandler):
         unbind_scene(self, scene)
         # Like the OAuth callback: end whatever session the browser had, mint a fresh one (no fixation).
         self.start_session(await self.services.sessions.sign_in(user, self.session_claims))
-        self.finish({"next": next_path})
+        self.finish({"next": self.after_sign_in(user, next_path)})
 
 
 class SceneQrHandler(SceneHandler):

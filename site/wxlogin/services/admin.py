@@ -1,5 +1,6 @@
 """The operator console as a service: who is an operator, search, a user's record, failed logins, the
-dashboard, and the actions (disable, enable, sign out everywhere, unlink), each written to the audit log.
+dashboard, and the actions (disable, enable, sign out everywhere, unlink, cancel or hasten a deletion), each
+written to the audit log.
 
 Who is an operator is ``[admin] user_ids``; a disabled account is no operator. The recent sign-in that every
 action needs is checked by the handler with ``SessionService.signed_in_recently`` (it decides where to send a
@@ -14,6 +15,7 @@ import re
 from wxlogin.config import Settings
 from wxlogin.errors import BadRequest, NotFound
 from wxlogin.models import User
+from wxlogin.services.deletion import DeletionService
 from wxlogin.services.sessions import SessionService
 from wxlogin.store import AccountStore
 from wxlogin.store.admin import (
@@ -53,15 +55,17 @@ def phone_candidates(query: str) -> tuple[str, ...]:
 class AdminService:
     """The operator console's reads and actions."""
 
-    def __init__(self, settings: Settings, store: AdminStore, accounts: AccountStore, sessions: SessionService) -> None:
+    def __init__(self, settings: Settings, store: AdminStore, accounts: AccountStore, sessions: SessionService,
+                 deletion: DeletionService) -> None:
         self.operators = frozenset(settings.admin.user_ids)
         self.store = store
         self.accounts = accounts
         self.sessions = sessions
+        self.deletion = deletion
 
     def is_operator(self, user: User | None) -> bool:
         """Whether this signed-in person may see the console at all (everyone else gets 404 there)."""
-        return user is not None and user.id in self.operators and not user.disabled
+        return user is not None and user.id in self.operators and not user.disabled and not user.deletion_pending
 
     async def search(self, query: str) -> list[UserHit]:
         """Accounts matching an id, a phone number, an openid, a unionid or part of a nickname."""
@@ -127,6 +131,25 @@ class AdminService:
         await self.store.log_action(operator.id, OperatorAction.UNLINK, user_id,
                                     f"{method.channel.value} {method.appid} method {method_id}")
         logger.info("operator %d unlinked method %d of user %d", operator.id, method_id, user_id)
+
+    async def cancel_deletion(self, operator: User, user_id: int) -> None:
+        """Keep an account its owner closed (NotFound when no deletion is pending)."""
+        record = await self.record(user_id)
+        if not await self.deletion.cancel(user_id):
+            raise NotFound("pending deletion")
+        await self.store.log_action(operator.id, OperatorAction.CANCEL_DELETION, user_id,
+                                    f"was due {record.user.deletion_scheduled_at:%Y-%m-%d %H:%M} UTC"
+                                    if record.user.deletion_scheduled_at else "")
+        logger.info("operator %d cancelled the deletion of user %d", operator.id, user_id)
+
+    async def hasten_deletion(self, operator: User, user_id: int) -> None:
+        """Make a pending deletion due now: the next run of the job deletes the account (never closes one itself)."""
+        record = await self.record(user_id)
+        await self.deletion.hasten(user_id)
+        await self.store.log_action(operator.id, OperatorAction.HASTEN_DELETION, user_id,
+                                    f"was due {record.user.deletion_scheduled_at:%Y-%m-%d %H:%M} UTC"
+                                    if record.user.deletion_scheduled_at else "")
+        logger.info("operator %d hastened the deletion of user %d", operator.id, user_id)
 
 
 def _hours(hours: int) -> int:

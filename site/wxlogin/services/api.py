@@ -17,11 +17,13 @@ from typing import Any
 from wxlogin.config import Settings, WeChatApp
 from wxlogin.errors import (
     AccountDisabled,
+    DeletionPending,
     EncryptedDataInvalid,
     InvalidToken,
     RateLimited,
     SessionKeyExpired,
     WeChatError,
+    WrongAccount,
 )
 from wxlogin.models import (
     BoundPhone,
@@ -203,10 +205,12 @@ class ApiService:
                   "iat": int(time.time())}
         return ApiLogin(self.signing.dump_api_token(claims), self.token_max_age, user, created)
 
-    async def authenticate(self, token: str, with_login_methods: bool = False) -> ApiCaller:
+    async def authenticate(self, token: str, with_login_methods: bool = False,
+                           allow_pending: bool = False) -> ApiCaller:
         """Resolve a bearer token to its user; raise InvalidToken for anything else.
 
-        ``with_login_methods`` also loads the user's login methods, in the same query.
+        ``with_login_methods`` also loads the user's login methods, in the same query. A closing account
+        (注销, grace period) raises DeletionPending unless ``allow_pending`` (restore, export, logout, /api/me).
         """
         loaded = self.signing.load_api_token(token, max_age=self.token_max_age)
         claims = claims_from(loaded[0]) if loaded else None
@@ -223,7 +227,35 @@ class ApiService:
             raise InvalidToken()
         if user.disabled:
             raise AccountDisabled()
+        if user.deletion_pending and not allow_pending:
+            raise DeletionPending()
         return ApiCaller(user=user, claims=claims, login_methods=methods, phone=phone)
+
+    def signed_in_recently(self, caller: ApiCaller) -> bool:
+        """Whether the token came from a WeChat login within ``[accounts] reauth_window`` (the full export)."""
+        return self.sessions.signed_in_recently(caller.claims)
+
+    async def confirm_identity(self, caller: ApiCaller, code: str, channel: Channel, context: RequestContext,
+                               app_name: str = "") -> None:
+        """Exchange a fresh code (``wx.login``'s, or the app's OpenSDK one) and prove it is the caller's WeChat.
+
+        For closing the account by API: the token alone may be old or copied; a code only the person's WeChat
+        can hand out now is the fresh confirmation. Raises WrongAccount (audited on the account, nothing
+        changes) when WeChat names another identity. Nothing is stored: the new session_key or grant of a
+        confirmation is dropped, the login method keeps the one of the last login.
+        """
+        await self.limits.login.hit(context.ip)
+        if channel is Channel.APP:
+            app = choose_app(self.settings.wechat, Channel.APP, app_name)
+            tokens = await self.wechat.exchange_code(app, code)
+            identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid)
+        else:
+            app = self._miniprogram(app_name)
+            session = await self.wechat.jscode2session(app, code)
+            identity = WeChatIdentity(Channel.MINIPROGRAM, app.appid, session.openid, session.unionid)
+        if not await self.login.is_own(caller.user, identity):
+            await self.login.record_failure(channel.value, WrongAccount.code, context, caller.user.id)
+            raise WrongAccount(f"user {caller.user.id}")
 
     async def logout(self, caller: ApiCaller) -> None:
         await self.sessions.end(caller.claims, lifetime=self.token_max_age)

@@ -9,6 +9,7 @@ from wxlogin.config import Settings
 from wxlogin.services.accounts import AccountService
 from wxlogin.services.admin import AdminService
 from wxlogin.services.api import ApiService
+from wxlogin.services.deletion import DeletionService
 from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.maintenance import MaintenanceService
 from wxlogin.services.oauth import OAuthService
@@ -35,6 +36,7 @@ class Services:
     follow: FollowLoginService  # scan to follow the official account (issue 14): the follow QR of a scene
     wxacode: MiniProgramCodeService  # issue 14: mini-program codes for login scenes, the mini-program's steps
     admin: AdminService  # issue 16: the operator console (/admin)
+    deletion: DeletionService  # issue 16: closing accounts (schedule, cancel, hasten), the deletion job, the export
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ from wxlogin.models import (
     EncryptedGrant,
     LoginResult,
     RequestContext,
+    User,
     WeChatAnswer,
     WeChatIdentity,
     WeChatProfile,
@@ -54,6 +55,17 @@ class LoginService:
             f" unionid_conflict_with={result.conflict_user_id}" if result.conflict_user_id else "",
         )
         return result
+
+    async def is_own(self, user: User, identity: WeChatIdentity) -> bool:
+        """Whether a WeChat identity WeChat just confirmed is this account's (closing it, re-confirming).
+
+        It is when the (appid, openid) is one of the account's login methods, or WeChat vouches for the same
+        person through the unionid the account owns (the merge's rule, store/accounts.py).
+        """
+        if identity.unionid and identity.unionid == user.unionid:
+            return True
+        methods = await self.users.list_login_methods(user.id)
+        return any(m.appid == identity.appid and m.openid == identity.openid for m in methods)
 
     async def record_failure(self, channel: str, outcome: str, context: RequestContext,
                              user_id: int | None = None, error: BaseException | None = None) -> None:

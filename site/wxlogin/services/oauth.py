@@ -26,6 +26,7 @@ from wxlogin.errors import (
     SnapshotUser,
     StateReplayed,
     StateUnbound,
+    WrongAccount,
     WxLoginError,
 )
 from wxlogin.models import (
@@ -65,9 +66,15 @@ class Purpose(enum.StrEnum):
     # A signed-in person proves, with a fresh WeChat confirmation of the *other* account, that it is
     # theirs too: only this flow's callback merges that account into theirs.
     MERGE = "merge"
+    # A signed-in person confirms it is still them (closing the account, the full export: issue 16). Not a
+    # LOGIN flow: that would sign the browser in as whichever WeChat scanned, and a different one would land on
+    # (or create) another account and be asked to close *that*. This flow belongs to the signed-in browser,
+    # accepts only a WeChat of the signed-in account (else ``WrongAccount``, nothing written), and only
+    # renews the session (so its ``issued_at`` says "just now").
+    REAUTH = "reauth"
 
 
-_SLUG_SUFFIX = {Purpose.LOGIN: "", Purpose.LINK: "link", Purpose.MERGE: "merge"}
+_SLUG_SUFFIX = {Purpose.LOGIN: "", Purpose.LINK: "link", Purpose.MERGE: "merge", Purpose.REAUTH: "reauth"}
 _PURPOSE_OF_SUFFIX = {suffix: purpose for purpose, suffix in _SLUG_SUFFIX.items()}
 
 
@@ -297,6 +304,8 @@ class OAuthService:
         try:
             if state.flow.purpose is Purpose.MERGE:
                 return await self._exchange_and_merge(state, code, browser.session)
+            if state.flow.purpose is Purpose.REAUTH:
+                return await self._exchange_and_reauth(state, code, browser)
             if state.flow.is_link:
                 return await self._exchange_and_link(state, code, browser.session)
             return await self._exchange_and_login(state, code, browser)
@@ -405,6 +414,19 @@ class OAuthService:
         moved = await self.accounts.confirm_merge(state.nonce, user_id, identity)
         await self.callbacks.succeed(state.nonce, user_id)
         return Merged(user_id, moved)
+
+    async def _exchange_and_reauth(self, state: VerifiedState, code: str, browser: Browser) -> SignedIn:
+        """The re-confirmation's callback: the same account's WeChat renews this browser's session, nothing else."""
+        if browser.session is None:
+            raise StateUnbound()  # re-confirming belongs to the signed-in browser that started it
+        user = await self.users.get_user(browser.session.user_id)
+        if user is None:
+            raise StateUnbound()
+        identity, _, _ = await self._exchange(state.flow, code)
+        if not await self.login.is_own(user, identity):
+            raise WrongAccount(f"user {user.id}")  # finish() audits it on the signed-in account
+        await self.callbacks.succeed(state.nonce, user.id)
+        return await self._sign_in(user, state, browser)
 
     async def _exchange_and_login(self, state: VerifiedState, code: str, browser: Browser) -> SignedIn | NeedsConsent:
         identity, profile, tokens = await self._exchange(state.flow, code)

@@ -9,6 +9,7 @@ from wxlogin.services.admin import AdminService
 from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.container import Services
+from wxlogin.services.deletion import DeletionService
 from wxlogin.services.follow import FollowLoginService
 from wxlogin.services.login import LoginService
 from wxlogin.services.maintenance import MaintenanceService, token_apps
@@ -24,6 +25,7 @@ from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
 from wxlogin.store.admin import AdminStore
 from wxlogin.store.apptokens import AppTokenStore
+from wxlogin.store.deletions import DeletionStore
 from wxlogin.store.phones import PhoneStore
 from wxlogin.store.profiles import ProfileStore
 from wxlogin.store.pushes import PushStore
@@ -76,6 +78,8 @@ def build_services(settings: Settings) -> Services:
     wxacode = MiniProgramCodeService(settings, wxa_scenes, app_tokens, wechat, scenes)
     scenes.register_qr(SceneKind.MINIPROGRAM, wxacode.code_image)
 
+    deletion = DeletionService(settings, DeletionStore(db))
+
     async def close() -> None:
         scenes.shutdown()
         await db.close()
@@ -97,6 +101,7 @@ def build_services(settings: Settings) -> Services:
         scenes=scenes,
         follow=follow,
         wxacode=wxacode,
-        admin=AdminService(settings, AdminStore(db), account_store, sessions),
+        admin=AdminService(settings, AdminStore(db), account_store, sessions, deletion),
+        deletion=deletion,
         _close=close,
     )

@@ -283,6 +283,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        10,
+        "closing an account (注销): when each closed account is due to be deleted",
+        (
+            # NULL: the account is not closing. Otherwise the moment the deletion job may delete it (closed at
+            # + [accounts] deletion_grace_days); signing in before then offers to cancel (services/deletion.py).
+            # On users, not a table of its own: every session check already reads the row, so a pending
+            # account is known on every request and login answer without another query.
+            "ALTER TABLE users ADD COLUMN deletion_scheduled_at DATETIME(3) NULL",
+            # The job asks for the accounts that are due, and the metrics for how many are pending.
+            "ALTER TABLE users ADD KEY ix_users_deletion (deletion_scheduled_at)",
+        ),
+    ),
+    Migration(
         11,
         "operator console: WeChat's errcode and rid on failed logins; the operator audit log",
         (

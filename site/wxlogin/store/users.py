@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 USER_COLUMNS = (
     "u.id, u.nickname, u.avatar_url, u.profile_is_placeholder, u.unionid, u.session_version, u.disabled, "
-    "u.created_at, u.last_login_at"
+    "u.created_at, u.last_login_at, u.deletion_scheduled_at"
 )
 _METHOD_COLUMNS = "id, user_id, login_method, appid, openid, unionid, created_at, last_login_at"
 # Joined with the user's columns, a method's columns are prefixed: both tables have id and unionid.
@@ -59,6 +59,7 @@ def user_from_row(row: Row) -> User:
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
         last_login_at=row["last_login_at"],
+        deletion_scheduled_at=row["deletion_scheduled_at"],
     )
 
 
