@@ -279,7 +279,8 @@ async def _console_people(v: Visit) -> int:
     await v.flows.login(v.client(), "blocked")
     await v.sql("INSERT INTO user_phones (user_id, phone, country_code, bound_at) VALUES "
                 "(%s, '+8613800138000', '86', UTC_TIMESTAMP(3))", user_id)
-    await v.sql("UPDATE users SET nickname_review = 1, disabled = 1 WHERE id = %s", user_id)
+    await v.sql("UPDATE users SET nickname_review = 1, disabled = 1, "
+                "deletion_scheduled_at = UTC_TIMESTAMP(3) + INTERVAL 15 DAY WHERE id = %s", user_id)
     await v.flows.login(v.client(), "zhangsan")  # refused: disabled, kept under the account
     return user_id
 

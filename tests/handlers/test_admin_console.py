@@ -221,3 +221,28 @@ async def test_an_operator_cannot_disable_their_own_account(console):
     handle, operator, operator_id = console
     page = handle.url + f"/admin/users/{operator_id}"
     assert (await _post(operator, page + "/disable", page)).status_code == 400
+
+
+async def test_cancel_or_hasten_a_pending_deletion(console, server, new_client, sql):
+    handle, operator, operator_id = console
+    _, user_id = await _person(server, new_client, sql, "zhangsan")
+    page = handle.url + f"/admin/users/{user_id}"
+    assert (await _post(operator, page + "/cancel_deletion", page)).status_code == 404  # nothing pending
+    assert (await _post(operator, page + "/hasten_deletion", page)).status_code == 404  # never closes by itself
+
+    await sql("UPDATE users SET deletion_scheduled_at = UTC_TIMESTAMP(3) + INTERVAL 15 DAY WHERE id = %s", user_id)
+    assert 'data-deletion="pending"' in (await operator.get(page)).text
+    assert (await _post(operator, page + "/cancel_deletion", page)).status_code == 303
+    assert await sql("SELECT deletion_scheduled_at FROM users WHERE id = %s", user_id) == [(None,)]
+    assert 'data-deletion="pending"' not in (await operator.get(page)).text
+
+    await sql("UPDATE users SET deletion_scheduled_at = UTC_TIMESTAMP(3) + INTERVAL 15 DAY WHERE id = %s", user_id)
+    assert (await _post(operator, page + "/hasten_deletion", page)).status_code == 303
+    assert await sql("SELECT deletion_scheduled_at <= UTC_TIMESTAMP(3) FROM users WHERE id = %s", user_id) == [(1,)]
+    assert await handle.services.deletion.run_once() == 1
+    assert await sql("SELECT COUNT(*) FROM users WHERE id = %s", user_id) == [(0,)]
+    actions = await sql("SELECT action, target_user_id FROM operator_actions WHERE operator_id = %s ORDER BY id",
+                        operator_id)
+    assert actions == [("cancel_deletion", user_id), ("hasten_deletion", user_id)]  # the log outlives the account
+    log = (await operator.get(handle.url + "/admin/log")).text
+    assert 'data-action="hasten_deletion"' in log
