@@ -585,8 +585,8 @@ class Key:
 
     def _int_list(self, value: Any) -> tuple[int, ...]:
         if isinstance(value, str):  # from the environment: "1,42"
-            value = [v for v in (part.strip() for part in value.split(",")) if v]
-        if not isinstance(value, list):
+            value = [self._int(v, 1, 2**63 - 1) for v in (part.strip() for part in value.split(",")) if v]
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{self.label} must be a list of whole numbers")
         return tuple(self._int(v, 1, 2**63 - 1) for v in value)
 
