@@ -246,3 +246,16 @@ async def test_cancel_or_hasten_a_pending_deletion(console, server, new_client, 
     assert actions == [("cancel_deletion", user_id), ("hasten_deletion", user_id)]  # the log outlives the account
     log = (await operator.get(handle.url + "/admin/log")).text
     assert 'data-action="hasten_deletion"' in log
+
+
+async def test_a_disabled_account_is_refused_by_the_api_too_and_the_attempt_is_kept(server, client, sql):
+    first = await client.post(server.url + "/_sandbox/dev/wx.login", json={"person": "api-disabled"})
+    login = await client.post(server.url + "/api/miniprogram/login", json={"code": first.json()["code"]})
+    assert login.status_code == 200
+    user_id = login.json()["user"]["id"]
+    await sql("UPDATE users SET disabled = 1 WHERE id = %s", user_id)
+    again = await client.post(server.url + "/_sandbox/dev/wx.login", json={"person": "api-disabled"})
+    refused = await client.post(server.url + "/api/miniprogram/login", json={"code": again.json()["code"]})
+    assert refused.status_code == 403 and refused.json()["error"] == "account_disabled"
+    assert await sql("SELECT login_method, outcome FROM login_events WHERE user_id = %s AND outcome <> 'success'",
+                     user_id) == [("miniprogram", "account_disabled")]
