@@ -55,6 +55,12 @@ def announce(settings: Settings) -> None:
     logger.info("sign in at %s/login", settings.server.public_url)
     if wx.sandbox:
         logger.info("no phone? the sandbox's test people are at %s%s/", settings.server.public_url, SANDBOX_PREFIX)
+    # Said at every start: who can use /admin. Outside the sandbox, the development file's account 1 would be
+    # whoever signed up first.
+    operators = settings.admin.user_ids
+    level = logging.WARNING if operators and not wx.sandbox and operators == (1,) else logging.INFO
+    logger.log(level, "operator console /admin: %s", f"accounts {', '.join(map(str, operators))}"
+               if operators else "nobody ([admin] user_ids is empty)")
 
 
 async def migrate_once(settings: Settings) -> None:
