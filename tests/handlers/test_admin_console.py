@@ -98,7 +98,8 @@ async def test_a_failed_login_keeps_wechats_errcode_and_rid_and_the_console_show
     assert "40226" in row and rid in row and "127.0.0.1" in row
     assert rid in (await operator.get(handle.url + "/admin/failures", params={"ip": "127.0.0.1",
                                                                                "channel": "web"})).text
-    for narrower in ({"ip": "10.9.9.9"}, {"channel": "mp"}):
+    assert rid in (await operator.get(handle.url + "/admin/failures", params={"errcode": "40226"})).text
+    for narrower in ({"ip": "10.9.9.9"}, {"channel": "mp"}, {"errcode": "40029"}):
         assert 'data-failures="0"' in (await operator.get(handle.url + "/admin/failures", params=narrower)).text
 
 

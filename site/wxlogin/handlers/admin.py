@@ -10,6 +10,7 @@ through WeChat's sign-in again, back to the page it came from, and nothing is do
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -120,7 +121,7 @@ class UserHandler(AdminHandler):
 
 
 class FailuresHandler(AdminHandler):
-    """GET /admin/failures?hours=&ip=&channel=: recent failed logins with WeChat's errcode and rid."""
+    """GET /admin/failures?hours=&ip=&channel=&errcode=: recent failed logins with WeChat's errcode and rid."""
 
     @operator_required
     async def get(self) -> None:
@@ -129,9 +130,11 @@ class FailuresHandler(AdminHandler):
         if channel and channel not in {c.value for c in Channel}:
             channel = ""
         hours = self.hours()
-        failures = await self.services.admin.failures(hours, ip, channel)
+        errcode_text = self.get_query_argument("errcode", "").strip()
+        errcode = int(errcode_text) if re.fullmatch(r"-?[0-9]{1,9}", errcode_text) else None
+        failures = await self.services.admin.failures(hours, ip, channel, errcode)
         self.render_console("admin_failures.html", failures=failures, ip=ip, channel=channel, hours=hours,
-                            channels=[c.value for c in Channel])
+                            errcode="" if errcode is None else str(errcode), channels=[c.value for c in Channel])
 
 
 class LogHandler(AdminHandler):

@@ -83,10 +83,11 @@ class AdminService:
             raise NotFound("account")
         return found
 
-    async def failures(self, hours: int, ip: str = "", channel: str = "") -> list[AdminEvent]:
+    async def failures(self, hours: int, ip: str = "", channel: str = "", errcode: int | None = None
+                       ) -> list[AdminEvent]:
         """Failed logins of the last ``hours`` (most are nobody's: a failed login never established who it was)."""
         return await self.store.failures(hours=_hours(hours), ip=ip.strip()[:45], channel=channel[:16],
-                                         limit=FAILURES_SHOWN)
+                                         errcode=errcode, limit=FAILURES_SHOWN)
 
     async def dashboard(self, hours: int) -> Dashboard:
         return await self.store.dashboard(_hours(hours))

@@ -248,8 +248,8 @@ class AdminStore:
 
     # --- failures and counts ----------------------------------------------------------------------
 
-    async def failures(self, *, hours: int, ip: str, channel: str, limit: int) -> list[AdminEvent]:
-        """Failed logins of the last ``hours``, newest first; ``ip``/``channel`` narrow it ("" = any).
+    async def failures(self, *, hours: int, ip: str, channel: str, errcode: int | None, limit: int) -> list[AdminEvent]:
+        """Failed logins of the last ``hours``, newest first; ``ip``/``channel``/``errcode`` narrow it ("", None: any).
 
         By address: ix_login_events_ip (ip, created_at); otherwise ix_login_events_created, read backwards.
         """
@@ -261,6 +261,9 @@ class AdminStore:
         if channel:
             where.append("e.login_method = %s")
             args.append(channel)
+        if errcode is not None:
+            where.append("e.wechat_errcode = %s")
+            args.append(errcode)
         args.append(limit)
 
         async def work(cur: aiomysql.Cursor) -> list[AdminEvent]:
