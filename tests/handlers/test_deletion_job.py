@@ -3,12 +3,15 @@ anonymised count, one process at a time (the MySQL named lock), idempotent, and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 
 import pytest
 
 from helpers import avatar_upload, gather, png_bytes
 from wxlogin.errors import NotFound
+from wxlogin.services import deletion as deletion_module
 from wxlogin.services.deletion import DeletionService
 from wxlogin.store import Database
 from wxlogin.store.deletions import DeletionStore
@@ -217,3 +220,22 @@ async def test_the_job_lock_is_released_after_a_run(server):
             assert again  # released after the block
     finally:
         await db_a.close()
+
+
+async def test_run_forever_runs_the_job_soon_after_start_up(server, client, sql, monkeypatch):
+    """server.py starts run_forever in every process; its first round comes soon, not a purge_interval later."""
+    monkeypatch.setattr(deletion_module, "FIRST_RUN_DELAY", 0.0)
+    uid = (await mp_login(client, server, "zhangsan"))["user"]["id"]
+    await server.services.deletion.schedule(uid)
+    await server.services.deletion.hasten(uid)
+    task = asyncio.create_task(server.services.deletion.run_forever())
+    try:
+        for _ in range(400):  # polled: the round runs at once, on the event loop this test shares
+            if await sql("SELECT COUNT(*) FROM users") == [(0,)]:
+                break
+            await asyncio.sleep(0.025)
+        assert await sql("SELECT COUNT(*) FROM users") == [(0,)]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

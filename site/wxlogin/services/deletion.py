@@ -11,8 +11,8 @@ and a run that died half-way is simply repeated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,9 @@ from wxlogin.store.deletions import DeletionStore, PersonData
 logger = logging.getLogger(__name__)
 
 JOB_BATCH = 100  # accounts asked for per query; each is still deleted in a transaction of its own
+# The first run comes this long after start-up (at most; jittered so a fleet restarted together does not line up),
+# not a whole purge_interval later: servers redeployed more often than the interval would otherwise never run it.
+FIRST_RUN_DELAY = 60.0
 EXPORT_FORMAT = 1  # the export's "format" field: bumped if a field changes meaning
 
 
@@ -114,11 +117,21 @@ class DeletionService:
         return deleted
 
     async def run_forever(self) -> None:
-        """Run the job every ``[accounts] purge_interval`` seconds until cancelled (server.py starts it)."""
+        """Run the job soon after start-up, then every ``[accounts] purge_interval`` seconds, until cancelled.
+
+        server.py starts it in every process; the lock lets one of them work each round. A failure is logged
+        and the next round tries again: the state is all in MySQL, so nothing is lost by skipping one.
+        """
+        interval = self.settings.accounts.purge_interval
+        await asyncio.sleep(min(interval, FIRST_RUN_DELAY) * random.uniform(0.5, 1.0))
         while True:
-            await asyncio.sleep(self.settings.accounts.purge_interval)
-            with contextlib.suppress(DatabaseUnavailable, Overloaded):
+            try:
                 await self.run_once()
+            except (DatabaseUnavailable, Overloaded) as exc:
+                logger.warning("deletion job: database unavailable (%s); next run in %ds", exc.detail, interval)
+            except Exception:
+                logger.exception("deletion job failed; next run in %ds", interval)
+            await asyncio.sleep(interval)
 
     # --- download my data --------------------------------------------------------------------------
 
