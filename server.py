@@ -37,6 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "site"))
 
+import pymysql  # noqa: E402
 import tornado.httpserver  # noqa: E402
 import tornado.netutil  # noqa: E402
 
@@ -45,10 +46,12 @@ from wxlogin.app import Assets, make_app, make_metrics_app, push_urls  # noqa: E
 from wxlogin.config import SANDBOX_PREFIX, ConfigError, Settings, load_settings  # noqa: E402
 from wxlogin.errors import DatabaseUnavailable, Overloaded  # noqa: E402
 from wxlogin.logsetup import configure_logging  # noqa: E402
+from wxlogin.sandbox.people import OPERATOR, unionid_for  # noqa: E402
 from wxlogin.services import build_services  # noqa: E402
 from wxlogin.services.configcheck import Finding, Level  # noqa: E402
 from wxlogin.services.wiring import build_config_check  # noqa: E402
 from wxlogin.store.migrations import migrate  # noqa: E402
+from wxlogin.store.setup import seed_account  # noqa: E402
 
 logger = logging.getLogger("wxlogin.server")
 PURGE_INTERVAL = 600
@@ -68,6 +71,12 @@ def announce(settings: Settings) -> None:
     logger.info("sign in at %s/login", settings.server.public_url)
     if wx.sandbox:
         logger.info("no phone? the sandbox's test people are at %s%s/", settings.server.public_url, SANDBOX_PREFIX)
+    # Said at every start: who can use /admin. Outside the sandbox, the development file's account 1 would be
+    # whoever signed up first.
+    operators = settings.admin.user_ids
+    level = logging.WARNING if operators and not wx.sandbox and operators == (1,) else logging.INFO
+    logger.log(level, "operator console /admin: %s", f"accounts {', '.join(map(str, operators))}"
+               if operators else "nobody ([admin] user_ids is empty)")
 
 
 async def migrate_once(settings: Settings) -> bool:
@@ -121,6 +130,22 @@ def start_metrics(settings: Settings) -> list[socket.socket]:
     sockets = tornado.netutil.bind_sockets(where[1], where[0])
     logger.info("metrics on http://%s/metrics (not the public port)", settings.metrics.listen)
     return sockets
+
+
+async def seed_sandbox_operator(settings: Settings) -> None:
+    """In the sandbox, make the first of ``[admin] user_ids`` the sandbox's operator person (README "The sandbox").
+
+    Only where that account does not exist yet (a fresh database): the operator's first scan then lands on it.
+    """
+    if not (settings.wechat.sandbox and settings.admin.user_ids):
+        return
+    user_id = settings.admin.user_ids[0]
+    try:
+        if await seed_account(settings.mysql, user_id, unionid_for(OPERATOR) or "", OPERATOR.nickname):
+            logger.info("sandbox: account %d is the operator %s (sign in as them for /admin)", user_id,
+                        OPERATOR.nickname)
+    except (DatabaseUnavailable, OSError, pymysql.err.MySQLError) as exc:
+        logger.warning("sandbox: could not seed the operator account (%s)", exc)
 
 
 async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket] | None = None,
@@ -273,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({exc.strerror})", file=sys.stderr)
         return 2
     mysql_up = asyncio.run(migrate_once(settings))  # here, not in serve(): N workers would each migrate
+    if mysql_up:
+        asyncio.run(seed_sandbox_operator(settings))
     # The configuration check without WeChat (no wait on it, no quota spent), after the migrations, before forking.
     findings = asyncio.run(check_config(settings, wechat=False, mysql=mysql_up))
     for finding in findings:

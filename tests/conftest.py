@@ -47,6 +47,7 @@ def base_config() -> dict[str, Any]:
     data["server"]["secret_keys"] = [TEST_KEY]
     data["wechat"]["http_client"] = "simple"
     data["ratelimit"]["enabled"] = False
+    data["admin"]["user_ids"] = []  # no operators unless a test names one (ids run on across tests)
     return data
 
 

@@ -11,7 +11,7 @@ import jinja2
 import tornado.web
 
 from wxlogin.config import PUSH_KINDS, Settings
-from wxlogin.handlers import api, avatars, closing, forward, legal, oauth, pages, push, scenes
+from wxlogin.handlers import admin, api, avatars, closing, forward, legal, oauth, pages, push, scenes
 from wxlogin.handlers import metrics as metrics_handlers
 from wxlogin.handlers.i18n import LOCALES, CompiledGettext
 from wxlogin.handlers.inflight import InFlight
@@ -94,7 +94,7 @@ def make_app(settings: Settings, services: Services, assets: Assets) -> tornado.
                   for locale in LOCALES}
     jinja_env = jinja_envs["zh"]  # the sandbox's pages are Chinese only, like WeChat's
     routes = (pages.routes + oauth.routes + api.routes + push.routes + forward.routes + avatars.routes
-              + scenes.routes + legal.routes + closing.routes)
+              + scenes.routes + legal.routes + closing.routes + admin.routes)
     emulator = None
     if settings.wechat.sandbox:
         from wxlogin import sandbox

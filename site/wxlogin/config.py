@@ -407,6 +407,15 @@ class MetricsSettings:
         return host.strip("[]"), int(port)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AdminSettings:
+    """The operator console (/admin): who may use it. Everyone else gets 404 there, as if it did not exist."""
+
+    # Account ids (users.id). Empty: nobody, the console answers 404 to all. settings.toml names account 1,
+    # which `make run` seeds as the sandbox's operator person (README "The sandbox").
+    user_ids: tuple[int, ...] = setting((), dev="the sandbox's operator, seeded as account 1 by make run")
+
+
 # --- the site's own brand (issue 15): never WeChat's name, mark or green; WeChat's mark sits on its button only
 
 DEFAULT_PRIMARY = "#2563eb"  # static/css/site.css repeats it as --brand (a test keeps the two equal)
@@ -499,6 +508,7 @@ class Settings:
     ratelimit: RateLimitSettings
     retention: RetentionSettings
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     brand: BrandSettings = field(default_factory=BrandSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
@@ -558,6 +568,8 @@ class Key:
             if meta["check"] is not None:
                 text = meta["check"](text, self.label)
             return Secret(text) if self.kind is Secret else text
+        if self.kind == tuple[int, ...]:
+            return self._int_list(value)
         if self.kind in (tuple[str, ...], tuple[Secret, ...]):
             items = self._str_list(value)
             return tuple(Secret(v) for v in items) if self.kind == tuple[Secret, ...] else items
@@ -598,6 +610,13 @@ class Key:
         if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
             return value.lower() in _TRUE
         raise ConfigError(f"{self.label} must be true or false, not {value!r}")
+
+    def _int_list(self, value: Any) -> tuple[int, ...]:
+        if isinstance(value, str):  # from the environment: "1,42"
+            value = [self._int(v, 1, 2**63 - 1) for v in (part.strip() for part in value.split(",")) if v]
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{self.label} must be a list of whole numbers")
+        return tuple(self._int(v, 1, 2**63 - 1) for v in value)
 
     def _str_list(self, value: Any) -> tuple[str, ...]:
         if isinstance(value, str):  # from the environment: "old,new"

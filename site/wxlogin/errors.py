@@ -80,7 +80,13 @@ class SnapshotUser(WxLoginError):
 
 
 class AccountDisabled(WxLoginError):
+    """An operator disabled the account; ``user_id`` when WeChat's answer already said whose it is."""
+
     code = "account_disabled"
+
+    def __init__(self, detail: str = "", user_id: int | None = None) -> None:
+        super().__init__(detail)
+        self.user_id = user_id
 
 
 class DeletionPending(WxLoginError):

@@ -120,6 +120,14 @@ class RequestContext:
 
 
 @dataclass(frozen=True)
+class WeChatAnswer:
+    """What WeChat said when a call failed: its errcode (None: no usable answer) and the rid its support asks for."""
+
+    errcode: int | None
+    rid: str = ""
+
+
+@dataclass(frozen=True)
 class EncryptedGrant:
     """WeChat credentials to keep for a login method, already encrypted (never stored in clear)."""
 

@@ -51,6 +51,7 @@ class Visit:
     sql: Callable[..., Awaitable[list[tuple[Any, ...]]]]
     lang: str
     user_agent: str
+    start_server: Callable[..., Awaitable[Any]] | None = None
 
     def url(self, path: str) -> str:
         return self.server.url + path
@@ -259,6 +260,42 @@ async def sandbox_miniprogram(v: Visit) -> None:
     await v.page.goto(url)
 
 
+async def _console(v: Visit) -> int:
+    """Sign an operator in, then move the visit to a server that names them in [admin] user_ids; their id."""
+    client = v.client()
+    assert (await v.flows.login(client, "op-a11y")).status_code == 302
+    [(operator_id,)] = await v.sql("SELECT user_id FROM user_login_methods ORDER BY id DESC LIMIT 1")
+    assert v.start_server is not None
+    v.server = await v.start_server({"admin": {"user_ids": [operator_id]}})
+    await v.take_cookies(client)
+    return operator_id
+
+
+async def _console_people(v: Visit) -> int:
+    """A person with everything the console shows (phone, review flag, a refused sign-in, an operator action)."""
+    person = v.client()
+    assert (await v.flows.login(person, "zhangsan")).status_code == 302
+    [(user_id,)] = await v.sql("SELECT user_id FROM user_login_methods ORDER BY id DESC LIMIT 1")
+    await v.flows.login(v.client(), "blocked")
+    await v.sql("INSERT INTO user_phones (user_id, phone, country_code, bound_at) VALUES "
+                "(%s, '+8613800138000', '86', UTC_TIMESTAMP(3))", user_id)
+    await v.sql("UPDATE users SET nickname_review = 1, disabled = 1, "
+                "deletion_scheduled_at = UTC_TIMESTAMP(3) + INTERVAL 15 DAY WHERE id = %s", user_id)
+    await v.flows.login(v.client(), "zhangsan")  # refused: disabled, kept under the account
+    return user_id
+
+
+def console_page(path: str) -> Callable[[Visit], Awaitable[None]]:
+    """A page of the operator console (issue 16), with data on it; ``{user}`` is the person's id."""
+    async def state(v: Visit) -> None:
+        user_id = await _console_people(v)
+        operator_id = await _console(v)
+        await v.sql("INSERT INTO operator_actions (operator_id, action, target_user_id, detail, created_at) "
+                    "VALUES (%s, 'disable', %s, 'spam', UTC_TIMESTAMP(3))", operator_id, user_id)
+        await _goto(v, path.format(user=user_id))
+    return state
+
+
 STATES: dict[str, Callable[[Visit], Awaitable[None]]] = {
     "home": home,
     "home-signed-in": home_signed_in,
@@ -293,7 +330,15 @@ STATES: dict[str, Callable[[Visit], Awaitable[None]]] = {
     "sandbox-unavailable": sandbox_unavailable,
     "sandbox-follow": sandbox_follow,
     "sandbox-miniprogram": sandbox_miniprogram,
+    "admin-dashboard": console_page("/admin"),
+    "admin-search": console_page("/admin/users?q=%E5%BC%A0%E4%B8%89"),
+    "admin-user": console_page("/admin/users/{user}"),
+    "admin-user-done": console_page("/admin/users/{user}?done=disable"),
+    "admin-failures": console_page("/admin/failures"),
+    "admin-log": console_page("/admin/log"),
 }
+# The console is for operators at a computer (and a phone's browser now and then), not inside WeChat.
+CONSOLE_STATES = {state for state in STATES if state.startswith("admin-")}
 # States with a surface of their own: this User-Agent at the desktop and the phone sizes, whatever the profile's.
 SURFACES = {"login-desktop-browser": DESKTOP_CHROME, "login-wechat": IOS_WECHAT, "login-phone-browser": IPHONE_SAFARI,
             "login-desktop-wechat": WINDOWS_WECHAT, "login-wecom": WECOM, "login-miniprogram-webview": MINIPROGRAM,
@@ -301,8 +346,8 @@ SURFACES = {"login-desktop-browser": DESKTOP_CHROME, "login-wechat": IOS_WECHAT,
             "sandbox-qr-picker": DESKTOP_CHROME, "sandbox-follow": DESKTOP_CHROME,
             "sandbox-miniprogram": DESKTOP_CHROME, "sandbox-consent": IOS_WECHAT}
 # The sandbox's own pages do not depend on the User-Agent either.
-SAME_IN_WECHAT = set(SURFACES) | {"sandbox-index", "sandbox-qr-page", "sandbox-phone", "sandbox-persona",
-                                  "sandbox-unavailable"}
+SAME_IN_WECHAT = set(SURFACES) | CONSOLE_STATES | {"sandbox-index", "sandbox-qr-page", "sandbox-phone",
+                                                   "sandbox-persona", "sandbox-unavailable"}
 CASES = [(state, profile, lang) for state in STATES for profile in PROFILES for lang in LANGS
          if not (state in SAME_IN_WECHAT and profile == "wechat")]
 
@@ -361,14 +406,14 @@ def readable(case: str, violations: list[dict[str, Any]]) -> str:
 
 @pytest.mark.parametrize("state, profile, lang", CASES, ids=["-".join(c) for c in CASES])
 async def test_page_state_has_no_serious_accessibility_violation(state, profile, lang, server, axe_browser,
-                                                                 flows, new_client, sql):
+                                                                 flows, new_client, sql, start_server):
     options = {**PROFILES[profile], "user_agent": SURFACES.get(state, PROFILES[profile]["user_agent"])}
     context = await axe_browser.new_context(locale="en-US" if lang == "en" else "zh-CN", **options)
     context.set_default_timeout(10000)
     await context.add_cookies([{"name": "lang", "value": lang, "url": server.url}])
     page = await context.new_page()
     try:
-        visit = Visit(server, page, flows, new_client, sql, lang, options["user_agent"])
+        visit = Visit(server, page, flows, new_client, sql, lang, options["user_agent"], start_server)
         await STATES[state](visit)
         await page.wait_for_load_state("load")
         violations = await axe_violations(page)

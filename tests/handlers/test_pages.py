@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from helpers import page_xsrf
 from wxlogin.handlers.catalog_en import EN
 
 
@@ -92,7 +93,12 @@ def _marked_methods(server):
 def test_every_handler_method_is_marked_public_login_or_bearer_required(server):
     marked = list(_marked_methods(server))
     for rule, method, access in marked:
-        assert access in ("public", "login_required", "bearer_required"), (rule.target, method)
+        assert access in ("public", "login_required", "bearer_required", "operator_required"), (rule.target, method)
+    # The operator console, and nothing else, is for operators.
+    console = {rule.matcher.regex.pattern for rule, _, access in marked if access == "operator_required"}
+    assert console and all(p.startswith("/admin") for p in console)
+    assert all(access == "operator_required" for rule, _, access in marked
+               if rule.matcher.regex.pattern.startswith("/admin"))
     assert len(marked) >= 6
     # Every API route that reads a person's data is behind a bearer token.
     bearer = {rule.matcher.regex.pattern for rule, _, access in marked if access == "bearer_required"}
@@ -113,6 +119,27 @@ async def test_every_bearer_route_refuses_a_request_without_a_valid_token(server
             assert r.headers["WWW-Authenticate"].startswith("Bearer")
         checked += 1
     assert checked >= 3
+
+
+async def test_every_admin_route_answers_404_to_anyone_who_is_not_an_operator(server, new_client, flows):
+    """Not 403, not a redirect: the console must not be discoverable (issue 16). No operator is configured here."""
+    anonymous, person = new_client(), new_client()
+    await flows.login(person, "zhangsan")  # signed in, but not an operator
+    xsrf = await page_xsrf(person, server.url + "/account")
+    checked = 0
+    for rule, method, access in _marked_methods(server):
+        if access != "operator_required":
+            continue
+        path = re.sub(r"\([^)]*\)", "1", rule.matcher.regex.pattern.rstrip("$"))
+        for who, data in ((anonymous, {}), (person, {}), (person, {"_xsrf": xsrf})):
+            r = await who.request(method.upper(), server.url + path, data=data if method == "post" else None)
+            assert r.status_code == 404, (path, method, r.status_code)
+            assert "找不到页面" in r.text and "location" not in r.headers
+        checked += 1
+    assert checked >= 8
+    # The same answer as a path that does not exist, for a POST without a token too.
+    unknown = await person.post(server.url + "/admin/no-such-page", data={})
+    assert unknown.status_code == 404
 
 
 async def test_the_language_link_is_built_from_our_routes_not_the_raw_path(server, client):

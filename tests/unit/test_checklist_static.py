@@ -48,6 +48,12 @@ ROUTES = [
     # Closing an account (issue 16): the close page (GET; POST closes, XSRF, recent sign-in), re-confirming with
     # WeChat, cancelling (both POST, XSRF) and the JSON download of my data.
     r"/account/close$", r"/account/reauth$", r"/account/restore$", r"/account/export$",
+    # The operator console (issue 16): 404 to anyone not in [admin] user_ids; actions need XSRF and a recent
+    # sign-in (tests/handlers/test_admin_console.py, and the route walk in test_pages.py).
+    r"/admin$", r"/admin/users$", r"/admin/users/([0-9]{1,19})$", r"/admin/failures$", r"/admin/log$",
+    r"/admin/users/([0-9]{1,19})/disable$", r"/admin/users/([0-9]{1,19})/enable$",
+    r"/admin/users/([0-9]{1,19})/sign_out_everywhere$", r"/admin/users/([0-9]{1,19})/unlink$",
+    r"/admin/users/([0-9]{1,19})/cancel_deletion$", r"/admin/users/([0-9]{1,19})/hasten_deletion$",
 ]
 
 

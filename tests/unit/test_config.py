@@ -250,3 +250,13 @@ def test_every_desktop_method_can_be_switched_on():
     assert development.desktop_methods == ("qr", "follow", "miniprogram") and development.mp.follow_login
     assert settings_from_mapping(with_changes(("wechat.desktop_methods", None), ("wechat.mp.follow_login", None)),
                                  env={}).wechat.desktop_methods == ("qr",)
+
+
+def test_operators_are_account_ids_from_the_file_or_the_environment():
+    assert settings_from_mapping(BASE, env={}).admin.user_ids == (1,)  # the sandbox's seeded operator
+    assert settings_from_mapping(BASE, env={"WXLOGIN_ADMIN_USER_IDS": "7, 42"}).admin.user_ids == (7, 42)
+    assert settings_from_mapping(BASE, env={"WXLOGIN_ADMIN_USER_IDS": ""}).admin.user_ids == ()
+    assert settings_from_mapping(with_changes(("admin.user_ids", [])), env={}).admin.user_ids == ()
+    for bad in (["1"], [0], [True], "x", [1.5]):
+        with pytest.raises(ConfigError, match=r"\[admin\] user_ids"):
+            settings_from_mapping(with_changes(("admin.user_ids", bad)), env={})

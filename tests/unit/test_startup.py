@@ -38,10 +38,20 @@ def test_non_official_base_is_announced(caplog):
 
 
 def test_official_bases_are_quiet(caplog):
-    data = {**BASE, "wechat": {**BASE["wechat"], "sandbox": False}}
+    data = {**BASE, "wechat": {**BASE["wechat"], "sandbox": False}, "admin": {"user_ids": [7]}}
     with caplog.at_level(logging.INFO):
         announce(settings_from_mapping(data, env=KEY))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "operator console /admin: accounts 7" in caplog.text
+
+
+def test_the_development_operator_outside_the_sandbox_is_a_warning(caplog):
+    # settings.toml names account 1 (the sandbox's seeded operator); in production that is whoever signed up first.
+    data = {**BASE, "wechat": {**BASE["wechat"], "sandbox": False}}
+    with caplog.at_level(logging.INFO):
+        announce(settings_from_mapping(data, env=KEY))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "operator console /admin: accounts 1"]
 
 
 def test_server_refuses_the_sandbox_with_an_official_base_in_one_line(tmp_path):

@@ -338,6 +338,10 @@ class HealthHandler(tornado.web.RequestHandler):
 class NotFoundHandler(BaseHandler):
     """Everything no route claims: a friendly 404 page."""
 
+    def check_xsrf_cookie(self) -> None:
+        """A 404 whatever the method: a POST without a token must not get a 403 here but a 404 at /admin (where
+        non-operators get 404 before the XSRF check), or the difference would show the console is there."""
+
     @public
     async def prepare(self) -> None:
         await super().prepare()

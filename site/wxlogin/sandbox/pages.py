@@ -64,7 +64,7 @@ class QrConnectHandler(SandboxHandler):
         self.render_page(
             "sandbox/qrconnect.html", embedded=q["login_type"] == "jssdk",
             self_redirect=q["self_redirect"] == "true", uuid=session.uuid, phone_url=phone_url,
-            qr_data_uri=qr_svg_data_uri(phone_url), presets=people.PRESETS[:4],
+            qr_data_uri=qr_svg_data_uri(phone_url), presets=people.PRESETS[:4] + people.CONSOLE_DEMO,
             # wxLogin.js's stylelite: the compact QR without a heading of its own (the site has the heading)
             lite=q["stylelite"] == "1",
             # The page that framed this QR (the callback's site) hears its states: scanned, expired.
@@ -109,7 +109,8 @@ class PhoneHandler(SandboxHandler):
         session = self.sandbox.state.get_qr(uuid)
         if session is not None and session.status == "waiting":
             session.move("scanned")  # the phone has the code: WeChat's QR page says "scanned, confirm on the phone"
-        self.render_page("sandbox/phone.html", session=session, presets=people.PRESETS[:4], done=False,
+        self.render_page("sandbox/phone.html", session=session, presets=people.PRESETS[:4] + people.CONSOLE_DEMO,
+                         done=False,
                          status_code=200 if session else 404)
 
     def post(self, uuid: str) -> None:

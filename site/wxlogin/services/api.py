@@ -102,12 +102,22 @@ class ApiService:
         the person's unionid joins it to their account of any other app.
         """
         with _counted_failure(Channel.MINIPROGRAM):
-            return await self._miniprogram_login(code, open_data, context, app_name)
+            app = self._miniprogram(app_name)  # before the limit: no cost yet
+            await self.limits.login.hit(context.ip)
+            try:
+                return await self._miniprogram_login(app, code, open_data, context)
+            except (WeChatError, AccountDisabled) as exc:
+                await self._audit_failure(Channel.MINIPROGRAM, exc, context)
+                raise
 
-    async def _miniprogram_login(self, code: str, open_data: dict[str, Any], context: RequestContext,
-                                 app_name: str) -> ApiLogin:
-        app = self._miniprogram(app_name)  # before the limit: no cost yet
-        await self.limits.login.hit(context.ip)
+    async def _audit_failure(self, channel: Channel, exc: WeChatError | AccountDisabled,
+                             context: RequestContext) -> None:
+        """Keep WeChat's refusals (errcode, rid) and a disabled account's attempts for the operator console."""
+        user_id = exc.user_id if isinstance(exc, AccountDisabled) else None
+        await self.login.record_failure(channel.value, exc.code, context, user_id, error=exc)
+
+    async def _miniprogram_login(self, app: WeChatApp, code: str, open_data: dict[str, Any],
+                                 context: RequestContext) -> ApiLogin:
         session = await self.wechat.jscode2session(app, code)
         profile = None
         signed = open_data.get("rawData") is not None or open_data.get("signature") is not None
@@ -129,10 +139,15 @@ class ApiService:
         with _counted_failure(Channel.APP):
             app = choose_app(self.settings.wechat, Channel.APP, app_name)
             await self.limits.login.hit(context.ip)
-            tokens = await self.wechat.exchange_code(app, code)
-            info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
-            identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
-            result = await self.login.login(identity, info.profile, context, grant=self.login.seal_tokens(tokens))
+            try:
+                tokens = await self.wechat.exchange_code(app, code)
+                info = await self.wechat.userinfo(tokens.access_token, tokens.openid)
+                identity = WeChatIdentity(Channel.APP, app.appid, tokens.openid, tokens.unionid or info.unionid)
+                result = await self.login.login(identity, info.profile, context,
+                                                grant=self.login.seal_tokens(tokens))
+            except (WeChatError, AccountDisabled) as exc:
+                await self._audit_failure(Channel.APP, exc, context)
+                raise
             return self._issue(result.user, result.created)
 
     async def miniprogram_profile(self, caller: ApiCaller, open_data: dict[str, Any], app_name: str = "") -> User:
@@ -259,6 +274,8 @@ def _counted_failure(channel: Channel) -> Iterator[None]:
     browser flows audit their failures (LoginService.record_failure, which counts them); the API's are counted here."""
     try:
         yield
+    except (WeChatError, AccountDisabled):
+        raise  # audited by LoginService.record_failure, which counts them: once, not twice
     except WxLoginError as exc:
         metrics.LOGINS.labels(channel.value, exc.code).inc()
         raise

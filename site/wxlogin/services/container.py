@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from wxlogin.config import Settings
 from wxlogin.services.accounts import AccountService
+from wxlogin.services.admin import AdminService
 from wxlogin.services.api import ApiService
 from wxlogin.services.deletion import DeletionService
 from wxlogin.services.follow import FollowLoginService
@@ -34,6 +35,7 @@ class Services:
     scenes: SceneService  # desktop scan-login scenes (issue 14): the waiting page, its QR, completion
     follow: FollowLoginService  # scan to follow the official account (issue 14): the follow QR of a scene
     wxacode: MiniProgramCodeService  # issue 14: mini-program codes for login scenes, the mini-program's steps
+    admin: AdminService  # issue 16: the operator console (/admin)
     deletion: DeletionService  # issue 16: closing accounts (schedule, cancel, hasten), the deletion job, the export
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 

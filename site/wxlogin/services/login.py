@@ -6,12 +6,13 @@ import contextlib
 import logging
 
 from wxlogin import metrics
-from wxlogin.errors import DatabaseUnavailable, Overloaded
+from wxlogin.errors import DatabaseUnavailable, Overloaded, WeChatError
 from wxlogin.models import (
     EncryptedGrant,
     LoginResult,
     RequestContext,
     User,
+    WeChatAnswer,
     WeChatIdentity,
     WeChatProfile,
     WeChatTokens,
@@ -70,12 +71,16 @@ class LoginService:
         return any(m.appid == identity.appid and m.openid == identity.openid for m in methods)
 
     async def record_failure(self, channel: str, outcome: str, context: RequestContext,
-                             user_id: int | None = None) -> None:
+                             user_id: int | None = None, error: BaseException | None = None) -> None:
         """Audit a failed attempt; a database outage or a burst must not turn the failure page into a 503.
 
-        ``user_id``: the signed-in person whose link or merge flow failed (their account page lists it).
+        ``user_id``: the signed-in person whose link or merge flow failed (their account page lists it), or the
+        account a disabled person's attempt reached. ``error``: the failure; WeChat's errcode and rid are kept
+        from it for the operator console (the errmsg is not: it may echo what we sent).
         """
-        logger.info("login failed: channel=%s outcome=%s", channel, outcome)
+        wechat = WeChatAnswer(error.errcode, error.rid) if isinstance(error, WeChatError) else None
+        logger.info("login failed: channel=%s outcome=%s%s", channel, outcome,
+                    f" errcode={wechat.errcode} rid={wechat.rid}" if wechat else "")
         metrics.LOGINS.labels(channel, outcome).inc()
         with contextlib.suppress(DatabaseUnavailable, Overloaded):
-            await self.events.record_failure(channel, outcome, context, user_id)
+            await self.events.record_failure(channel, outcome, context, user_id, wechat)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from wxlogin.config import APP_NAME_RE, LOGIN_DEADLINE_MARGIN, Settings, WeChatApp
 from wxlogin.errors import (
+    AccountDisabled,
     LinkConflict,
     LoginCancelled,
     NotFound,
@@ -313,7 +314,8 @@ class OAuthService:
                 await self.callbacks.fail(state.nonce)
                 # A snapshot-page person is virtual: nothing at all is written for them.
                 if isinstance(exc, WxLoginError) and not isinstance(exc, SnapshotUser):
-                    await self.login.record_failure(channel, exc.code, browser.context, _owner(state, browser))
+                    await self.login.record_failure(channel, exc.code, browser.context, _owner(state, browser, exc),
+                                                    error=exc)
             except WxLoginError:
                 pass  # the database is down as well: the original error is what the person sees
             raise
@@ -446,9 +448,12 @@ def _finished_for(claim: CallbackClaim, session: SessionClaims) -> bool:
     return claim.status is CallbackStatus.OK and claim.user_id == session.user_id
 
 
-def _owner(state: VerifiedState, browser: Browser) -> int | None:
-    """Whose failure this is: the signed-in person of a link or merge flow (account page, issue 15); else nobody."""
-    return browser.session.user_id if state.flow.for_signed_in and browser.session is not None else None
+def _owner(state: VerifiedState, browser: Browser, error: BaseException | None = None) -> int | None:
+    """Whose failure this is: the signed-in person of a link or merge flow (account page, issue 15); a disabled
+    account that WeChat's answer identified (the code was exchanged: the openid is the person's); else nobody."""
+    if state.flow.for_signed_in and browser.session is not None:
+        return browser.session.user_id
+    return error.user_id if isinstance(error, AccountDisabled) else None
 
 
 def _code_hash(code: str) -> bytes:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from wxlogin.config import Settings
 from wxlogin.models import SceneKind
 from wxlogin.services.accounts import AccountService
+from wxlogin.services.admin import AdminService
 from wxlogin.services.api import ApiService
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.configcheck import ConfigCheck
@@ -25,6 +26,7 @@ from wxlogin.services.sessions import SessionService
 from wxlogin.services.wxacode import MiniProgramCodeService
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, CallbackStore, Database, EventStore, RateLimitStore, UserStore
+from wxlogin.store.admin import AdminStore
 from wxlogin.store.apptokens import AppTokenStore
 from wxlogin.store.deletions import DeletionStore
 from wxlogin.store.ops import OpsStore
@@ -80,6 +82,8 @@ def build_services(settings: Settings) -> Services:
     wxacode = MiniProgramCodeService(settings, wxa_scenes, app_tokens, wechat, scenes)
     scenes.register_qr(SceneKind.MINIPROGRAM, wxacode.code_image)
 
+    deletion = DeletionService(settings, DeletionStore(db))
+
     async def close() -> None:
         scenes.shutdown()
         await db.close()
@@ -101,7 +105,8 @@ def build_services(settings: Settings) -> Services:
         scenes=scenes,
         follow=follow,
         wxacode=wxacode,
-        deletion=DeletionService(settings, DeletionStore(db)),
+        admin=AdminService(settings, AdminStore(db), account_store, sessions, deletion),
+        deletion=deletion,
         _close=close,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiomysql
 
-from wxlogin.models import LoginEvent, RequestContext
+from wxlogin.models import LoginEvent, RequestContext, WeChatAnswer
 from wxlogin.store.db import Database
 from wxlogin.store.rows import fetchall
 
@@ -16,16 +16,17 @@ class EventStore:
         self.db = db
 
     async def record_failure(self, channel: str, outcome: str, context: RequestContext,
-                             user_id: int | None = None) -> None:
+                             user_id: int | None = None, wechat: WeChatAnswer | None = None) -> None:
         """Record a failed attempt (successes are recorded inside the login transaction).
 
         ``user_id`` only for a signed-in person's own link or merge flow, which their session already
         identifies. A failed *login* stays NULL: it has not established who the person is, and showing it
         to whoever signs in next from the same address would show them someone else's attempts.
+        ``wechat``: WeChat's errcode and rid when the failure was WeChat's answer (the operator console shows them).
         """
 
         async def work(cur: aiomysql.Cursor) -> None:
-            await insert_event(cur, user_id, channel, outcome, context)
+            await insert_event(cur, user_id, channel, outcome, context, wechat)
 
         await self.db.run(work)
 
@@ -59,10 +60,11 @@ class EventStore:
 
 
 async def insert_event(cur: aiomysql.Cursor, user_id: int | None, method: str, outcome: str,
-                       context: RequestContext) -> None:
-    """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255 characters)."""
+                       context: RequestContext, wechat: WeChatAnswer | None = None) -> None:
+    """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255, rid 64 characters)."""
     await cur.execute(
-        "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
-        (user_id, method[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),
+        "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, wechat_errcode, wechat_rid, "
+        "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
+        (user_id, method[:16], outcome[:32], context.ip[:45], context.user_agent[:255],
+         wechat.errcode if wechat else None, (wechat.rid[:64] or None) if wechat else None),
     )

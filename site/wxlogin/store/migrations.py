@@ -295,11 +295,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE users ADD KEY ix_users_deletion (deletion_scheduled_at)",
         ),
     ),
+    Migration(
+        11,
+        "operator console: WeChat's errcode and rid on failed logins; the operator audit log",
+        (
+            # What WeChat said when a login failed (issue 16): its errcode and the rid its support asks for.
+            # NULL for failures that were not WeChat's answer (a cancel, a bad state, a disabled account).
+            "ALTER TABLE login_events ADD COLUMN wechat_errcode INT NULL",
+            f"ALTER TABLE login_events ADD COLUMN wechat_rid VARCHAR(64) {_ID} NULL",
+            # The console's "failed logins from this address" (store/admin.py); by time alone it uses
+            # ix_login_events_created.
+            "ALTER TABLE login_events ADD KEY ix_login_events_ip (ip, created_at)",
+            # The console's search by openid (the unique key leads with appid, which an operator rarely has).
+            "ALTER TABLE user_login_methods ADD KEY ix_login_methods_openid (openid)",
+            # One row per operator action (store/admin.py). No foreign keys: the log outlives the accounts it
+            # names (an operator's own account, or a deleted person's, going away must not erase what was done).
+            f"""CREATE TABLE IF NOT EXISTS operator_actions (
+                id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                operator_id BIGINT UNSIGNED NOT NULL,
+                action VARCHAR(32) {_ID} NOT NULL,
+                target_user_id BIGINT UNSIGNED NULL,
+                detail VARCHAR(255) NOT NULL DEFAULT '',
+                created_at DATETIME(3) NOT NULL,
+                KEY ix_operator_actions_target (target_user_id, created_at),
+                KEY ix_operator_actions_created (created_at)
+            ) {_TABLE_OPTIONS}""",
+        ),
+    ),
 )
 
 TABLES = ("app_tokens", "avatar_checks", "avatars", "login_events", "login_scenes", "oauth_callbacks",
-          "pending_merges", "phone_codes", "rate_limits", "revoked_sessions", "unlinked_identities",
-          "user_login_methods", "user_phones", "users", "wechat_pushes", "wxa_scenes")
+          "operator_actions", "pending_merges", "phone_codes", "rate_limits", "revoked_sessions",
+          "unlinked_identities", "user_login_methods", "user_phones", "users", "wechat_pushes", "wxa_scenes")
 # "Duplicate key name" / "Duplicate column name": an index or column a half-applied migration already added
 # (MySQL 8 has neither ADD KEY IF NOT EXISTS nor ADD COLUMN IF NOT EXISTS).
 _ER_DUP_KEYNAME = 1061

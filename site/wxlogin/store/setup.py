@@ -59,6 +59,23 @@ async def prepare(settings: MySQLSettings) -> None:
         print(f"wxlogin: database {where} migrated to version {applied[-1]}")
 
 
+async def seed_account(settings: MySQLSettings, user_id: int, unionid: str, nickname: str) -> bool:
+    """Create account ``user_id`` carrying ``unionid`` unless that id or that unionid exists (the sandbox's operator).
+
+    The person's first sign-in then finds the account by its unionid, on any channel. Returns whether it was created.
+    """
+    conn = await aiomysql.connect(**Database(settings).connect_kwargs(with_database=True))
+    try:
+        async with conn.cursor() as cur:
+            created = await cur.execute(
+                "INSERT INTO users (id, unionid, nickname, created_at) SELECT %s, %s, %s, UTC_TIMESTAMP(3) FROM DUAL "
+                "WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = %s OR unionid = %s)",
+                (user_id, unionid, nickname, user_id, unionid))
+            return bool(created)
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="settings.toml")

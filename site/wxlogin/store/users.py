@@ -276,7 +276,7 @@ async def _login_or_register(
         user = found
         await insert_method(cur, user.id, identity, grant)
     if user.disabled:
-        raise AccountDisabled(f"user {user.id}")
+        raise AccountDisabled(f"user {user.id}", user_id=user.id)
 
     new_profile = None if created else merged_profile(user, profile)
     if new_profile is not None:
