@@ -17,17 +17,17 @@ import pytest
 
 from helpers import Flows
 
-# Returning person: the rate-limit hit and the callback's claim (autocommit), then one transaction in two
-# packets: START TRANSACTION with the locking read, and every write with COMMIT.
-QR_RETURNING = 4
+# Returning person: the rate-limit hit with the callback's claim (one packet, autocommit), then one
+# transaction in two packets: START TRANSACTION with the locking read, and every write with COMMIT.
+QR_RETURNING = 3
 # New person: the same, plus the user's INSERT on its own (its id goes into the rows that follow), and with a
 # unionid the locking read of the account that may already own it.
-QR_NEW = 5
-QR_NEW_WITH_UNIONID = 6
+QR_NEW = 4
+QR_NEW_WITH_UNIONID = 5
 # The mini-program has no state to claim: the rate-limit hit and the transaction's two packets.
 MINIPROGRAM_RETURNING = 3
 MINIPROGRAM_NEW_WITH_UNIONID = 5  # as a new QR login with a unionid, without the claim
-OFFICIAL_ACCOUNT_RETURNING = 4  # the silent snsapi_base callback: as the QR callback
+OFFICIAL_ACCOUNT_RETURNING = 3  # the silent snsapi_base callback: as the QR callback
 
 
 @pytest.fixture
@@ -113,3 +113,18 @@ async def test_official_account_login_round_trips(limited, new_client, sql):
     assert await official_account_login(limited, new_client(), "zhangsan") == [OFFICIAL_ACCOUNT_RETURNING]
     assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
     assert await sql("SELECT COUNT(*) FROM login_events WHERE outcome = 'success'") == [(2,)]
+
+
+async def test_a_refused_callback_costs_one_round_trip_and_claims_nothing(start_server, new_client, sql):
+    """The limit and the claim share a packet; the claim depends on the hit, so a refused state stays unused."""
+    server = await start_server({"ratelimit": {"enabled": True, "callback_per_minute": 2}})
+    assert await qr_login(server, new_client(), "panda") == QR_NEW_WITH_UNIONID
+    assert await qr_login(server, new_client(), "panda") == QR_RETURNING
+
+    client = new_client()
+    callback = await Flows(server).qr_callback_url(client, "panda")
+    refused, trips = await counted(server, client.get(callback))
+    assert refused.status_code == 429 and trips == 1
+    assert await sql("SELECT COUNT(*) FROM oauth_callbacks") == [(2,)]  # the third state was not claimed
+    assert await sql("SELECT hits FROM rate_limits WHERE bucket = 'callback'") == [(3,)]
+    assert await sql("SELECT COUNT(*) FROM login_events") == [(2,)]

@@ -98,11 +98,10 @@ class Cursor(aiomysql.Cursor):  # type: ignore[misc]  # aiomysql ships no type i
         self.sent = True
         if self._counter is not None:
             self._counter.round_trips += 1
-        rowcount = int(await super().execute(";\n".join(statements)))
+        await super().execute(";\n".join(statements))
         for _ in range(len(statements) - 1):
             await self.nextset()  # an earlier statement's error is raised here, and stops the packet
-            rowcount = self.rowcount
-        return rowcount
+        return int(self.rowcount)
 
 
 class QueueFull(Exception):
