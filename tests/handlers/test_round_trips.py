@@ -27,6 +27,9 @@ QR_NEW_WITH_UNIONID = 5
 # The mini-program has no state to claim: the rate-limit hit and the transaction's two packets.
 MINIPROGRAM_RETURNING = 3
 MINIPROGRAM_NEW_WITH_UNIONID = 5  # as a new QR login with a unionid, without the claim
+# A person the site knows by their unionid, on an app they never used here: the locking read by unionid also
+# says whether they unlinked this identity, so it is one round trip more than a returning login.
+MINIPROGRAM_KNOWN_BY_UNIONID = 4
 OFFICIAL_ACCOUNT_RETURNING = 3  # the silent snsapi_base callback: as the QR callback
 
 
@@ -104,6 +107,14 @@ async def test_miniprogram_login_round_trips(limited, client, sql):
     assert await sql("SELECT COUNT(*) FROM login_events WHERE user_id = %s", first["user"]["id"]) == [(2,)]
     sealed = await sql("SELECT session_key_enc IS NOT NULL FROM user_login_methods")
     assert sealed == [(1,)]  # the newest session_key is kept, written with the commit
+
+
+async def test_known_person_on_a_new_app_round_trips(limited, new_client, sql):
+    await qr_login(limited, new_client(), "zhangsan")
+    body, trips = await miniprogram_login(limited, new_client(), "zhangsan")
+
+    assert body["created"] is False and trips == MINIPROGRAM_KNOWN_BY_UNIONID
+    assert await sql("SELECT COUNT(DISTINCT user_id), COUNT(*) FROM user_login_methods") == [(1, 2)]
 
 
 async def test_official_account_login_round_trips(limited, new_client, sql):

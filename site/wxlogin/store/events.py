@@ -60,12 +60,8 @@ class EventStore:
 
 async def insert_event(cur: aiomysql.Cursor, user_id: int | None, method: str, outcome: str,
                        context: RequestContext) -> None:
-    """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255 characters).
-
-    Deferred (store/db.py ``Cursor.defer``): it goes out with the cursor's next packet, in a login with the
-    COMMIT, or when ``Database.run`` ends. Nothing reads its result.
-    """
-    cur.defer(
+    """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255 characters)."""
+    cur.defer(  # nothing reads its result: it goes with the next packet (a login's COMMIT), store/db.py
         "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
         "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
         (user_id, method[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),

@@ -256,12 +256,15 @@ async def _login_or_register(
         found: User | None = None
         new_unionid = identity.unionid
         if identity.unionid:
+            # With whether the person unlinked this (appid, openid) from that account, in the same round trip.
             await cur.execute(
-                f"SELECT {USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,)
+                f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM unlinked_identities x WHERE x.appid = %s "
+                "AND x.openid = %s AND x.user_id = u.id) AS unlinked FROM users u WHERE u.unionid = %s FOR UPDATE",
+                (identity.appid, identity.openid, identity.unionid),
             )
             found_row = await fetchone(cur)
             found = user_from_row(found_row) if found_row else None
-            if found is not None and await was_unlinked(cur, identity, found.id):
+            if found_row is not None and found is not None and found_row["unlinked"]:
                 # The person removed this identity from that account: it never re-attaches by itself.
                 # It starts an account of its own, without the unionid (which stays with the old account;
                 # the method row still records what WeChat said). Joining them again is an explicit link.
@@ -298,15 +301,6 @@ async def _login_or_register(
             (user.id, CallbackStatus.OK, callback_nonce),
         )
     return LoginResult(user=user, created=created, conflict_user_id=conflict_user_id)
-
-
-async def was_unlinked(cur: aiomysql.Cursor, identity: WeChatIdentity, user_id: int) -> bool:
-    """Whether the person unlinked this (appid, openid) from this account."""
-    await cur.execute(
-        "SELECT 1 FROM unlinked_identities WHERE appid = %s AND openid = %s AND user_id = %s",
-        (identity.appid, identity.openid, user_id),
-    )
-    return await fetchone(cur) is not None
 
 
 async def _attach_unionid(cur: Cursor, method_id: int, user: User, unionid: str) -> int | None:
