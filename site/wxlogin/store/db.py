@@ -75,7 +75,11 @@ class Cursor(aiomysql.Cursor):  # type: ignore[misc]  # aiomysql ships no type i
         self.sent = False  # whether any packet went out (so a transaction may be open on the server)
 
     def defer(self, query: str, args: tuple[Any, ...] | None = None) -> None:
-        """Queue a write whose result nobody reads; it goes out with the next packet (or the commit)."""
+        """Queue a write whose result nobody reads; it goes out with the next packet (or the commit).
+
+        If ``work`` raises before that packet, the write is never sent (in a transaction it would have been
+        rolled back anyway).
+        """
         self._waiting.append(self.mogrify(query, args))
 
     async def execute(self, query: str, args: Any = None) -> int:
