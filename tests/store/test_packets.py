@@ -10,8 +10,9 @@ import pymysql
 import pytest
 
 from wxlogin.config import Settings
-from wxlogin.store import Database
+from wxlogin.store import CallbackStore, Database
 from wxlogin.store.db import ER_DUP_ENTRY, error_number
+from wxlogin.store.ratelimits import HIT, LimitHit
 from wxlogin.store.rows import fetchone
 
 
@@ -98,3 +99,32 @@ async def test_a_failing_deferred_write_commits_nothing_and_the_connection_stays
 
     for _ in range(db.settings.pool_max + 1):  # every pooled connection is clean (none left in a transaction)
         assert await db.transaction(count) == {"n": 1}
+
+
+async def test_a_hit_leaves_how_far_ahead_in_last_insert_id_on_both_paths(db: Database) -> None:
+    """The callback's claim reads LAST_INSERT_ID() after the hit: a stale value from an earlier statement on
+    the pooled connection (a user's new id, say) must never decide it."""
+    hit = LimitHit.of("probe", "203.0.113.7", 1000, 60_000)
+
+    async def work(cur: Any) -> list[Any]:
+        seen = []
+        for _ in range(2):  # a new row, then an update of it
+            await cur.execute("SELECT LAST_INSERT_ID(999999999)")
+            await cur.execute(HIT, hit.args)
+            await cur.execute("SELECT LAST_INSERT_ID() AS ahead")
+            seen.append((await fetchone(cur) or {})["ahead"])
+        return seen
+
+    first, second = await db.run(work)
+    assert first == 1000 and 1000 < second <= 2000
+
+
+async def test_a_refused_hit_claims_nothing(db: Database, sql: Any) -> None:
+    callbacks = CallbackStore(db)
+    hit = LimitHit.of("callback", "203.0.113.8", 30_000, 60_000)  # two at once, then one each 30 s
+
+    answers = [await callbacks.claim(f"{i}" * 32, b"\x01" * 32, hit) for i in range(4)]
+
+    assert [a is not None for a in answers] == [True, True, False, False]
+    assert await sql("SELECT COUNT(*) FROM oauth_callbacks") == [(2,)]
+    assert await sql("SELECT hits FROM rate_limits") == [(4,)]
