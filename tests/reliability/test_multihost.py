@@ -307,10 +307,16 @@ async def test_logins_go_on_through_the_other_host_when_one_is_cut_off(site: Sit
         traffic.stop.set()
         await asyncio.wait_for(asyncio.gather(*running), 60)
     logins = traffic.logins
+
+    def held_by_a(lg: Login) -> bool:
+        """Sent to A before the cut, or on a kept-alive connection after it: held until A came back, or until
+        nginx's read timeout (then a GET goes on to B, a POST gets 504)."""
+        return (lg.upstream.startswith(a_addr) and lg.step < rejoined_at
+                and (lg.ended >= rejoined_at or lg.ended - lg.step >= READ_TIMEOUT))
+
+    held = [lg for lg in logins if held_by_a(lg)]
     # Sent while A was away and answered before it came back: what people got from B alone.
-    during = [lg for lg in logins if cut_at < lg.started and lg.ended < rejoined_at]
-    # Sent to A on a kept-alive connection, held until it came back (or until nginx's read timeout).
-    held = [lg for lg in logins if lg.step < rejoined_at <= lg.ended and lg.upstream.startswith(a_addr)]
+    during = [lg for lg in logins if cut_at < lg.started and lg.ended < rejoined_at and not held_by_a(lg)]
     failures = [lg for lg in logins if not lg.ok]
     FIGURES.multihost_logins += len(logins)
     FIGURES.multihost_logins_during_cut += len(during)
@@ -327,15 +333,13 @@ async def test_logins_go_on_through_the_other_host_when_one_is_cut_off(site: Sit
     assert direct == 200, "the cut host serves again once its cable is back"
     assert len(back) >= 3, f"nginx sends logins to the rejoined host again; {summary}"
     assert during and all(lg.ok for lg in during), f"logins go on through B while A is cut off; {summary}"
-    # Failures: only retriable answers, and only for requests that A held: sent before the cut, or sent to A
-    # on a kept-alive connection and answered once it was back. A request sent after the cut and failed
-    # while A was still away is one nginx should have passed to B. No more failures than there are clients.
+    # Failures: only retriable answers, and only for requests that A held (sent before the cut, or on a
+    # kept-alive connection nginx had to A). Any other failure is one nginx should have passed to B. No
+    # more of them than there were clients before the cut (at most one per connection nginx had to A).
     assert all(lg.status in RETRIABLE for lg in failures), summary
-    not_failed_over = [lg for lg in failures if cut_at <= lg.step and lg.ended < rejoined_at
-                       and lg.ended - lg.step < READ_TIMEOUT]
+    not_failed_over = [lg for lg in failures if not held_by_a(lg)]
     assert not not_failed_over, f"failed while B was there to answer: {not_failed_over}; {summary}"
-    assert all(lg.step <= rejoined_at + 3 for lg in failures), f"failures after A came back; {summary}"
-    assert len(failures) <= traffic.concurrency, summary  # at most one per connection nginx had to A
+    assert len(failures) <= traffic.concurrency, summary
 
     # Nothing lost: every login a client was told succeeded left its audit row, and its person one user.
     rows = await site.sql("SELECT user_agent, user_id FROM login_events WHERE user_agent LIKE %s "
