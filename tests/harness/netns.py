@@ -8,7 +8,8 @@ on both sides (as when a machine or its switch port dies); ``rejoin(host)`` plug
 
 Names carry the pid and a random tag, the subnet is random and checked against the machine's routes, so
 parallel runs never collide. ``close()`` kills every process left in the namespaces (whoever started it)
-and removes the namespaces and the bridge; call it in a finalizer.
+and removes the namespaces and the bridge; call it in a finalizer. A run killed before its finalizer leaves
+its namespaces behind; the next run removes those whose test process is gone (``sweep_stale``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import ipaddress
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -89,6 +91,7 @@ class Lab:
         return str(self.network.network_address + 1)
 
     def up(self) -> Lab:
+        sweep_stale()
         used = _subnets_in_use()
         for _ in range(200):
             candidate = ipaddress.ip_network(f"10.{random.randint(16, 254)}.{random.randint(0, 254)}.0/24")
@@ -105,7 +108,7 @@ class Lab:
     def add(self, name: str) -> Host:
         assert self.network is not None
         index = len(self.hosts) + 2
-        host = Host(name, f"wx{self.tag}{name}", str(self.network.network_address + index),
+        host = Host(name, f"wxmh-{os.getpid()}-{self.tag}-{name}", str(self.network.network_address + index),
                     f"wxv{self.tag}{index}"[:15])
         _ip("netns", "add", host.netns)
         self.hosts[name] = host
@@ -126,16 +129,31 @@ class Lab:
     def close(self) -> None:
         """Kill what runs in our namespaces, remove them and the bridge. Safe to call twice."""
         for host in self.hosts.values():
-            for _ in range(3):
-                pids = _ip("netns", "pids", host.netns, check=False).stdout.split()
-                if not pids:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError, ValueError):
-                        os.kill(int(pid), signal.SIGKILL)
-                time.sleep(0.1)
+            _remove_namespace(host.netns)
             _ip("link", "del", host.cable, check=False)
-            _ip("netns", "del", host.netns, check=False)
         if self.bridge:
             _ip("link", "del", self.bridge, check=False)
         self.hosts.clear()
+
+
+def _remove_namespace(netns: str) -> None:
+    """Kill every process in ``netns`` (only ours run there), then remove it (its veth ends go with it)."""
+    for _ in range(3):
+        pids = _ip("netns", "pids", netns, check=False).stdout.split()
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.1)
+    _ip("netns", "del", netns, check=False)
+
+
+def sweep_stale() -> None:
+    """Remove what a run killed before its finalizer left behind: our namespaces whose test process is gone."""
+    for line in _ip("netns", "list", check=False).stdout.splitlines():
+        found = re.match(r"wxmh-(\d+)-(\w+)-\w+", line)
+        if not found or os.path.exists(f"/proc/{found.group(1)}"):
+            continue
+        _remove_namespace(found.group(0))
+        _ip("link", "del", f"wxb{found.group(2)}"[:15], check=False)
