@@ -41,8 +41,9 @@ class PrivateMariaDB:
     """One mariadbd process the test owns: start, kill -9, SIGSTOP/SIGCONT, restart on the same data."""
 
     def __init__(self, root: Path, port: int | None = None, host: str = "127.0.0.1",
-                 prefix: tuple[str, ...] = ()) -> None:
-        """``host``: the address to listen on; ``prefix``: what runs it elsewhere (``ip netns exec <ns>``).
+                 prefix: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> None:
+        """``host``: the address to listen on; ``prefix``: what runs it elsewhere (``ip netns exec <ns>``);
+        ``options``: more server options (``--name=value``).
 
         Off loopback, the test still talks to it through its Unix socket (a path works in any network
         namespace), clients are not looked up in DNS, and root may connect from anywhere.
@@ -52,6 +53,7 @@ class PrivateMariaDB:
         self.port = port or free_port()
         self.host = host
         self.prefix = prefix
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
     def install(self) -> None:
@@ -71,6 +73,7 @@ class PrivateMariaDB:
             f"--socket={self.root / 'mysqld.sock'}", f"--pid-file={self.root / 'pid'}",
             "--user=root", "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
             "--innodb-flush-log-at-trx-commit=1", "--max-connections=200", f"--log-error={self.root / 'error.log'}",
+            *self.options,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await self.wait_ready(timeout)
