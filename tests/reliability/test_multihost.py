@@ -257,6 +257,8 @@ class Traffic:
                         answer = await client.get(f"{self.url}/auth/wechat/web", params={"next": "/"},
                                                   headers=headers)
                         count_response(answer.status_code)
+                        if answer.status_code == 200:
+                            answer.status_code = 298  # the start answers a redirect to WeChat, or fails
                         if answer.status_code == 302:
                             callback, state = _callback_of(answer.headers["location"])
                             code = f"ok.{login.person}.{secrets.token_hex(4)}"
