@@ -77,6 +77,7 @@ class FakeWeChat:
     lag_seconds: float = 1.0
     latency: float = 0.0
     port: int = 0
+    host: str = "127.0.0.1"  # another address, e.g. the test's own on a bridge that other hosts reach
     calls: list[Call] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
     attempts: dict[str, int] = field(default_factory=dict)
@@ -90,10 +91,10 @@ class FakeWeChat:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def pause(self) -> None:

@@ -27,6 +27,14 @@ class Figures:
     scene_waiters: int = 0                  # waiting pages (SSE and long-poll) held at once by one process
     scene_waiting_queries_a_second: float = 0.0  # MySQL statements a second while they all wait
     scene_waiters_5xx: int = 0              # must stay 0
+    multihost_logins: int = 0               # logins through nginx while an app host is cut off and rejoins
+    multihost_logins_during_cut: int = 0    # started while the host was cut (after nginx noticed), before rejoin
+    multihost_successes_during_cut: int = 0  # of those, the ones that succeeded (through the other host)
+    multihost_failures_at_cut: int = 0      # client-visible failures (retriable 502/503/504 only, around the cut)
+    multihost_failovers: int = 0            # answers nginx got from the second host after the first failed
+    multihost_held_by_the_cut_host: int = 0  # sent to it on a kept-alive connection, answered once it was back
+    multihost_locked_out_s: float = 0.0     # a person whose login died with its host: until B logs them in
+    multihost_bystanders_failed_while_locked: int = 0  # other people's logins that failed meanwhile
 
     def table(self) -> str:
         rows = [("figure", "value")] + [(_label(f.name), str(round(getattr(self, f.name), 2))) for f in fields(self)]

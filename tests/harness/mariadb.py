@@ -40,10 +40,20 @@ def missing_reason() -> str | None:
 class PrivateMariaDB:
     """One mariadbd process the test owns: start, kill -9, SIGSTOP/SIGCONT, restart on the same data."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, host: str = "127.0.0.1",
+                 prefix: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> None:
+        """``host``: the address to listen on; ``prefix``: what runs it elsewhere (``ip netns exec <ns>``);
+        ``options``: more server options (``--name=value``).
+
+        Off loopback, the test still talks to it through its Unix socket (a path works in any network
+        namespace), clients are not looked up in DNS, and root may connect from anywhere.
+        """
         self.root = root
         self.datadir = root / "data"
         self.port = port or free_port()
+        self.host = host
+        self.prefix = prefix
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
     def install(self) -> None:
@@ -58,13 +68,18 @@ class PrivateMariaDB:
         if not self.datadir.exists():
             self.install()
         args = [
-            _binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
-            "--bind-address=127.0.0.1", f"--socket={self.root / 'mysqld.sock'}", f"--pid-file={self.root / 'pid'}",
+            *self.prefix, _binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+            f"--bind-address={self.host}", *(["--skip-name-resolve"] if self.host != "127.0.0.1" else []),
+            f"--socket={self.root / 'mysqld.sock'}", f"--pid-file={self.root / 'pid'}",
             "--user=root", "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
             "--innodb-flush-log-at-trx-commit=1", "--max-connections=200", f"--log-error={self.root / 'error.log'}",
+            *self.options,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await self.wait_ready(timeout)
+        if self.host != "127.0.0.1":
+            await self.query("CREATE USER IF NOT EXISTS 'root'@'%%' IDENTIFIED BY ''")
+            await self.query("GRANT ALL PRIVILEGES ON *.* TO 'root'@'%%' WITH GRANT OPTION")
 
     async def wait_ready(self, timeout: float = 30) -> None:
         loop = asyncio.get_running_loop()
@@ -108,8 +123,10 @@ class PrivateMariaDB:
         self.process = None
 
     async def query(self, sql: str, args: tuple[Any, ...] = (), db: str | None = None) -> list[tuple[Any, ...]]:
-        conn = await aiomysql.connect(host="127.0.0.1", port=self.port, user="root", password="", db=db,
-                                      autocommit=True, charset="utf8mb4", connect_timeout=2)
+        where: dict[str, Any] = {"host": "127.0.0.1", "port": self.port} if self.host == "127.0.0.1" else \
+            {"unix_socket": str(self.root / "mysqld.sock")}
+        conn = await aiomysql.connect(**where, user="root", password="", db=db, autocommit=True, charset="utf8mb4",
+                                      connect_timeout=2)
         try:
             async with conn.cursor() as cur:
                 await cur.execute(sql, args)

@@ -70,12 +70,15 @@ class ServerProcess:
     """Start, signal and read the log of one server process."""
 
     def __init__(self, workdir: Path, settings: dict[str, Any], env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), prefix: tuple[str, ...] = ()) -> None:
+        """``prefix``: what runs it elsewhere, e.g. ``ip netns exec <ns>`` (another host of tests/harness/netns.py)."""
         self.workdir = workdir
         self.settings = settings
         self.env = env or {}
         self.args = args
-        self.url = f"http://127.0.0.1:{settings['server']['port']}"  # where it listens (public_url may be a proxy)
+        self.prefix = prefix
+        # Where it listens (public_url may be a proxy).
+        self.url = f"http://{settings['server'].get('host', '127.0.0.1')}:{settings['server']['port']}"
         self.config_path = workdir / f"settings-{settings['server']['port']}.toml"
         self.log_path = workdir / f"server-{settings['server']['port']}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -87,7 +90,7 @@ class ServerProcess:
         env.update(self.env)
         env["PYTHONUNBUFFERED"] = "1"
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--config",
+            self.process = subprocess.Popen([*self.prefix, sys.executable, str(ROOT / "server.py"), "--config",
                                              str(self.config_path), *self.args], stdout=log, stderr=subprocess.STDOUT,
                                             env=env, cwd=ROOT)
         loop = asyncio.get_running_loop()
