@@ -70,6 +70,9 @@ DB_BREAKER_OPEN = Gauge("wxlogin_db_breaker_open", "1 while the MySQL breaker an
 WORKERS = Gauge("wxlogin_worker_up", "1 per live worker process (labelled pid when workers are added up).",
                 ("role",), multiprocess_mode="liveall")
 DB_BREAKER_TRIPS = Counter("wxlogin_db_breaker_trips", "Times the MySQL breaker opened.", ("breaker",))
+DB_CONTENTION = Counter("wxlogin_db_contention", "Requests answered 503 overloaded because rows they needed stayed "
+                        "locked: MySQL error 1205 (lock wait timeout) or 1213 (deadlock after the retries).",
+                        ("error",))
 
 
 def use_directory(path: str | None) -> None:

@@ -152,6 +152,14 @@ async def test_a_weak_signing_key_is_a_warning(test_db):
     assert [f.level for f in strong] == [Level.OK]
 
 
+async def test_a_query_timeout_too_short_for_a_lock_wait_is_a_warning(test_db):
+    """MySQL's lock wait is whole seconds, at least 1: under 1.5 s of query_timeout it cannot end first."""
+    [found] = about(await offline(production_settings({"mysql": {"query_timeout": 1.0}}), mysql=False),
+                    "[mysql] query_timeout")
+    assert found.level is Level.WARNING and "overloaded" in found.message
+    assert about(await offline(production_settings(), mysql=False), "[mysql] query_timeout") == []
+
+
 async def test_a_weak_push_token_and_forward_secret_are_warnings(test_db):
     findings = await offline(production_settings({"wechat": {"mp": {"push_token": "abc",
                                                                     "forward_secret": "x" * 40}}}))

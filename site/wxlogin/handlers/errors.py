@@ -175,7 +175,9 @@ ERRORS: tuple[ErrorRow, ...] = (
              429, "请求过于频繁，请稍后再试。", "This site's limit on attempts (see Retry-After)",
              icon="wait", retry_by=Retry.RELOAD),
     ErrorRow(e.Overloaded, 503, "服务繁忙，请稍后再试", "现在访问的人太多，请过一会儿再试。",
-             503, "服务繁忙，请稍后再试。", "More requests wait for MySQL than the queue admits (see Retry-After)",
+             503, "服务繁忙，请稍后再试。",
+             "More requests wait for MySQL than the queue admits, or rows the request needs stayed locked by another "
+             "transaction (see Retry-After)",
              icon="wait", retry_by=Retry.RELOAD),
     ErrorRow(e.DatabaseUnavailable, 503, "服务暂时不可用，请稍后再试",
              "我们的服务暂时无法处理请求，你的账号不受影响。请稍后重试。",

@@ -11,7 +11,8 @@ error page. This walks the settings and says, per settings key, ``ok``, ``warnin
 - ``[server] public_url``: https outside the sandbox, and the exact host to enter as the redirect domain;
 - the scopes and app kinds agree (scan-to-follow needs a push endpoint or forwarding);
 - secrets are strong (length, estimated entropy, not the development ones outside the sandbox);
-- MySQL: version, the database's charset and collation, the connections' sql_mode, and the clock.
+- MySQL: version, the database's charset and collation, the connections' sql_mode, and the clock;
+  ``[mysql] query_timeout`` long enough for a row lock wait to end before it (warning only).
 
 The push endpoints' URLs come from the routes (wxlogin/app.py ``push_urls``) and are added by server.py.
 
@@ -40,6 +41,7 @@ from wxlogin.errors import (
     WeChatMisconfigured,
     WeChatUnavailable,
 )
+from wxlogin.store.db import lock_wait_seconds, lock_waits_end_first
 from wxlogin.store.ops import OpsStore, ServerFacts
 from wxlogin.wechat.client import WeChatClient
 
@@ -120,7 +122,7 @@ class ConfigCheck:
         self.wechat = wechat
 
     async def run(self, *, wechat: bool, mysql: bool = True) -> list[Finding]:
-        findings = [*self.public_url(), *self.secrets(), *self.app_kinds()]
+        findings = [*self.public_url(), *self.secrets(), *self.app_kinds(), *self.query_timeout()]
         if mysql:
             findings += await self.mysql()
         if wechat:
@@ -237,6 +239,16 @@ class ConfigCheck:
                                         "uses [wechat.mp]; both under one open platform account for one unionid")
 
     # --- MySQL ------------------------------------------------------------------------------------------
+
+    def query_timeout(self) -> Iterator[Finding]:
+        """Silent when fine: a row lock wait ends (1205, answered 503 overloaded) before the statement timeout."""
+        timeout = self.settings.mysql.query_timeout
+        if not lock_waits_end_first(timeout):
+            yield _warn("[mysql] query_timeout",
+                        f"{timeout:g} s is under 1.5 s: MySQL's lock wait is whole seconds (at least "
+                        f"{lock_wait_seconds(timeout)} s), so a statement waiting for another transaction's rows runs "
+                        "into the query timeout, which opens the breaker (503 to everyone for a second) instead of "
+                        "answering that one request 503 overloaded")
 
     async def mysql(self) -> list[Finding]:
         try:

@@ -9,6 +9,14 @@ and one that is turned away or runs out of time there while MySQL shows no sign 
 ``Overloaded`` (503 with Retry-After), never ``DatabaseUnavailable``. Only evidence against MySQL itself
 (connect errors, a connect or query that used its whole timeout, operational errors) opens the breaker.
 
+Contention is not down either: a statement waiting for rows another transaction holds (``FOR UPDATE`` of
+one person, possibly by an app host that died mid-login and whose transaction MySQL keeps open) is ended
+by the server itself, with ER_LOCK_WAIT_TIMEOUT (1205), after ``innodb_lock_wait_timeout``, which every
+connection sets to a whole number of seconds below ``query_timeout`` (``lock_wait_seconds``). So the wait
+never reaches the query timeout, which would trip the breaker and answer 503 to everyone; that one person
+gets ``Overloaded`` (503 with Retry-After) instead, as does a deadlock (1213) that outlived the retries,
+and everyone else is served meanwhile.
+
 Round trips are what a login pays for (about 65 µs of aiomysql CPU each, bench/README.md), so every
 statement goes through ``Cursor``, which counts them (``Database.round_trips``) and lets a write whose
 result nobody reads wait (``defer``) to ride in the next packet: a transaction opens with its first
@@ -24,6 +32,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -43,8 +52,14 @@ ER_DUP_ENTRY = 1062
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_REFERENCED_ROW = 1452  # a foreign key names a row that is not there (deleted a moment ago)
-RETRYABLE_ERRORS = (ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
+# A lock wait timeout is not retried: it already waited ``lock_wait_seconds`` for the holder, and another
+# attempt would wait as long again, past the request's budget and into the query timeout.
+RETRYABLE_ERRORS = (ER_DUP_ENTRY, ER_LOCK_DEADLOCK)
+CONTENTION_ERRORS = (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)  # busy rows of one person, not MySQL down
 MAX_TRANSACTION_ATTEMPTS = 4
+# How long before ``query_timeout`` the server must have ended a lock wait by itself: the 1205 still has to
+# travel back and be read on a busy event loop before our own timeout fires.
+LOCK_WAIT_MARGIN = 0.5
 BREAKER_SECONDS = 1.0
 OVERLOAD_RETRY_AFTER = 1  # seconds; a burst drains in well under that at our throughput
 
@@ -53,6 +68,21 @@ def error_number(exc: BaseException) -> int | None:
     """Return the MySQL error number carried by a PyMySQL exception, if any."""
     args = getattr(exc, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+def lock_wait_seconds(query_timeout: float) -> int:
+    """The session's ``innodb_lock_wait_timeout``: whole seconds, ``LOCK_WAIT_MARGIN`` below ``query_timeout``.
+
+    MySQL takes whole seconds and at least 1, so a ``query_timeout`` under 1.5 s gets 1 s, which does not
+    end before it (``lock_waits_end_first``): there a lock wait still runs into the query timeout and is
+    taken for MySQL failing, as before this setting existed.
+    """
+    return max(1, math.floor(query_timeout - LOCK_WAIT_MARGIN))
+
+
+def lock_waits_end_first(query_timeout: float) -> bool:
+    """Whether the server ends a row lock wait (1205) before ``query_timeout`` ends the statement."""
+    return lock_wait_seconds(query_timeout) + LOCK_WAIT_MARGIN <= query_timeout
 
 
 START_TRANSACTION = "START TRANSACTION"
@@ -189,6 +219,8 @@ class Database:
         self._breaker_open = metrics.DB_BREAKER_OPEN.labels("mysql")
         self._breaker_reported = False  # the gauge is written on changes only, not on every check
         self.round_trips = 0  # packets of statements sent to MySQL since start (tests/handlers/test_round_trips.py)
+        self.lock_wait = lock_wait_seconds(settings.query_timeout)
+        self._lock_waits_end_first = lock_waits_end_first(settings.query_timeout)
 
     def _trip(self) -> None:
         """After a failure, answer 'unavailable' at once for a moment instead of queueing on a dead server.
@@ -223,6 +255,29 @@ class Database:
             return DatabaseUnavailable(detail)
         return Overloaded(OVERLOAD_RETRY_AFTER)
 
+    def _contended(self, exc: BaseException, attempts: int) -> Overloaded:
+        """A row lock wait or deadlock that outlived its retries: this person's rows are busy, MySQL is fine.
+
+        Never trips the breaker: other people's rows are not locked, and their requests go on being served.
+        """
+        number = error_number(exc)
+        what = "row lock wait timed out" if number == ER_LOCK_WAIT_TIMEOUT else "deadlock"
+        logger.warning("MySQL %s (%s) after %d attempt(s): answering 503 overloaded, not a MySQL failure",
+                       what, number, attempts)
+        metrics.DB_CONTENTION.labels(str(number)).inc()
+        return Overloaded(max(OVERLOAD_RETRY_AFTER, self.lock_wait if number == ER_LOCK_WAIT_TIMEOUT else 0))
+
+    def _timeout_is_evidence(self, wait: float) -> bool:
+        """Whether a statement that ran out of ``wait`` seconds is evidence that MySQL is down.
+
+        Besides the rule for a wait cut short (``_counts_against_mysql``): a statement waiting for a row
+        lock is ended by the server after ``lock_wait`` seconds, so only a wait that outlived that (with the
+        margin) proves MySQL stopped answering. A shorter one may have been waiting for a lock.
+        """
+        if not _counts_against_mysql(wait, self.settings.query_timeout):
+            return False
+        return not self._lock_waits_end_first or wait >= self.lock_wait + LOCK_WAIT_MARGIN
+
     def connect_kwargs(self, with_database: bool = True) -> dict[str, Any]:
         """Connection arguments shared by the pool and the set-up tool."""
         s = self.settings
@@ -233,8 +288,11 @@ class Database:
             "autocommit": True,
             "connect_timeout": s.connect_timeout,
             "local_infile": False,
-            # aiomysql sends "SET sql_mode=<value>" verbatim, hence the quotes.
-            "sql_mode": "'STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
+            # aiomysql sends "SET sql_mode=<value>" verbatim, hence the quotes; the session's lock wait rides
+            # in the same SET (one statement, once per new connection, no round trip of its own): a row lock
+            # wait ends with 1205 before query_timeout would take it for MySQL being down.
+            "sql_mode": "'STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO', "
+                        f"SESSION innodb_lock_wait_timeout = {self.lock_wait:d}",
             # READ COMMITTED: no gap locks, so concurrent first logins of one person queue on the
             # unique keys instead of deadlocking on gaps, and a retry sees the winner's rows.
             "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
@@ -377,20 +435,33 @@ class Database:
         task.add_done_callback(finished)
 
     async def run(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
-        """Run ``work`` with a cursor in autocommit mode, bounded by ``query_timeout``."""
-        return await self._bounded(self._run_plain, work)
+        """Run ``work`` with a cursor in autocommit mode, bounded by ``query_timeout``.
+
+        Not retried (earlier statements of ``work`` are committed already): a lock wait timeout or a
+        deadlock answers ``Overloaded``.
+        """
+        try:
+            return await self._bounded(self._run_plain, work)
+        except pymysql.err.OperationalError as exc:
+            if error_number(exc) in CONTENTION_ERRORS:
+                raise self._contended(exc, 1) from None
+            raise
 
     async def transaction(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction, retrying it on deadlock, lock timeout or duplicate key.
+        """Run ``work`` in one transaction, retrying it on deadlock or duplicate key.
 
         ``work`` must be safe to run again from the start: a duplicate key means a concurrent
-        transaction created the row we wanted, and the retry finds it.
+        transaction created the row we wanted, and the retry finds it. A lock wait timeout (not retried,
+        see ``RETRYABLE_ERRORS``) or a deadlock on the last attempt answers ``Overloaded``.
         """
         for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
             try:
                 return await self._bounded(self._run_transaction, work)
             except pymysql.err.MySQLError as exc:
                 number = error_number(exc)
+                if number in CONTENTION_ERRORS and (number not in RETRYABLE_ERRORS
+                                                    or attempt == MAX_TRANSACTION_ATTEMPTS):
+                    raise self._contended(exc, attempt) from None
                 if number not in RETRYABLE_ERRORS or attempt == MAX_TRANSACTION_ATTEMPTS:
                     raise
                 logger.info("transaction retry %d after MySQL error %s", attempt, number)
@@ -409,7 +480,7 @@ class Database:
                         async with asyncio.timeout(wait):
                             return await runner(conn, work)
                 except TimeoutError:
-                    if _counts_against_mysql(wait, self.settings.query_timeout):
+                    if self._timeout_is_evidence(wait):
                         raise
                     conn.close()  # the wire may hold half a reply
                     raise self._out_of_time("query") from None
@@ -418,8 +489,8 @@ class Database:
             self._trip()
             raise DatabaseUnavailable("timeout") from None
         except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError) as exc:
-            if error_number(exc) in RETRYABLE_ERRORS:
-                raise
+            if error_number(exc) in CONTENTION_ERRORS:
+                raise  # busy rows, not MySQL down: run and transaction answer it
             logger.warning("MySQL unavailable: %s", _describe(exc))
             self._trip()
             raise DatabaseUnavailable("operational") from None
