@@ -123,3 +123,25 @@ async def test_a_budget_cut_wait_that_may_be_a_lock_wait_is_not_taken_for_mysql_
         assert _breaker_closed(db)
     finally:
         await db.close()
+
+
+async def test_a_statement_refused_for_its_values_does_not_trip_the_breaker(test_db):
+    """1267 (a value outside an ascii column's charset) is PyMySQL's OperationalError, but MySQL is fine."""
+    db = Database(dataclasses.replace(test_db.mysql, pool_min=0, pool_max=2))
+
+    async def compare(cur: aiomysql.Cursor) -> None:
+        await cur.execute("SELECT COUNT(*) FROM login_events WHERE ip = %s", ("é中",))
+
+    async def one(cur: aiomysql.Cursor) -> int:
+        await cur.execute("SELECT 1 AS one")
+        row = await cur.fetchone()
+        return int(row[0])
+
+    try:
+        with pytest.raises(Exception) as refused:
+            await db.run(compare)
+        assert getattr(refused.value, "args", (None,))[0] == 1267
+        assert _breaker_closed(db)
+        assert await db.run(one) == 1
+    finally:
+        await db.close()
