@@ -201,14 +201,17 @@ class Bench:
         return pymysql.connect(host=self.mysql["host"], port=self.mysql["port"], user=self.mysql["user"],
                                password=password, database=database, autocommit=True)
 
-    def questions(self) -> int | None:
-        """MariaDB's count of client statements so far (only meaningful on the private instance)."""
+    def status(self, name: str) -> int | None:
+        """One of MariaDB's global counters (only meaningful on the private instance)."""
         if self.private is None:
             return None
-        conn = self.stats_conn
-        with conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
+        with self.stats_conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE %s", (name,))
             return int(cur.fetchone()[1])
+
+    def questions(self) -> int | None:
+        """MariaDB's count of client statements so far."""
+        return self.status("Questions")
 
     # --- measuring a window -------------------------------------------------------------------
     def window(self, run: Callable[[], dict[str, Any]], server: int) -> dict[str, Any]:
@@ -223,6 +226,9 @@ class Bench:
         result.update(cpu=cost.trees, seconds=cost.seconds, others=cost.others)
         if q0 is not None and q1 is not None:
             result["statements"] = q1 - q0 - 1  # the SHOW that read q1 counts itself
+            # Pools keep what they opened: the connections open now are about the most the case used at once
+            # (this script's own one included).
+            result["connections"] = self.status("Threads_connected")
         return result
 
     def measure(self, name: str, url: str, lines: Path | None, server: int, connections: int = CONCURRENCY,
@@ -230,6 +236,30 @@ class Bench:
         print(f"  {name} ...", flush=True)
         self.results[name] = self.window(lambda: wrk(url, lines, self.seconds, connections, codes=codes), server)
         return self.results[name]
+
+    def alternate(self, first: tuple[str, str, int], second: tuple[str, str, int], per_run: int,
+                  rounds: int = 2) -> None:
+        """Case 4 with rate limits off and on, in turns (A B A B, each turn half a window) and summed, so the
+        difference is not whatever the machine's other users did in one window and not in the other. Both come
+        from the same CLIENT_IPS client addresses, so they differ only in the limits."""
+        turn = max(1, self.seconds // rounds)
+        parts: dict[str, list[dict[str, Any]]] = {first[0]: [], second[0]: []}
+        for _ in range(rounds):
+            for name, url, pid in (first, second):
+                print(f"  {name} ({turn} s turn) ...", flush=True)
+                lines = self.qr_requests(per_run // rounds, many_clients=True)
+                parts[name].append(self.window(lambda url=url, lines=lines: wrk(url, lines, turn), pid))
+        for name, runs in parts.items():
+            total: dict[str, Any] = {key: sum(m[key] for m in runs)
+                                     for key in ("requests", "errors", "seconds", "others", "statements")
+                                     if all(key in m for m in runs)}
+            total["cpu"] = {tree: sum(m["cpu"][tree] for m in runs) for tree in runs[0]["cpu"]}
+            total["rps"] = total["requests"] / total["seconds"]
+            total["p50"] = sorted(m["p50"] for m in runs)[len(runs) // 2]
+            total["p99"] = max(m["p99"] for m in runs)
+            total["avg"] = sum(m["avg"] * m["requests"] for m in runs) / max(1, total["requests"])
+            total["connections"] = runs[-1].get("connections", "")
+            self.results[name] = total
 
     # --- pre-generated requests ---------------------------------------------------------------
     def lines(self, name: str, rows: list[str]) -> Path:
@@ -318,9 +348,11 @@ class Bench:
 
     def warm_returning(self, url: str, qr: bool) -> None:
         """Register the 'returning' half of the people before measuring."""
-        path = (self.qr_requests if qr else self.mp_requests)(400)
-        subprocess.run(["wrk", "-t1", "-c10", "-d3s", "-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(path)],
-                       capture_output=True, check=True)
+        path = (self.qr_requests if qr else self.mp_requests)(3000)
+        # As many connections as the measured runs: the pool opens what they need (each new connection's session
+        # set-up statements) here, not inside a measured window.
+        subprocess.run(["wrk", "-t1", f"-c{CONCURRENCY}", "-d3s", "-s", str(ROOT / "bench" / "replay.lua"), url,
+                        "--", str(path)], capture_output=True, check=True)
 
     def at_half_peak(self, app: str, peak: float, server: int) -> None:
         """Case 4 at half its measured peak rate: paced connections, the pace calibrated by a short probe."""
@@ -517,11 +549,10 @@ class Bench:
                 me = self.lines("me", [f"GET\t/api/me\t\tBearer {token}\t"])
                 self.measure(ME, app, me, server.pid)
                 self.warm_returning(app, qr=True)
-                # Both QR cases come from the same 1,000 client addresses, so they differ only in the limits.
-                self.measure(QR, app, self.qr_requests(per_run, many_clients=True), server.pid)
                 with process([PY, "server.py", "--config", str(limits_on)], log=log) as limited_server:
                     wait_http(f"{limited}/healthz")
-                    self.measure(QR_LIMITED, limited, self.qr_requests(per_run, many_clients=True), limited_server.pid)
+                    self.warm_returning(limited, qr=True)
+                    self.alternate((QR, app, server.pid), (QR_LIMITED, limited, limited_server.pid), per_run)
                 self.rss["after case 4"] = rss_mb(server.pid)
                 self.warm_returning(app, qr=False)
                 self.measure(MP, app, self.mp_requests(per_run), server.pid)
@@ -580,8 +611,8 @@ class Bench:
     def cases_table(self) -> list[str]:
         lines = [self.header(), "",
                  "| case | req/s | p50 ms | p99 ms | requests | errors | server CPU ms/req | server cores "
-                 "| MySQL statements/req | MySQL CPU ms/req | others' cores |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "| MySQL statements/req | MySQL CPU ms/req | MySQL conns | others' cores |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
         def show(value: float | None, digits: int = 3) -> str:
             return "" if value is None else f"{value:.{digits}f}"
@@ -592,7 +623,8 @@ class Bench:
             lines.append(
                 f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['requests']} | {m['errors']} "
                 f"| {show(self.per_request_ms(m, 'server'))} | {show(cores, 2)} | {show(statements, 2)} "
-                f"| {show(self.per_request_ms(m, 'mysql'))} | {show(m['others'] / m['seconds'], 2)} |")
+                f"| {show(self.per_request_ms(m, 'mysql'))} | {m.get('connections', '')} "
+                f"| {show(m['others'] / m['seconds'], 2)} |")
         counted = {name: m["codes"] for name, m in self.results.items() if "codes" in m}
         if counted:
             lines += ["", "| overload case | answers by code | database_unavailable | 5xx |", "|---|---|---:|---:|"]
