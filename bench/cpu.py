@@ -15,14 +15,16 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def parse_stat(text: str) -> tuple[float, float]:
-    """(own, reaped children's) CPU-seconds from one /proc/<pid>/stat line.
+def parse_stat(text: str, kernel_only: bool = False) -> tuple[float, float]:
+    """(own, reaped children's) CPU-seconds from one /proc/<pid>/stat line; with ``kernel_only`` system time only.
 
     The command name (field 2) is in parentheses and may itself hold spaces or ')', so the fields are counted
     from the last ')'. utime and stime are fields 14 and 15, cutime and cstime 16 and 17, in clock ticks.
     """
     fields = text[text.rindex(")") + 2:].split()
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])  # fields[0] is field 3 (the state)
+    if kernel_only:
+        return stime / TICK, cstime / TICK
     return (utime + stime) / TICK, (cutime + cstime) / TICK
 
 
@@ -50,7 +52,7 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu(pid: int) -> float:
+def tree_cpu(pid: int, kernel_only: bool = False) -> float:
     """CPU-seconds used so far by ``pid``, its live descendants, and the children it has already reaped.
 
     A worker that exits between two samples moves from "live" to its parent's reaped total, so a difference of
@@ -59,7 +61,7 @@ def tree_cpu(pid: int) -> float:
     total = 0.0
     for index, member in enumerate(tree(pid)):
         try:
-            own, reaped = parse_stat(Path(f"/proc/{member}/stat").read_text())
+            own, reaped = parse_stat(Path(f"/proc/{member}/stat").read_text(), kernel_only)
         except (OSError, ValueError):
             continue  # exited between the listing and the read
         total += own + (reaped if index == 0 else 0.0)
@@ -90,7 +92,10 @@ class Sample:
 
 
 def sample(pids: dict[str, int], clock: float) -> Sample:
-    return Sample({name: tree_cpu(pid) for name, pid in pids.items()}, machine_busy(), self_and_children(), clock)
+    """Every tree's CPU, and as "<name> kernel" its system time alone (the socket writes, the loopback TCP)."""
+    trees = {name: tree_cpu(pid) for name, pid in pids.items()}
+    kernel = {f"{name} kernel": tree_cpu(pid, kernel_only=True) for name, pid in pids.items()}
+    return Sample({**trees, **kernel}, machine_busy(), self_and_children(), clock)
 
 
 @dataclass(frozen=True)
@@ -104,5 +109,5 @@ class Cost:
 
 def cost(before: Sample, after: Sample) -> Cost:
     trees = {name: after.trees[name] - before.trees[name] for name in before.trees if name in after.trees}
-    ours = sum(trees.values()) + after.ours - before.ours
+    ours = sum(v for name, v in trees.items() if not name.endswith(" kernel")) + after.ours - before.ours
     return Cost(trees, after.clock - before.clock, max(0.0, after.machine - before.machine - ours))

@@ -610,9 +610,9 @@ class Bench:
 
     def cases_table(self) -> list[str]:
         lines = [self.header(), "",
-                 "| case | req/s | p50 ms | p99 ms | requests | errors | server CPU ms/req | server cores "
-                 "| MySQL statements/req | MySQL CPU ms/req | MySQL conns | others' cores |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "| case | req/s | p50 ms | p99 ms | requests | errors | server CPU ms/req | of it kernel "
+                 "| server cores | MySQL statements/req | MySQL CPU ms/req | MySQL conns | others' cores |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
         def show(value: float | None, digits: int = 3) -> str:
             return "" if value is None else f"{value:.{digits}f}"
@@ -620,9 +620,11 @@ class Bench:
         for name, m in self.results.items():
             statements = m["statements"] / m["requests"] if "statements" in m and m["requests"] else None
             cores = m["cpu"]["server"] / m["seconds"] if "cpu" in m else None
+            kernel = m["cpu"]["server kernel"] / m["cpu"]["server"] * 100 if m["cpu"].get("server") else None
             lines.append(
                 f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['requests']} | {m['errors']} "
-                f"| {show(self.per_request_ms(m, 'server'))} | {show(cores, 2)} | {show(statements, 2)} "
+                f"| {show(self.per_request_ms(m, 'server'))} | {show(kernel, 0)} % | {show(cores, 2)} "
+                f"| {show(statements, 2)} "
                 f"| {show(self.per_request_ms(m, 'mysql'))} | {m.get('connections', '')} "
                 f"| {show(m['others'] / m['seconds'], 2)} |")
         counted = {name: m["codes"] for name, m in self.results.items() if "codes" in m}

@@ -63,5 +63,9 @@ def test_cost_subtracts_samples_and_leaves_others_non_negative():
     assert cost.trees == {"server": pytest.approx(2.0), "mysql": pytest.approx(0.5)}
     assert cost.seconds == pytest.approx(10.0)
     assert cost.others == pytest.approx(4.0 - 2.5 - 0.2)
+    # A tree's kernel time is part of its total, not more CPU on top of it.
+    kernel = cpu.cost(cpu.Sample({"server": 1.0, "server kernel": 0.5}, 10.0, 0.0, 0.0),
+                      cpu.Sample({"server": 2.0, "server kernel": 0.9}, 13.0, 0.0, 1.0))
+    assert kernel.trees["server kernel"] == pytest.approx(0.4) and kernel.others == pytest.approx(2.0)
     # Tick rounding can make the trees add up to more than the machine's own count: never negative noise.
     assert cpu.cost(before, cpu.Sample({"server": 9.0, "mysql": 2.0}, 11.0, 0.5, 101.0)).others == 0.0
