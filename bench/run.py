@@ -153,6 +153,20 @@ def phone_digits(person: str) -> str:
     return str(int(hashlib.sha256(person.encode()).hexdigest(), 16))[-9:]
 
 
+def settle(pid: int, quiet: float = 0.02, step: float = 0.25, limit: float = 5.0) -> None:
+    """Wait until the server has finished what an earlier run left in flight (wrk stops with requests still
+    being served): until it uses under ``quiet`` CPU-seconds in ``step``, at most ``limit`` seconds. Otherwise
+    their CPU and statements would land in the next window without their requests."""
+    deadline = time.monotonic() + limit
+    last = cpu.tree_cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(step)
+        now = cpu.tree_cpu(pid)
+        if now - last < quiet:
+            return
+        last = now
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -217,6 +231,7 @@ class Bench:
     def window(self, run: Callable[[], dict[str, Any]], server: int) -> dict[str, Any]:
         """Run one case, sampling CPU (server tree, MySQL, stand-in, the machine) and MySQL's statements around it."""
         pids = {**self.pids, "server": server}
+        settle(server)
         q0 = self.questions()
         before = cpu.sample(pids, time.monotonic())
         result = run()
