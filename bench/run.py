@@ -223,6 +223,25 @@ class Bench:
             cur.execute("SHOW GLOBAL STATUS LIKE %s", (name,))
             return int(cur.fetchone()[1])
 
+    def packets_to_mysql(self) -> dict[str, int] | None:
+        """Per open TCP connection to the private MariaDB (except this script's own): the data segments the
+        client has sent so far (ss's ``data_segs_out``). On loopback one command is one segment, so the sum is the
+        round trips, where ``Questions`` counts the statements (several may share one packet)."""
+        if self.private is None:
+            return None
+        mine = f":{self.stats_conn._sock.getsockname()[1]}"
+        out = subprocess.run(["ss", "-tinH", "state", "established", f"( dport = :{self.private.port} )"],
+                             capture_output=True, text=True).stdout
+        counts: dict[str, int] = {}
+        local = ""
+        for line in out.splitlines():
+            if not line[:1].isspace():
+                parts = line.split()
+                local = parts[2] if len(parts) >= 4 else parts[0]  # Recv-Q Send-Q Local Peer (state is filtered)
+            elif (found := re.search(r"\bdata_segs_out:(\d+)", line)) and not local.endswith(mine):
+                counts[local] = int(found.group(1))
+        return counts
+
     def questions(self) -> int | None:
         """MariaDB's count of client statements so far."""
         return self.status("Questions")
@@ -232,11 +251,15 @@ class Bench:
         """Run one case, sampling CPU (server tree, MySQL, stand-in, the machine) and MySQL's statements around it."""
         pids = {**self.pids, "server": server}
         settle(server)
-        q0 = self.questions()
+        q0, p0 = self.questions(), self.packets_to_mysql()
         before = cpu.sample(pids, time.monotonic())
         result = run()
         after = cpu.sample(pids, time.monotonic())
-        q1 = self.questions()
+        q1, p1 = self.questions(), self.packets_to_mysql()
+        if p0 is not None and p1 is not None:
+            # A connection opened meanwhile counts whole (its handshake too); one closed meanwhile is lost, so
+            # this is only shown for servers that keep a pool (not for the peer's connection per login).
+            result["round_trips"] = sum(n - p0.get(local, 0) for local, n in p1.items())
         cost = cpu.cost(before, after)
         result.update(cpu=cost.trees, seconds=cost.seconds, others=cost.others)
         if q0 is not None and q1 is not None:
@@ -247,9 +270,10 @@ class Bench:
         return result
 
     def measure(self, name: str, url: str, lines: Path | None, server: int, connections: int = CONCURRENCY,
-                codes: bool = False) -> dict[str, Any]:
+                codes: bool = False, unpooled: bool = False) -> dict[str, Any]:
         print(f"  {name} ...", flush=True)
         self.results[name] = self.window(lambda: wrk(url, lines, self.seconds, connections, codes=codes), server)
+        self.results[name]["unpooled"] = unpooled
         return self.results[name]
 
     def alternate(self, first: tuple[str, str, int], second: tuple[str, str, int], per_run: int,
@@ -266,7 +290,8 @@ class Bench:
                 parts[name].append(self.window(lambda url=url, lines=lines: wrk(url, lines, turn), pid))
         for name, runs in parts.items():
             total: dict[str, Any] = {key: sum(m[key] for m in runs)
-                                     for key in ("requests", "errors", "seconds", "others", "statements")
+                                     for key in ("requests", "errors", "seconds", "others", "statements",
+                                                 "round_trips")
                                      if all(key in m for m in runs)}
             total["cpu"] = {tree: sum(m["cpu"][tree] for m in runs) for tree in runs[0]["cpu"]}
             total["rps"] = total["requests"] / total["seconds"]
@@ -584,7 +609,8 @@ class Bench:
                         "bench.peer.app:app"]
             with process(gunicorn, env=peer_env, log=log) as peer:
                 wait_http(f"http://127.0.0.1:{peer_port}/callback?code=x")
-                self.measure(PEER, f"http://127.0.0.1:{peer_port}", self.peer_requests(per_run), peer.pid)
+                self.measure(PEER, f"http://127.0.0.1:{peer_port}", self.peer_requests(per_run), peer.pid,
+                             unpooled=True)
             # two server processes against the peer's four workers, WeChat still close
             two = self.server_config(app_port, wechat, processes=2)
             with process([PY, "server.py", "--config", str(two)], log=log) as server:
@@ -602,7 +628,8 @@ class Bench:
                 self.measure(QR_FAR, app, self.qr_requests(per_run), server.pid)
             with process(gunicorn, env=peer_env, log=log) as peer:
                 wait_http(f"http://127.0.0.1:{peer_port}/callback?code=x")
-                self.measure(PEER_FAR, f"http://127.0.0.1:{peer_port}", self.peer_requests(per_run), peer.pid)
+                self.measure(PEER_FAR, f"http://127.0.0.1:{peer_port}", self.peer_requests(per_run), peer.pid,
+                             unpooled=True)
 
     def api_token(self, app: str, code: str = "ok.benchreader.1") -> str:
         request = urllib.request.Request(f"{app}/api/miniprogram/login", method="POST",
@@ -626,20 +653,23 @@ class Bench:
     def cases_table(self) -> list[str]:
         lines = [self.header(), "",
                  "| case | req/s | p50 ms | p99 ms | requests | errors | server CPU ms/req | of it kernel "
-                 "| server cores | MySQL statements/req | MySQL CPU ms/req | MySQL conns | others' cores |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "| server cores | MySQL round trips/req | MySQL statements/req | MySQL CPU ms/req | MySQL conns "
+                 "| others' cores |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
         def show(value: float | None, digits: int = 3) -> str:
             return "" if value is None else f"{value:.{digits}f}"
 
         for name, m in self.results.items():
             statements = m["statements"] / m["requests"] if "statements" in m and m["requests"] else None
+            trips = m["round_trips"] / m["requests"] if "round_trips" in m and m["requests"] and not m.get(
+                "unpooled") else None
             cores = m["cpu"]["server"] / m["seconds"] if "cpu" in m else None
             kernel = m["cpu"]["server kernel"] / m["cpu"]["server"] * 100 if m["cpu"].get("server") else None
             lines.append(
                 f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['requests']} | {m['errors']} "
                 f"| {show(self.per_request_ms(m, 'server'))} | {show(kernel, 0)} % | {show(cores, 2)} "
-                f"| {show(statements, 2)} "
+                f"| {show(trips, 2)} | {show(statements, 2)} "
                 f"| {show(self.per_request_ms(m, 'mysql'))} | {m.get('connections', '')} "
                 f"| {show(m['others'] / m['seconds'], 2)} |")
         counted = {name: m["codes"] for name, m in self.results.items() if "codes" in m}
@@ -715,9 +745,11 @@ class Bench:
             cpu_delta = self.per_request_ms(on, "server") - self.per_request_ms(off, "server")
             mysql_delta = self.per_request_ms(on, "mysql") - self.per_request_ms(off, "mysql")
             statements_delta = on["statements"] / on["requests"] - off["statements"] / off["requests"]
+            trips_delta = (on.get("round_trips", 0) / on["requests"] - off.get("round_trips", 0) / off["requests"])
             lines += ["", f"Shared rate limits (case 4 from {CLIENT_IPS} client addresses, limits on against off): "
-                          f"{cpu_delta:+.3f} ms of server CPU per login, {statements_delta:+.2f} MySQL statements per "
-                          f"login, {mysql_delta:+.3f} ms of MySQL CPU per login."]
+                          f"{cpu_delta:+.3f} ms of server CPU per login, {trips_delta:+.2f} MySQL round trips and "
+                          f"{statements_delta:+.2f} statements per login, {mysql_delta:+.3f} ms of MySQL CPU per "
+                          "login."]
         lines += ["", f"RSS (MiB) of the one-process server: at start {self.rss['start']:.0f}, after case 4 "
                       f"{self.rss['after case 4']:.0f}, at the end {self.rss['end']:.0f}, peak {self.rss['peak']:.0f}; "
                       f"with 2 processes, peak per worker {self.rss['2 processes, peak per worker']:.0f}."]
