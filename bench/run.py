@@ -278,15 +278,20 @@ class Bench:
 
     def alternate(self, first: tuple[str, str, int], second: tuple[str, str, int], per_run: int,
                   rounds: int = 2) -> None:
-        """Case 4 with rate limits off and on, in turns (A B A B, each turn half a window) and summed, so the
-        difference is not whatever the machine's other users did in one window and not in the other. Both come
-        from the same CLIENT_IPS client addresses, so they differ only in the limits."""
+        """Case 4 with rate limits off and on, in turns, both from the same CLIENT_IPS client addresses, so
+        they differ only in the limits."""
         turn = max(1, self.seconds // rounds)
+        self.turns(first, second, lambda _name: self.qr_requests(per_run // rounds, many_clients=True), rounds, turn)
+
+    def turns(self, first: tuple[str, str, int], second: tuple[str, str, int], make_lines: Callable[[str], Path],
+              rounds: int, turn: int) -> None:
+        """Two (name, url, server pid) in turns (A B A B …, ``turn`` seconds each), summed per name into results,
+        so a difference between them is not whatever the machine's other users did in one window only."""
         parts: dict[str, list[dict[str, Any]]] = {first[0]: [], second[0]: []}
         for _ in range(rounds):
             for name, url, pid in (first, second):
                 print(f"  {name} ({turn} s turn) ...", flush=True)
-                lines = self.qr_requests(per_run // rounds, many_clients=True)
+                lines = make_lines(name)
                 parts[name].append(self.window(lambda url=url, lines=lines: wrk(url, lines, turn), pid))
         for name, runs in parts.items():
             total: dict[str, Any] = {key: sum(m[key] for m in runs)
