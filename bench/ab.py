@@ -79,12 +79,13 @@ def main() -> int:
                                     args.rounds, args.turn)
                         cases.update(bench.results)
         print(f"\nthis tree against {args.rev}, {args.rounds} turns of {args.turn} s each, alternating\n")
-        print("| case | req/s | server CPU ms/req | MySQL round trips/req | MySQL statements/req | others' cores |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| case | req/s | p50 ms | server CPU ms/req | MySQL round trips/req | MySQL statements/req "
+              "| MySQL CPU ms/req | others' cores |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, m in cases.items():
-            print(f"| {name} | {m['rps']:.0f} | {m['cpu']['server'] / m['requests'] * 1000:.3f} "
+            print(f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['cpu']['server'] / m['requests'] * 1000:.3f} "
                   f"| {m.get('round_trips', 0) / m['requests']:.2f} | {m.get('statements', 0) / m['requests']:.2f} "
-                  f"| {m['others'] / m['seconds']:.2f} |")
+                  f"| {m['cpu'].get('mysql', 0.0) / m['requests'] * 1000:.3f} | {m['others'] / m['seconds']:.2f} |")
     return 0
 
 
