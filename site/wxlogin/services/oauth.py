@@ -280,17 +280,14 @@ class OAuthService:
                 if claim is not None and _finished_for(claim, browser.session):
                     return AlreadySignedIn(state.next_path)
             raise StateUnbound()
-        # Counted only here: a bound, verified state is the first point where a callback costs anything
-        # (the claim row, the audit row, WeChat's quota). Junk states stop earlier without touching MySQL.
-        await self.limits.callback.hit(browser.context.ip)
         channel = state.flow.channel.value
         if code is None:
-            await self.callbacks.claim(state.nonce, _code_hash(""))
+            await self._claim(state.nonce, "", browser)
             await self.callbacks.fail(state.nonce)
             await self.login.record_failure(channel, LoginCancelled.code, browser.context, _owner(state, browser))
             raise LoginCancelled()
 
-        claim = await self.callbacks.claim(state.nonce, _code_hash(code))
+        claim = await self._claim(state.nonce, code, browser)
         if not claim.fresh:
             return await self._repeat_hit(state, claim, browser)
         try:
@@ -308,6 +305,18 @@ class OAuthService:
             except WxLoginError:
                 pass  # the database is down as well: the original error is what the person sees
             raise
+
+    async def _claim(self, nonce: str, code: str, browser: Browser) -> CallbackClaim:
+        """Count the callback against the client's limit, then claim the state: one round trip for both.
+
+        Counted only here: a bound, verified state is the first point where a callback costs anything
+        (the claim row, the audit row, WeChat's quota). Junk states stop earlier without touching MySQL.
+        A refused callback claims nothing (RateLimited), so the state still works once the client slows down.
+        """
+        claim = await self.callbacks.claim(nonce, _code_hash(code), self.limits.callback.hit_for(browser.context.ip))
+        if claim is None:
+            raise self.limits.callback.refusal()
+        return claim
 
     async def _repeat_hit(self, state: VerifiedState, claim: CallbackClaim, browser: Browser) -> FlowOutcome:
         """WeChat's double callback, the whole rule.

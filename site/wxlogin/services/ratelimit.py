@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from wxlogin.config import RateLimitSettings
 from wxlogin.errors import DatabaseUnavailable, RateLimited
 from wxlogin.store import RateLimitStore
+from wxlogin.store.ratelimits import LimitHit
 
 WINDOW_SECONDS = 60
 DAY = 24 * 3600
@@ -55,8 +56,19 @@ class RateLimiter:
                 return
             raise
         if ahead > self.window_ms:
-            # The refused hit left the bucket exactly one window ahead: one interval of quiet frees a hit.
-            raise RateLimited(max(1, math.ceil(self.interval_ms / 1000)))
+            raise self.refusal()
+
+    def hit_for(self, subject: str) -> LimitHit | None:
+        """The hit for a store statement that counts it in the same packet as its own work; None when off.
+
+        Only for limiters that fail closed: when MySQL does not answer, neither does the work.
+        """
+        assert not self.fail_open
+        return LimitHit.of(self.bucket, subject, self.interval_ms, self.window_ms) if self.enabled else None
+
+    def refusal(self) -> RateLimited:
+        # The refused hit left the bucket exactly one window ahead: one interval of quiet frees a hit.
+        return RateLimited(max(1, math.ceil(self.interval_ms / 1000)))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,16 @@ import pymysql
 
 from wxlogin.models import CallbackClaim, CallbackStatus
 from wxlogin.store.db import ER_DUP_ENTRY, Database, error_number
+from wxlogin.store.ratelimits import HIT, LimitHit
 from wxlogin.store.rows import Row, fetchone
+
+_CLAIM = "INSERT INTO oauth_callbacks (nonce, code_hash, created_at) VALUES (%s, %s, UTC_TIMESTAMP(3))"
+# After HIT in the same packet: LAST_INSERT_ID() is how far ahead the client's bucket now is (ratelimits.py),
+# so a refused hit claims nothing, and the state stays usable once the client slows down.
+_CLAIM_IF_ALLOWED = (
+    "INSERT INTO oauth_callbacks (nonce, code_hash, created_at) "
+    "SELECT %s, %s, UTC_TIMESTAMP(3) FROM DUAL WHERE LAST_INSERT_ID() <= %s"
+)
 
 
 class CallbackStore:
@@ -20,15 +29,21 @@ class CallbackStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, nonce: str, code_hash: bytes) -> CallbackClaim:
-        """Claim a state nonce for this code; a second claim reports the first one's progress."""
+    async def claim(self, nonce: str, code_hash: bytes, hit: LimitHit | None = None) -> CallbackClaim | None:
+        """Claim a state nonce for this code; a second claim reports the first one's progress.
 
-        async def work(cur: aiomysql.Cursor) -> CallbackClaim:
+        With ``hit``, the client's rate-limit hit is counted first, in the same packet (one round trip for
+        both), and None means it was refused: nothing was claimed.
+        """
+
+        async def work(cur: aiomysql.Cursor) -> CallbackClaim | None:
             try:
-                await cur.execute(
-                    "INSERT INTO oauth_callbacks (nonce, code_hash, created_at) VALUES (%s, %s, UTC_TIMESTAMP(3))",
-                    (nonce, code_hash),
-                )
+                if hit is None:
+                    await cur.execute(_CLAIM, (nonce, code_hash))
+                else:
+                    cur.defer(HIT, hit.args)
+                    if not await cur.execute(_CLAIM_IF_ALLOWED, (nonce, code_hash, hit.window_ms)):
+                        return None
                 return CallbackClaim(fresh=True, same_code=True, status=CallbackStatus.PENDING, user_id=None)
             except pymysql.err.IntegrityError as exc:
                 if error_number(exc) != ER_DUP_ENTRY:

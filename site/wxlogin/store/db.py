@@ -8,6 +8,14 @@ Busy is not down: requests beyond ``pool_max`` wait in our FIFO queue (at most `
 and one that is turned away or runs out of time there while MySQL shows no sign of failure gets
 ``Overloaded`` (503 with Retry-After), never ``DatabaseUnavailable``. Only evidence against MySQL itself
 (connect errors, a connect or query that used its whole timeout, operational errors) opens the breaker.
+
+Round trips are what a login pays for (about 65 µs of aiomysql CPU each, bench/README.md), so every
+statement goes through ``Cursor``, which counts them (``Database.round_trips``) and lets a write whose
+result nobody reads wait (``defer``) to ride in the next packet: a transaction opens with its first
+statement (``START TRANSACTION`` in the same packet, not a ``BEGIN`` of its own) and its deferred writes
+go with ``COMMIT``. aiomysql always sends ``CLIENT_MULTI_STATEMENTS``, so several statements per packet
+need nothing new from the server; they do need SQL text that is never built from values, which
+tests/unit/test_sql_static.py proves for every store module.
 """
 
 from __future__ import annotations
@@ -45,6 +53,59 @@ def error_number(exc: BaseException) -> int | None:
     """Return the MySQL error number carried by a PyMySQL exception, if any."""
     args = getattr(exc, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+START_TRANSACTION = "START TRANSACTION"
+
+
+class Cursor(aiomysql.Cursor):  # type: ignore[misc]  # aiomysql ships no type information
+    """aiomysql's cursor that counts round trips and sends deferred writes with the next statement.
+
+    ``execute`` sends what waits (``START TRANSACTION`` of a transaction not opened yet, deferred writes)
+    and its own statement as one multi-statement packet, and leaves the cursor on the last statement's
+    result, so callers read rows, ``rowcount`` and ``lastrowid`` exactly as before. A deferred write's
+    error (a duplicate key, say) surfaces from the packet that carries it; in a transaction that is at
+    the latest the commit, which ``Database.transaction`` retries like any other.
+    """
+
+    def __init__(self, connection: aiomysql.Connection, echo: bool = False) -> None:
+        super().__init__(connection, echo)
+        self._waiting: list[str] = []  # statements with their values already escaped in
+        self._counter: Database | None = None
+        self.sent = False  # whether any packet went out (so a transaction may be open on the server)
+
+    def defer(self, query: str, args: tuple[Any, ...] | None = None) -> None:
+        """Queue a write whose result nobody reads; it goes out with the next packet (or the commit).
+
+        If ``work`` raises before that packet, the write is never sent (in a transaction it would have been
+        rolled back anyway).
+        """
+        self._waiting.append(self.mogrify(query, args))
+
+    async def execute(self, query: str, args: Any = None) -> int:
+        if args is not None:
+            query = self.mogrify(query, args)
+        return await self._send([*self._waiting, query])
+
+    async def flush(self, *, commit: bool = False) -> None:
+        """Send what waits (and ``COMMIT``, if asked and a transaction was opened); nothing waits: no packet."""
+        statements = self._waiting
+        if statements == [START_TRANSACTION]:
+            statements = []  # the transaction never ran a statement: nothing to open, nothing to commit
+        if commit and (statements or self.sent):
+            statements = [*statements, "COMMIT"]
+        if statements:
+            await self._send(statements)
+
+    async def _send(self, statements: list[str]) -> int:
+        self._waiting = []
+        self.sent = True
+        if self._counter is not None:
+            self._counter.round_trips += 1
+        await super().execute(";\n".join(statements))
+        for _ in range(len(statements) - 1):
+            await self.nextset()  # an earlier statement's error is raised here, and stops the packet
+        return int(self.rowcount)
 
 
 class QueueFull(Exception):
@@ -118,6 +179,7 @@ class Database:
         self._down_until = 0.0
         self._failed_at = float("-inf")
         self._admission = Admission(settings.pool_max, settings.queue_limit)
+        self.round_trips = 0  # packets of statements sent to MySQL since start (tests/handlers/test_round_trips.py)
 
     def _trip(self) -> None:
         """After a failure, answer 'unavailable' at once for a moment instead of queueing on a dead server.
@@ -289,11 +351,11 @@ class Database:
 
         task.add_done_callback(finished)
 
-    async def run(self, work: Callable[[aiomysql.Cursor], Awaitable[T]]) -> T:
+    async def run(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
         """Run ``work`` with a cursor in autocommit mode, bounded by ``query_timeout``."""
         return await self._bounded(self._run_plain, work)
 
-    async def transaction(self, work: Callable[[aiomysql.Cursor], Awaitable[T]]) -> T:
+    async def transaction(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
         """Run ``work`` in one transaction, retrying it on deadlock, lock timeout or duplicate key.
 
         ``work`` must be safe to run again from the start: a duplicate key means a concurrent
@@ -337,26 +399,34 @@ class Database:
             self._trip()
             raise DatabaseUnavailable("operational") from None
 
-    @staticmethod
-    async def _run_plain(conn: aiomysql.Connection, work: Callable[[aiomysql.Cursor], Awaitable[T]]) -> T:
-        async with conn.cursor() as cur:
-            return await work(cur)
+    async def _cursor(self, conn: aiomysql.Connection) -> Cursor:
+        cur = await conn.cursor(Cursor)
+        assert isinstance(cur, Cursor)
+        cur._counter = self
+        return cur
 
-    @staticmethod
-    async def _run_transaction(conn: aiomysql.Connection, work: Callable[[aiomysql.Cursor], Awaitable[T]]) -> T:
-        await conn.begin()
+    async def _run_plain(self, conn: aiomysql.Connection, work: Callable[[Cursor], Awaitable[T]]) -> T:
+        async with await self._cursor(conn) as cur:
+            result = await work(cur)
+            await cur.flush()
+            return result
+
+    async def _run_transaction(self, conn: aiomysql.Connection, work: Callable[[Cursor], Awaitable[T]]) -> T:
+        cur = await self._cursor(conn)
+        cur.defer(START_TRANSACTION)  # opened by the first statement's packet: no BEGIN round trip of its own
         try:
-            async with conn.cursor() as cur:
-                result = await work(cur)
-            await conn.commit()
+            result = await work(cur)
+            await cur.flush(commit=True)
         except BaseException as exc:
             if _connection_is_suspect(exc):
                 # Never await a rollback here: on a frozen server it would hang past every timeout.
                 # Closing the connection makes the server roll the transaction back itself.
                 conn.close()
-            else:
+            elif cur.sent:
+                self.round_trips += 1
                 await conn.rollback()
             raise
+        await cur.close()
         return result
 
     async def ping(self) -> bool:

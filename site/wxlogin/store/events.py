@@ -61,7 +61,7 @@ class EventStore:
 async def insert_event(cur: aiomysql.Cursor, user_id: int | None, method: str, outcome: str,
                        context: RequestContext) -> None:
     """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255 characters)."""
-    await cur.execute(
+    cur.defer(  # nothing reads its result: it goes with the next packet (a login's COMMIT), store/db.py
         "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, created_at) "
         "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
         (user_id, method[:16], outcome[:32], context.ip[:45], context.user_agent[:255]),

@@ -9,9 +9,14 @@ that after they stop. The clock is the database's, so processes on different mac
 One round trip per hit: ``INSERT ... ON DUPLICATE KEY UPDATE`` hands back how far ahead the bucket was
 through ``LAST_INSERT_ID(expr)`` (the OK packet's insert id; MySQL 8 and MariaDB both do this), so
 nothing is read back in a second statement and two processes cannot interleave between read and write.
+A new row sets it too (``LAST_INSERT_ID(interval)`` in its values), so after a hit, on either path, the
+connection's ``LAST_INSERT_ID()`` is the answer: a statement in the same packet can depend on it (the
+callback's state claim does, store/callbacks.py, so a refused callback claims nothing in one round trip).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import aiomysql
 
@@ -21,14 +26,38 @@ from wxlogin.store.db import Database
 # and neither depends on the session time zone (unlike UNIX_TIMESTAMP(NOW(3)) during a DST change).
 _NOW_MS = "(CAST(UNIX_TIMESTAMP() AS SIGNED) * 1000 + MICROSECOND(NOW(6)) DIV 1000)"
 
-_HIT = (
-    f"INSERT INTO rate_limits (bucket, subject, tat_ms, hits) VALUES (%s, %s, {_NOW_MS} + %s, 1) "
+HIT = (
+    f"INSERT INTO rate_limits (bucket, subject, tat_ms, hits) VALUES (%s, %s, {_NOW_MS} + LAST_INSERT_ID(%s), 1) "
     "ON DUPLICATE KEY UPDATE hits = hits + 1, "
     # ahead = max(tat - now, 0) + interval is returned; the stored value never goes past now + window.
     f"tat_ms = {_NOW_MS} + LEAST(LAST_INSERT_ID(GREATEST(tat_ms - {_NOW_MS}, 0) + %s), %s)"
 )
 
 SUBJECT_BYTES = 64
+
+
+@dataclass(frozen=True)
+class LimitHit:
+    """One hit to count: the bucket, the client (cut to ``SUBJECT_BYTES``), the bucket's pace."""
+
+    bucket: str
+    subject: bytes
+    interval_ms: int
+    window_ms: int
+
+    @classmethod
+    def of(cls, bucket: str, subject: str, interval_ms: int, window_ms: int) -> LimitHit:
+        return cls(bucket, subject.encode("utf-8", "replace")[:SUBJECT_BYTES], interval_ms, window_ms)
+
+    @property
+    def args(self) -> tuple[str, bytes, int, int, int]:
+        """The parameters of ``HIT``."""
+        return self.bucket, self.subject, self.interval_ms, self.interval_ms, self.window_ms
+
+    def ahead(self, changed: int, last_insert_id: int) -> int:
+        """How far ahead the bucket is after ``HIT``, from its affected rows and insert id."""
+        # 1: a new row (an empty bucket, this is its first hit); 2: an existing row was updated.
+        return self.interval_ms if changed == 1 else int(last_insert_id)
 
 
 class RateLimitStore:
@@ -39,12 +68,11 @@ class RateLimitStore:
 
     async def hit(self, bucket: str, subject: str, interval_ms: int, window_ms: int) -> int:
         """Count one hit; return how far ahead (ms) the client's bucket now is. Above ``window_ms``: refused."""
-        key = subject.encode("utf-8", "replace")[:SUBJECT_BYTES]
+        hit = LimitHit.of(bucket, subject, interval_ms, window_ms)
 
         async def work(cur: aiomysql.Cursor) -> int:
-            changed = await cur.execute(_HIT, (bucket, key, interval_ms, interval_ms, window_ms))
-            # 1: a new row (an empty bucket, this is its first hit); 2: an existing row was updated.
-            return interval_ms if changed == 1 else int(cur.lastrowid)
+            changed = await cur.execute(HIT, hit.args)
+            return hit.ahead(changed, cur.lastrowid)
 
         return await self.db.run(work)
 

@@ -28,7 +28,7 @@ from wxlogin.models import (
     WeChatIdentity,
     WeChatProfile,
 )
-from wxlogin.store.db import Database
+from wxlogin.store.db import Cursor, Database
 from wxlogin.store.events import insert_event
 from wxlogin.store.phones import phone_from_row
 from wxlogin.store.rows import Row, fetchall, fetchone
@@ -118,7 +118,7 @@ class UserStore:
         With ``allow_create=False`` an unknown person raises NotFound and nothing is written.
         """
 
-        async def work(cur: aiomysql.Cursor) -> LoginResult:
+        async def work(cur: Cursor) -> LoginResult:
             return await _login_or_register(cur, identity, profile, grant, context, callback_nonce, allow_create)
 
         return await self.db.transaction(work)
@@ -231,7 +231,7 @@ class UserStore:
 
 
 async def _login_or_register(
-    cur: aiomysql.Cursor,
+    cur: Cursor,
     identity: WeChatIdentity,
     profile: WeChatProfile | None,
     grant: EncryptedGrant | None,
@@ -256,12 +256,15 @@ async def _login_or_register(
         found: User | None = None
         new_unionid = identity.unionid
         if identity.unionid:
+            # With whether the person unlinked this (appid, openid) from that account, in the same round trip.
             await cur.execute(
-                f"SELECT {USER_COLUMNS} FROM users u WHERE u.unionid = %s FOR UPDATE", (identity.unionid,)
+                f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM unlinked_identities x WHERE x.appid = %s "
+                "AND x.openid = %s AND x.user_id = u.id) AS unlinked FROM users u WHERE u.unionid = %s FOR UPDATE",
+                (identity.appid, identity.openid, identity.unionid),
             )
             found_row = await fetchone(cur)
             found = user_from_row(found_row) if found_row else None
-            if found is not None and await was_unlinked(cur, identity, found.id):
+            if found_row is not None and found is not None and found_row["unlinked"]:
                 # The person removed this identity from that account: it never re-attaches by itself.
                 # It starts an account of its own, without the unionid (which stays with the old account;
                 # the method row still records what WeChat said). Joining them again is an explicit link.
@@ -277,9 +280,10 @@ async def _login_or_register(
     if user.disabled:
         raise AccountDisabled(f"user {user.id}")
 
+    # From here on nothing is read: every write waits for the COMMIT and goes out in its packet (db.Cursor).
     new_profile = None if created else merged_profile(user, profile)
     if new_profile is not None:
-        await cur.execute(
+        cur.defer(
             # A nickname WeChat hands us replaces one the person typed: no operator review waits for it any more.
             "UPDATE users SET nickname = %s, avatar_url = %s, profile_is_placeholder = %s, nickname_review = 0, "
             "last_login_at = UTC_TIMESTAMP(3) WHERE id = %s",
@@ -287,35 +291,26 @@ async def _login_or_register(
         )
         user = _replace_profile(user, *new_profile)
     elif not created:
-        await cur.execute("UPDATE users SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (user.id,))
+        cur.defer("UPDATE users SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (user.id,))
     if row:
         await touch_method(cur, int(row["method_id"]), grant)
     await insert_event(cur, user.id, identity.channel.value, "conflict" if conflict_user_id else "success", context)
     if callback_nonce:
-        await cur.execute(
+        cur.defer(
             "UPDATE oauth_callbacks SET user_id = %s, status = %s WHERE nonce = %s",
             (user.id, CallbackStatus.OK, callback_nonce),
         )
     return LoginResult(user=user, created=created, conflict_user_id=conflict_user_id)
 
 
-async def was_unlinked(cur: aiomysql.Cursor, identity: WeChatIdentity, user_id: int) -> bool:
-    """Whether the person unlinked this (appid, openid) from this account."""
-    await cur.execute(
-        "SELECT 1 FROM unlinked_identities WHERE appid = %s AND openid = %s AND user_id = %s",
-        (identity.appid, identity.openid, user_id),
-    )
-    return await fetchone(cur) is not None
-
-
-async def _attach_unionid(cur: aiomysql.Cursor, method_id: int, user: User, unionid: str) -> int | None:
+async def _attach_unionid(cur: Cursor, method_id: int, user: User, unionid: str) -> int | None:
     """Record the unionid WeChat now reports for a login method; return the other owner's id on a conflict.
 
     The method row records what WeChat said (a fact); ``users.unionid`` says which account owns the
     person and is only filled in when nobody else owns it, so a conflict never moves anything.
     """
-    await cur.execute("UPDATE user_login_methods SET unionid = %s WHERE id = %s", (unionid, method_id))
-    await cur.execute("SELECT id FROM users WHERE unionid = %s", (unionid,))
+    cur.defer("UPDATE user_login_methods SET unionid = %s WHERE id = %s", (unionid, method_id))
+    await cur.execute("SELECT id FROM users WHERE unionid = %s", (unionid,))  # carries the UPDATE above
     owner = await fetchone(cur)
     if owner and int(owner["id"]) != user.id:
         logger.warning(
@@ -324,11 +319,11 @@ async def _attach_unionid(cur: aiomysql.Cursor, method_id: int, user: User, unio
         )
         return int(owner["id"])
     if user.unionid is None:
-        await cur.execute("UPDATE users SET unionid = %s WHERE id = %s AND unionid IS NULL", (unionid, user.id))
+        cur.defer("UPDATE users SET unionid = %s WHERE id = %s AND unionid IS NULL", (unionid, user.id))
     return None
 
 
-async def _insert_user(cur: aiomysql.Cursor, unionid: str | None, profile: WeChatProfile | None) -> User:
+async def _insert_user(cur: Cursor, unionid: str | None, profile: WeChatProfile | None) -> User:
     nickname, avatar, placeholder = (
         (profile.nickname, profile.avatar_url, profile.is_placeholder) if profile else ("", "", False)
     )
@@ -347,8 +342,9 @@ async def _insert_user(cur: aiomysql.Cursor, unionid: str | None, profile: WeCha
 async def insert_method(
     cur: aiomysql.Cursor, user_id: int, identity: WeChatIdentity, grant: EncryptedGrant | None
 ) -> None:
+    """Add a login method. Deferred (``Cursor.defer``): it goes out with the next packet or the COMMIT."""
     g = grant or EncryptedGrant()
-    await cur.execute(
+    cur.defer(
         "INSERT INTO user_login_methods (user_id, login_method, appid, openid, unionid, created_at, last_login_at, "
         "scope, access_token_enc, refresh_token_enc, access_token_expires_at, session_key_enc) "
         "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), %s, %s, %s, "
@@ -359,11 +355,12 @@ async def insert_method(
 
 
 async def touch_method(cur: aiomysql.Cursor, method_id: int, grant: EncryptedGrant | None) -> None:
+    """Record a login through this method (deferred, like ``insert_method``)."""
     if grant is None:
-        await cur.execute("UPDATE user_login_methods SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (method_id,))
+        cur.defer("UPDATE user_login_methods SET last_login_at = UTC_TIMESTAMP(3) WHERE id = %s", (method_id,))
         return
     # The newest grant replaces the old one (a mini-program session_key is only valid until the next login).
-    await cur.execute(
+    cur.defer(
         "UPDATE user_login_methods SET last_login_at = UTC_TIMESTAMP(3), scope = %s, access_token_enc = %s, "
         "refresh_token_enc = %s, access_token_expires_at = UTC_TIMESTAMP(3) + INTERVAL %s SECOND, "
         "session_key_enc = %s WHERE id = %s",
