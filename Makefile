@@ -24,12 +24,12 @@ test: lint db browser tools
 check-reliability: db tools
 	WXLOGIN_RELIABILITY=long $(PY) -m pytest tests/reliability -m reliability
 
-# Throughput and latency against the seed-style peer; prints one table (see bench/README.md).
+# Throughput, latency and CPU per request against the seed-style peer; one table and the targets (bench/README.md).
 bench: db tools
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/run.py
 
-# Where one server process spends its time under one case: CASE=login|me|qr|mp (py-spy, see bench/README.md).
+# Where one server process spends its time under one case: CASE=login|me|qr|mp|phone|peer (py-spy, bench/README.md).
 bench-profile: db tools
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/profile.py $(or $(CASE),qr)
