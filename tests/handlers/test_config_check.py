@@ -126,6 +126,23 @@ async def test_public_url_over_http_on_loopback_outside_the_sandbox_is_a_warning
     assert about(findings, "[server] public_url", Level.WARNING)
 
 
+@pytest.mark.parametrize("url", ["http://10.20.30.1:8080", "http://172.16.5.9", "http://192.168.1.20:8000",
+                                 "http://[fd00::1]:8080", "http://169.254.10.1"])
+async def test_public_url_over_http_on_a_private_address_is_a_warning(test_db, url):
+    findings = await offline(production_settings({"server": {"public_url": url}}), mysql=False)
+    assert errors(findings) == [], [f.line() for f in errors(findings)]
+    assert any("test networks only" in f.message for f in about(findings, "[server] public_url", Level.WARNING))
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8:8080", "http://172.32.0.1", "http://0.0.0.0:8080",
+                                 "http://203.0.113.7", "http://[2001:db8::1]", "http://10.example.com",
+                                 "http://intranet"])
+async def test_public_url_over_http_on_a_public_address_or_any_name_is_an_error(test_db, url):
+    findings = await offline(production_settings({"server": {"public_url": url}}), mysql=False)
+    [found] = errors(findings)
+    assert found.key == "[server] public_url" and "is not https" in found.message
+
+
 async def test_the_redirect_domain_is_printed_exactly(test_db):
     findings = await offline(production_settings({"server": {"public_url": "https://login.example.com"}}))
     domain = [f for f in about(findings, "[server] public_url") if "redirect domain" in f.message]

@@ -8,7 +8,8 @@ error page. This walks the settings and says, per settings key, ``ok``, ``warnin
   no forced refresh); website and mobile applications, which have no app token, exchange a code that cannot
   be valid: WeChat checks appid (40013) and secret (40125) before the code (40029 = both fine). A website or
   mobile app whose appid gets an app token is an official account's or mini-program's: its scope would fail;
-- ``[server] public_url``: https outside the sandbox, and the exact host to enter as the redirect domain;
+- ``[server] public_url``: https outside the sandbox (plain http on loopback or a private-network address
+  literal is only a warning: a test network), and the exact host to enter as the redirect domain;
 - the scopes and app kinds agree (scan-to-follow needs a push endpoint or forwarding);
 - secrets are strong (length, estimated entropy, not the development ones outside the sandbox);
 - MySQL: version, the database's charset and collation, the connections' sql_mode, and the clock.
@@ -111,6 +112,24 @@ def _is_loopback(host: str) -> bool:
     return host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
 
 
+# Named rather than ``is_private``: that one also holds 0.0.0.0/8 (every address, to a listener) and the
+# documentation and benchmark ranges, which are no test network of ours.
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "169.254.0.0/16", "fe80::/10",  # link-local
+    "fc00::/7",  # unique local (RFC 4193)
+))
+
+
+def _is_private(host: str) -> bool:
+    """An address literal of a private network (RFC 1918, unique-local, link-local); never a name, which
+    could resolve anywhere tomorrow."""
+    if not _is_ip(host):
+        return False
+    address = ipaddress.ip_address(host)
+    return any(address.version == net.version and address in net for net in PRIVATE_NETWORKS)
+
+
 class ConfigCheck:
     """Runs every check; ``run`` returns the findings in settings order."""
 
@@ -140,6 +159,10 @@ class ConfigCheck:
             if _is_loopback(host):
                 yield _warn(key, f"{url} is plain http on this machine: fine for a local stand-in of WeChat, "
                                  "but WeChat itself can only send people back to an https site")
+            elif _is_private(host):
+                # A test network (the multi-host test's namespaces, a LAN lab): nobody from outside reaches it.
+                yield _warn(key, f"{url} is plain http on a private network: test networks only: WeChat's pages "
+                                 "need https on a public domain")
             else:
                 yield _error(key, f"{url} is not https: outside the sandbox the site must be served over https "
                                   "(session cookies are Secure there, and WeChat's pages send people back to it)")
