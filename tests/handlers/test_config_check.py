@@ -8,6 +8,8 @@ run server.py in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
 import sys
 from typing import Any
@@ -37,6 +39,10 @@ def sandbox_settings(server: Any, overrides: dict[str, Any] | None = None, env: 
 
 def production_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Outside the sandbox (checked without calling WeChat): real-looking keys, no development push keys."""
+    return settings_from_mapping(production_data(overrides), env={})
+
+
+def production_data(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     data = merge(base_config(), {
         "server": {"public_url": "https://login.example.com", "secret_keys": [STRONG]},
         "wechat": {"sandbox": False,
@@ -44,7 +50,7 @@ def production_settings(overrides: dict[str, Any] | None = None) -> Settings:
                    "mp": {"secret": secrets.token_hex(16), "push_token": PUSH_TOKEN, "push_aes_key": "A" * 43},
                    "miniprogram": {"secret": secrets.token_hex(16), "push_token": "", "push_aes_key": ""}},
     })
-    return settings_from_mapping(merge(data, overrides or {}), env={})
+    return merge(data, overrides or {})
 
 
 def about(findings: list[Finding], key: str, level: Level | None = None) -> list[Finding]:
@@ -268,6 +274,68 @@ async def test_mysql_not_answering_is_an_error(test_db):
     findings = await offline(production_settings({"mysql": {"port": free_port(), "connect_timeout": 1.0}}))
     [found] = errors(findings)
     assert found.key == "[mysql] host" and "does not answer" in found.message
+
+
+async def test_mysql_not_answering_at_start_up_is_a_warning(test_db):
+    # MySQL answered the migrations, then stopped (a brief outage): the start must not be refused for it, as a
+    # MySQL down at migration time does not refuse it either.
+    settings = production_settings({"mysql": {"port": free_port(), "connect_timeout": 1.0}})
+    findings = await check_config(settings, wechat=False, mysql=True, startup=True)
+    assert errors(findings) == [], [f.line() for f in errors(findings)]
+    [found] = about(findings, "[mysql] host", Level.WARNING)
+    assert "does not answer" in found.message
+
+
+async def test_the_server_starts_when_mysql_stops_answering_after_the_migrations(test_db, tmp_path):
+    """server.py itself: MySQL (through a proxy that lets only the first connection through, the migrations')
+    answers the migrations, then no more. The start-up check warns and the server serves (its pages say 503)."""
+    mysql = test_db.mysql
+    connections = 0
+
+    async def first_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections > 1:
+            writer.close()  # MySQL stopped answering
+            return
+        up_reader, up_writer = await asyncio.open_connection(mysql.host, mysql.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := await src.read(65536):
+                    dst.write(chunk)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(first_only, "127.0.0.1", 0)
+    port = free_port()
+    data = production_data({"server": {"public_url": f"http://127.0.0.1:{port}", "port": port, "processes": 1},
+                            "mysql": {"host": "127.0.0.1", "port": proxy.sockets[0].getsockname()[1],
+                                      "connect_timeout": 1.0}})
+    config = tmp_path / "settings.toml"
+    config.write_text(to_toml(data))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WXLOGIN_")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "server.py"), "--config", str(config),
+                                                cwd=ROOT, env=clean, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(120):
+            while line := (await proc.stderr.readline()).decode():
+                seen.append(line)
+                if "sign in at" in line:  # announce(): the server got past the check and serves
+                    break
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+        proxy.close()
+    text = "".join(seen)
+    assert "configuration error" not in text, text
+    assert "[mysql] host: MySQL at" in text and "does not answer" in text, text
+    assert any("sign in at" in line for line in seen), text
 
 
 GOOD_FACTS = ServerFacts(version="10.11.6-MariaDB", charset="utf8mb4", collation="utf8mb4_unicode_ci",
