@@ -22,6 +22,7 @@ from harness.mariadb import free_port
 from harness.serverproc import to_toml
 from server import check_config
 from wxlogin.config import Settings, settings_from_mapping
+from wxlogin.errors import WeChatError, WeChatMisconfigured
 from wxlogin.services.configcheck import ConfigCheck, Finding, Level, entropy_bits
 from wxlogin.store.ops import ServerFacts
 
@@ -82,6 +83,42 @@ async def test_a_wrong_secret_of_an_official_account_is_errcode_40125(server):
     [found] = errors(findings)
     assert found.key == "[wechat.mp] secret" and "40125" in found.message
     assert "not-the-secret" not in found.line()  # a secret never appears in what the check prints
+    # WeChat's errmsg ("invalid appsecret rid: …") is not printed: a fixed description and the rid are.
+    assert "(invalid appsecret; rid " in found.message and "rid: " not in found.message
+
+
+class Refusing:
+    """A client whose WeChat refuses with an errmsg echoing what was sent (real WeChat's hints can): the
+    sandbox never echoes, so this shape of answer is played here, below the HTTP layer."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def stable_token(self, app: Any) -> None:
+        raise self.exc
+
+    async def exchange_code(self, app: Any, code: str) -> None:
+        raise self.exc
+
+
+ECHO = "invalid appsecret, hints: [secret=SENT-SECRET-123] rid: 6566-aa"
+
+
+@pytest.mark.parametrize("exc, level, expected", [
+    (WeChatMisconfigured(errcode=40125, errmsg=ECHO, rid="6566-aa"), Level.ERROR,
+     "WeChat refuses it: errcode 40125 (invalid appsecret; rid 6566-aa)"),
+    (WeChatMisconfigured(errcode=40164, errmsg="invalid ip 198.51.100.4, not in whitelist rid: 77", rid="77"),
+     Level.ERROR, "WeChat refuses it: errcode 40164 (this machine's IP address is not on the app's IP whitelist"),
+    (WeChatError(errcode=61999, errmsg="unknown: echo SENT-SECRET-123", rid=""), Level.WARNING,
+     "not verified: WeChat answered errcode 61999"),
+])
+async def test_the_check_prints_errcode_description_and_rid_never_errmsg(exc, level, expected):
+    check = ConfigCheck(production_settings(), None, Refusing(exc))  # type: ignore[arg-type]  # no MySQL here
+    findings = [await check.app_works(found) for found in check.settings.wechat.all_apps()]
+    assert {f.level for f in findings} == {level}
+    for found in findings:
+        assert found.message.startswith(expected), found.line()
+        assert exc.errmsg not in found.line() and "SENT-SECRET" not in found.line() and "hints" not in found.line()
 
 
 async def test_a_wrong_secret_of_a_website_app_is_errcode_40125(server):

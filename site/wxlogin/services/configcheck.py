@@ -59,6 +59,33 @@ PROBE_CODE = "wxlogin-config-check"  # never a valid code: WeChat answers 40029 
 APPSECRET_RE = re.compile(r"^[0-9a-f]{32}$")  # what WeChat's console hands out
 
 
+# What the check says of WeChat's errcodes: a fixed description, never WeChat's errmsg, which may echo what we
+# sent (the login code does not store it for the same reason). Other errcodes are printed as numbers only.
+ERRCODE_MEANINGS: dict[int, str] = {
+    -1: "WeChat is busy, try again",
+    40001: "invalid credential (the secret, or an app token WeChat no longer accepts)",
+    40002: "invalid grant_type",
+    40013: "invalid appid",
+    40125: "invalid appsecret",
+    40164: "this machine's IP address is not on the app's IP whitelist (IP白名单)",
+    41002: "appid missing",
+    41004: "appsecret missing",
+    43001: "the call needs GET",
+    45009: "the daily quota of this API is spent",
+    45011: "called too often, wait a minute",
+    48001: "the app has no right to this API",
+    48004: "the API is banned for this app (see WeChat's console)",
+    89503: "the call waits for an administrator's confirmation in WeChat (IP risk)",
+}
+
+
+def describe_errcode(exc: WeChatError) -> str:
+    """``errcode N (fixed description; rid R)`` of a WeChat error: its errcode, what it means, WeChat's rid."""
+    meaning = ERRCODE_MEANINGS.get(exc.errcode) if exc.errcode is not None else None
+    details = [part for part in (meaning, f"rid {exc.rid}" if exc.rid else "") if part]
+    return f"errcode {exc.errcode}" + (f" ({'; '.join(details)})" if details else "")
+
+
 class Level(enum.StrEnum):
     OK = "ok"
     WARNING = "warning"
@@ -327,14 +354,13 @@ class ConfigCheck:
                 await self.wechat.exchange_code(found.app, PROBE_CODE)
             return await self._no_app_token(found, key)
         except WeChatMisconfigured as exc:
-            return _error(self._misconfigured_key(found, exc), f"WeChat refuses it: errcode {exc.errcode} "
-                                                               f"({exc.errmsg})")
+            return _error(self._misconfigured_key(found, exc), f"WeChat refuses it: {describe_errcode(exc)}")
         except WeChatUnavailable as exc:
             hint = "; start the server (make run) and check again" if self.settings.wechat.sandbox else ""
             return _warn(key, f"not verified: WeChat at {self.settings.wechat.api_base} is not reachable "
                               f"({exc.code}){hint}")
         except WeChatError as exc:
-            return _warn(key, f"not verified: WeChat answered errcode {exc.errcode} ({exc.errmsg})")
+            return _warn(key, f"not verified: WeChat answered {describe_errcode(exc)}")
 
     @staticmethod
     def _misconfigured_key(found: NamedApp, exc: WeChatError) -> str:
