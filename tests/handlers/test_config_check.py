@@ -201,6 +201,24 @@ async def test_a_port_or_an_ip_address_in_public_url_is_a_warning(test_db):
     assert domain.endswith(": 203.0.113.7")
 
 
+# --- [metrics] listen -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9108", "[::]:9108", "8.8.8.8:9108", "[2001:4860::8888]:9108",
+                                    "metrics.example.com:9108"])
+async def test_metrics_on_a_public_address_or_every_interface_is_a_warning(test_db, listen):
+    findings = await offline(production_settings({"metrics": {"listen": listen}}), mysql=False)
+    [found] = about(findings, "[metrics] listen")
+    assert found.level is Level.WARNING and "never be public" in found.message
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9108", "[::1]:9108", "localhost:9108", "10.1.2.3:9108",
+                                    "192.168.0.5:9108", "[fd12::5]:9108"])
+async def test_metrics_on_loopback_or_a_private_address_is_ok(test_db, listen):
+    findings = await offline(production_settings({"metrics": {"listen": listen}}), mysql=False)
+    assert [f.level for f in about(findings, "[metrics] listen")] == [Level.OK]
+
+
 # --- secrets -------------------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ error page. This walks the settings and says, per settings key, ``ok``, ``warnin
   no forced refresh); website and mobile applications, which have no app token, exchange a code that cannot
   be valid: WeChat checks appid (40013) and secret (40125) before the code (40029 = both fine). A website or
   mobile app whose appid gets an app token is an official account's or mini-program's: its scope would fail;
+- ``[metrics] listen``: loopback or a private network, never a public address or every interface;
 - ``[server] public_url``: https outside the sandbox (plain http on loopback or a private-network address
   literal is only a warning: a test network), and the exact host to enter as the redirect domain;
 - the scopes and app kinds agree (scan-to-follow needs a push endpoint or forwarding);
@@ -167,7 +168,7 @@ class ConfigCheck:
 
     async def run(self, *, wechat: bool, mysql: bool = True, startup: bool = False) -> list[Finding]:
         """``startup``: the server's own check, where a MySQL that stops answering is a warning (see ``mysql``)."""
-        findings = [*self.public_url(), *self.secrets(), *self.app_kinds()]
+        findings = [*self.public_url(), *self.metrics(), *self.secrets(), *self.app_kinds()]
         if mysql:
             findings += await self.mysql(startup=startup)
         if wechat:
@@ -206,6 +207,27 @@ class ConfigCheck:
             if _is_ip(host) and not _is_loopback(host):
                 yield _warn(key, f"{host} is an IP address: WeChat's redirect domain must be a domain name "
                                  "(ICP-filed for sites in mainland China)")
+
+    # --- [metrics] listen ----------------------------------------------------------------------------------
+
+    def metrics(self) -> Iterator[Finding]:
+        """The metrics must never be public: they tell anyone who asks the site's traffic and failures."""
+        where = self.settings.metrics.host_port
+        if where is None:
+            return
+        key = "[metrics] listen"
+        host = where[0]
+        if _is_loopback(host) or _is_private(host):
+            network = "loopback" if _is_loopback(host) else "a private network"
+            yield _ok(key, f"{self.settings.metrics.listen} ({network})")
+        elif _is_ip(host):
+            everywhere = ipaddress.ip_address(host).is_unspecified
+            yield _warn(key, f"{self.settings.metrics.listen} is "
+                             f"{'every interface, public ones included' if everywhere else 'a public address'}: "
+                             "the metrics must never be public; listen on loopback or a private network address")
+        else:
+            yield _warn(key, f"{self.settings.metrics.listen}: {host!r} is a name, which may resolve to a public "
+                             "address; the metrics must never be public: listen on a loopback or private address")
 
     # --- secrets ----------------------------------------------------------------------------------------
 
