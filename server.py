@@ -91,11 +91,14 @@ async def migrate_once(settings: Settings) -> bool:
     return True
 
 
-async def check_config(settings: Settings, *, wechat: bool, mysql: bool = True) -> list[Finding]:
-    """The configuration check's findings, the push endpoints' URLs (from the routes) last."""
+async def check_config(settings: Settings, *, wechat: bool, mysql: bool = True, startup: bool = False
+                       ) -> list[Finding]:
+    """The configuration check's findings, the push endpoints' URLs (from the routes) last.
+
+    ``startup``: the server's own check, where MySQL not answering is a warning, not a refusal."""
     check, close = build_config_check(settings)
     try:
-        findings = await check.run(wechat=wechat, mysql=mysql)
+        findings = await check.run(wechat=wechat, mysql=mysql, startup=startup)
     finally:
         await close()
     for table, url in push_urls(settings):
@@ -301,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if mysql_up:
         asyncio.run(seed_sandbox_operator(settings))
     # The configuration check without WeChat (no wait on it, no quota spent), after the migrations, before forking.
-    findings = asyncio.run(check_config(settings, wechat=False, mysql=mysql_up))
+    findings = asyncio.run(check_config(settings, wechat=False, mysql=mysql_up, startup=True))
     for finding in findings:
         if finding.level is Level.WARNING:
             logger.warning("configuration: %s", finding.line())

@@ -46,7 +46,8 @@ LOGINS = Counter("wxlogin_logins", "Login attempts by channel and outcome (succe
 
 # --- WeChat (wechat/client.py): one observation per call (its retry included), by API path -----------------
 WECHAT_CALLS = Counter("wxlogin_wechat_calls", "WeChat API calls by endpoint and result: errcode 0 for success, "
-                       "WeChat's errcode, or timeout / network / bad_reply when there is none.",
+                       "WeChat's errcode, or timeout / network / bad_reply when there is none, cancelled "
+                       "(the caller left first), error (an unexpected exception).",
                        ("endpoint", "errcode"))
 WECHAT_SECONDS = Histogram("wxlogin_wechat_call_seconds", "Duration of WeChat API calls (retry included).",
                            ("endpoint",), buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0))

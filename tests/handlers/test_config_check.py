@@ -8,6 +8,8 @@ run server.py in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
 import sys
 from typing import Any
@@ -20,6 +22,7 @@ from harness.mariadb import free_port
 from harness.serverproc import to_toml
 from server import check_config
 from wxlogin.config import Settings, settings_from_mapping
+from wxlogin.errors import WeChatError, WeChatMisconfigured
 from wxlogin.services.configcheck import ConfigCheck, Finding, Level, entropy_bits
 from wxlogin.store.ops import ServerFacts
 
@@ -37,6 +40,10 @@ def sandbox_settings(server: Any, overrides: dict[str, Any] | None = None, env: 
 
 def production_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Outside the sandbox (checked without calling WeChat): real-looking keys, no development push keys."""
+    return settings_from_mapping(production_data(overrides), env={})
+
+
+def production_data(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     data = merge(base_config(), {
         "server": {"public_url": "https://login.example.com", "secret_keys": [STRONG]},
         "wechat": {"sandbox": False,
@@ -44,7 +51,7 @@ def production_settings(overrides: dict[str, Any] | None = None) -> Settings:
                    "mp": {"secret": secrets.token_hex(16), "push_token": PUSH_TOKEN, "push_aes_key": "A" * 43},
                    "miniprogram": {"secret": secrets.token_hex(16), "push_token": "", "push_aes_key": ""}},
     })
-    return settings_from_mapping(merge(data, overrides or {}), env={})
+    return merge(data, overrides or {})
 
 
 def about(findings: list[Finding], key: str, level: Level | None = None) -> list[Finding]:
@@ -76,6 +83,42 @@ async def test_a_wrong_secret_of_an_official_account_is_errcode_40125(server):
     [found] = errors(findings)
     assert found.key == "[wechat.mp] secret" and "40125" in found.message
     assert "not-the-secret" not in found.line()  # a secret never appears in what the check prints
+    # WeChat's errmsg ("invalid appsecret rid: …") is not printed: a fixed description and the rid are.
+    assert "(invalid appsecret; rid " in found.message and "rid: " not in found.message
+
+
+class Refusing:
+    """A client whose WeChat refuses with an errmsg echoing what was sent (real WeChat's hints can): the
+    sandbox never echoes, so this shape of answer is played here, below the HTTP layer."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def stable_token(self, app: Any) -> None:
+        raise self.exc
+
+    async def exchange_code(self, app: Any, code: str) -> None:
+        raise self.exc
+
+
+ECHO = "invalid appsecret, hints: [secret=SENT-SECRET-123] rid: 6566-aa"
+
+
+@pytest.mark.parametrize("exc, level, expected", [
+    (WeChatMisconfigured(errcode=40125, errmsg=ECHO, rid="6566-aa"), Level.ERROR,
+     "WeChat refuses it: errcode 40125 (invalid appsecret; rid 6566-aa)"),
+    (WeChatMisconfigured(errcode=40164, errmsg="invalid ip 198.51.100.4, not in whitelist rid: 77", rid="77"),
+     Level.ERROR, "WeChat refuses it: errcode 40164 (this machine's IP address is not on the app's IP whitelist"),
+    (WeChatError(errcode=61999, errmsg="unknown: echo SENT-SECRET-123", rid=""), Level.WARNING,
+     "not verified: WeChat answered errcode 61999"),
+])
+async def test_the_check_prints_errcode_description_and_rid_never_errmsg(exc, level, expected):
+    check = ConfigCheck(production_settings(), None, Refusing(exc))  # type: ignore[arg-type]  # no MySQL here
+    findings = [await check.app_works(found) for found in check.settings.wechat.all_apps()]
+    assert {f.level for f in findings} == {level}
+    for found in findings:
+        assert found.message.startswith(expected), found.line()
+        assert exc.errmsg not in found.line() and "SENT-SECRET" not in found.line() and "hints" not in found.line()
 
 
 async def test_a_wrong_secret_of_a_website_app_is_errcode_40125(server):
@@ -126,6 +169,23 @@ async def test_public_url_over_http_on_loopback_outside_the_sandbox_is_a_warning
     assert about(findings, "[server] public_url", Level.WARNING)
 
 
+@pytest.mark.parametrize("url", ["http://10.20.30.1:8080", "http://172.16.5.9", "http://192.168.1.20:8000",
+                                 "http://[fd00::1]:8080", "http://169.254.10.1"])
+async def test_public_url_over_http_on_a_private_address_is_a_warning(test_db, url):
+    findings = await offline(production_settings({"server": {"public_url": url}}), mysql=False)
+    assert errors(findings) == [], [f.line() for f in errors(findings)]
+    assert any("test networks only" in f.message for f in about(findings, "[server] public_url", Level.WARNING))
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8:8080", "http://172.32.0.1", "http://0.0.0.0:8080",
+                                 "http://203.0.113.7", "http://[2001:db8::1]", "http://10.example.com",
+                                 "http://intranet"])
+async def test_public_url_over_http_on_a_public_address_or_any_name_is_an_error(test_db, url):
+    findings = await offline(production_settings({"server": {"public_url": url}}), mysql=False)
+    [found] = errors(findings)
+    assert found.key == "[server] public_url" and "is not https" in found.message
+
+
 async def test_the_redirect_domain_is_printed_exactly(test_db):
     findings = await offline(production_settings({"server": {"public_url": "https://login.example.com"}}))
     domain = [f for f in about(findings, "[server] public_url") if "redirect domain" in f.message]
@@ -139,6 +199,24 @@ async def test_a_port_or_an_ip_address_in_public_url_is_a_warning(test_db):
     assert any("port 8443" in m for m in warnings) and any("IP address" in m for m in warnings)
     domain = next(f.message for f in findings if "redirect domain" in f.message)
     assert domain.endswith(": 203.0.113.7")
+
+
+# --- [metrics] listen -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9108", "[::]:9108", "8.8.8.8:9108", "[2001:4860::8888]:9108",
+                                    "metrics.example.com:9108"])
+async def test_metrics_on_a_public_address_or_every_interface_is_a_warning(test_db, listen):
+    findings = await offline(production_settings({"metrics": {"listen": listen}}), mysql=False)
+    [found] = about(findings, "[metrics] listen")
+    assert found.level is Level.WARNING and "never be public" in found.message
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9108", "[::1]:9108", "localhost:9108", "10.1.2.3:9108",
+                                    "192.168.0.5:9108", "[fd12::5]:9108"])
+async def test_metrics_on_loopback_or_a_private_address_is_ok(test_db, listen):
+    findings = await offline(production_settings({"metrics": {"listen": listen}}), mysql=False)
+    assert [f.level for f in about(findings, "[metrics] listen")] == [Level.OK]
 
 
 # --- secrets -------------------------------------------------------------------------------------------------
@@ -259,6 +337,68 @@ async def test_mysql_not_answering_is_an_error(test_db):
     findings = await offline(production_settings({"mysql": {"port": free_port(), "connect_timeout": 1.0}}))
     [found] = errors(findings)
     assert found.key == "[mysql] host" and "does not answer" in found.message
+
+
+async def test_mysql_not_answering_at_start_up_is_a_warning(test_db):
+    # MySQL answered the migrations, then stopped (a brief outage): the start must not be refused for it, as a
+    # MySQL down at migration time does not refuse it either.
+    settings = production_settings({"mysql": {"port": free_port(), "connect_timeout": 1.0}})
+    findings = await check_config(settings, wechat=False, mysql=True, startup=True)
+    assert errors(findings) == [], [f.line() for f in errors(findings)]
+    [found] = about(findings, "[mysql] host", Level.WARNING)
+    assert "does not answer" in found.message
+
+
+async def test_the_server_starts_when_mysql_stops_answering_after_the_migrations(test_db, tmp_path):
+    """server.py itself: MySQL (through a proxy that lets only the first connection through, the migrations')
+    answers the migrations, then no more. The start-up check warns and the server serves (its pages say 503)."""
+    mysql = test_db.mysql
+    connections = 0
+
+    async def first_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections > 1:
+            writer.close()  # MySQL stopped answering
+            return
+        up_reader, up_writer = await asyncio.open_connection(mysql.host, mysql.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := await src.read(65536):
+                    dst.write(chunk)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(first_only, "127.0.0.1", 0)
+    port = free_port()
+    data = production_data({"server": {"public_url": f"http://127.0.0.1:{port}", "port": port, "processes": 1},
+                            "mysql": {"host": "127.0.0.1", "port": proxy.sockets[0].getsockname()[1],
+                                      "connect_timeout": 1.0}})
+    config = tmp_path / "settings.toml"
+    config.write_text(to_toml(data))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WXLOGIN_")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "server.py"), "--config", str(config),
+                                                cwd=ROOT, env=clean, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(120):
+            while line := (await proc.stderr.readline()).decode():
+                seen.append(line)
+                if "sign in at" in line:  # announce(): the server got past the check and serves
+                    break
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+        proxy.close()
+    text = "".join(seen)
+    assert "configuration error" not in text, text
+    assert "[mysql] host: MySQL at" in text and "does not answer" in text, text
+    assert any("sign in at" in line for line in seen), text
 
 
 GOOD_FACTS = ServerFacts(version="10.11.6-MariaDB", charset="utf8mb4", collation="utf8mb4_unicode_ci",

@@ -12,9 +12,12 @@ import aiomysql
 import pytest
 from prometheus_client import REGISTRY
 
+from harness.fakewechat import FakeWeChat
 from harness.mariadb import free_port
+from wxlogin.config import Secret, WeChatApp, WeChatSettings
 from wxlogin.errors import Overloaded
 from wxlogin.store.db import Database
+from wxlogin.wechat.client import WeChatClient
 
 
 def value(name: str, **labels: str) -> float:
@@ -67,3 +70,29 @@ async def test_the_breaker_is_reported_open_then_closed(test_db):
     assert await db.ping()
     assert value("wxlogin_db_breaker_open", breaker="mysql") == 0
     await db.close()
+
+
+async def test_a_cancelled_wechat_call_is_not_counted_as_a_success():
+    """A call whose caller leaves while WeChat has not answered yet is counted as cancelled, not errcode 0."""
+    fake = FakeWeChat(slow_seconds=30.0)  # "slow": WeChat holds the answer far longer than the test waits
+    await fake.start()
+    app = WeChatApp(appid="wx0000000000cancel", secret=Secret("cancel-secret"))
+    client = WeChatClient(WeChatSettings(sandbox=False, open_base=fake.url, api_base=fake.url, timeout=60.0,
+                                         connect_timeout=5.0, max_clients=2, http_client="simple", web=app,
+                                         mp=app, app=app, miniprogram=app))
+    path = "/sns/oauth2/access_token"
+    success, cancelled = (value("wxlogin_wechat_calls_total", endpoint=path, errcode=r) for r in ("0", "cancelled"))
+    the_code = "slow.alice.cancel1"
+    try:
+        call = asyncio.create_task(client.exchange_code(app, the_code))
+        # Until WeChat has the request (the call is in flight); the stand-in logs requests, it has no event.
+        while fake.calls_for(the_code) == 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    finally:
+        client.close()
+        await fake.close()
+    assert value("wxlogin_wechat_calls_total", endpoint=path, errcode="0") == success
+    assert value("wxlogin_wechat_calls_total", endpoint=path, errcode="cancelled") == cancelled + 1

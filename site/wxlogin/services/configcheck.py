@@ -8,7 +8,9 @@ error page. This walks the settings and says, per settings key, ``ok``, ``warnin
   no forced refresh); website and mobile applications, which have no app token, exchange a code that cannot
   be valid: WeChat checks appid (40013) and secret (40125) before the code (40029 = both fine). A website or
   mobile app whose appid gets an app token is an official account's or mini-program's: its scope would fail;
-- ``[server] public_url``: https outside the sandbox, and the exact host to enter as the redirect domain;
+- ``[metrics] listen``: loopback or a private network, never a public address or every interface;
+- ``[server] public_url``: https outside the sandbox (plain http on loopback or a private-network address
+  literal is only a warning: a test network), and the exact host to enter as the redirect domain;
 - the scopes and app kinds agree (scan-to-follow needs a push endpoint or forwarding);
 - secrets are strong (length, estimated entropy, not the development ones outside the sandbox);
 - MySQL: version, the database's charset and collation, the connections' sql_mode, and the clock;
@@ -58,6 +60,33 @@ CLOCK_ERROR = 300.0
 MIN_KEY_BITS = 128  # estimated entropy of a signing key
 PROBE_CODE = "wxlogin-config-check"  # never a valid code: WeChat answers 40029 once appid and secret are right
 APPSECRET_RE = re.compile(r"^[0-9a-f]{32}$")  # what WeChat's console hands out
+
+
+# What the check says of WeChat's errcodes: a fixed description, never WeChat's errmsg, which may echo what we
+# sent (the login code does not store it for the same reason). Other errcodes are printed as numbers only.
+ERRCODE_MEANINGS: dict[int, str] = {
+    -1: "WeChat is busy, try again",
+    40001: "invalid credential (the secret, or an app token WeChat no longer accepts)",
+    40002: "invalid grant_type",
+    40013: "invalid appid",
+    40125: "invalid appsecret",
+    40164: "this machine's IP address is not on the app's IP whitelist (IP白名单)",
+    41002: "appid missing",
+    41004: "appsecret missing",
+    43001: "the call needs GET",
+    45009: "the daily quota of this API is spent",
+    45011: "called too often, wait a minute",
+    48001: "the app has no right to this API",
+    48004: "the API is banned for this app (see WeChat's console)",
+    89503: "the call waits for an administrator's confirmation in WeChat (IP risk)",
+}
+
+
+def describe_errcode(exc: WeChatError) -> str:
+    """``errcode N (fixed description; rid R)`` of a WeChat error: its errcode, what it means, WeChat's rid."""
+    meaning = ERRCODE_MEANINGS.get(exc.errcode) if exc.errcode is not None else None
+    details = [part for part in (meaning, f"rid {exc.rid}" if exc.rid else "") if part]
+    return f"errcode {exc.errcode}" + (f" ({'; '.join(details)})" if details else "")
 
 
 class Level(enum.StrEnum):
@@ -113,6 +142,24 @@ def _is_loopback(host: str) -> bool:
     return host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
 
 
+# Named rather than ``is_private``: that one also holds 0.0.0.0/8 (every address, to a listener) and the
+# documentation and benchmark ranges, which are no test network of ours.
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "169.254.0.0/16", "fe80::/10",  # link-local
+    "fc00::/7",  # unique local (RFC 4193)
+))
+
+
+def _is_private(host: str) -> bool:
+    """An address literal of a private network (RFC 1918, unique-local, link-local); never a name, which
+    could resolve anywhere tomorrow."""
+    if not _is_ip(host):
+        return False
+    address = ipaddress.ip_address(host)
+    return any(address.version == net.version and address in net for net in PRIVATE_NETWORKS)
+
+
 class ConfigCheck:
     """Runs every check; ``run`` returns the findings in settings order."""
 
@@ -121,10 +168,11 @@ class ConfigCheck:
         self.ops = ops
         self.wechat = wechat
 
-    async def run(self, *, wechat: bool, mysql: bool = True) -> list[Finding]:
-        findings = [*self.public_url(), *self.secrets(), *self.app_kinds(), *self.query_timeout()]
+    async def run(self, *, wechat: bool, mysql: bool = True, startup: bool = False) -> list[Finding]:
+        """``startup``: the server's own check, where a MySQL that stops answering is a warning (see ``mysql``)."""
+        findings = [*self.public_url(), *self.metrics(), *self.secrets(), *self.app_kinds(), *self.query_timeout()]
         if mysql:
-            findings += await self.mysql()
+            findings += await self.mysql(startup=startup)
         if wechat:
             for found in self.settings.wechat.all_apps():
                 findings.append(await self.app_works(found))
@@ -142,6 +190,10 @@ class ConfigCheck:
             if _is_loopback(host):
                 yield _warn(key, f"{url} is plain http on this machine: fine for a local stand-in of WeChat, "
                                  "but WeChat itself can only send people back to an https site")
+            elif _is_private(host):
+                # A test network (the multi-host test's namespaces, a LAN lab): nobody from outside reaches it.
+                yield _warn(key, f"{url} is plain http on a private network: test networks only: WeChat's pages "
+                                 "need https on a public domain")
             else:
                 yield _error(key, f"{url} is not https: outside the sandbox the site must be served over https "
                                   "(session cookies are Secure there, and WeChat's pages send people back to it)")
@@ -157,6 +209,27 @@ class ConfigCheck:
             if _is_ip(host) and not _is_loopback(host):
                 yield _warn(key, f"{host} is an IP address: WeChat's redirect domain must be a domain name "
                                  "(ICP-filed for sites in mainland China)")
+
+    # --- [metrics] listen ----------------------------------------------------------------------------------
+
+    def metrics(self) -> Iterator[Finding]:
+        """The metrics must never be public: they tell anyone who asks the site's traffic and failures."""
+        where = self.settings.metrics.host_port
+        if where is None:
+            return
+        key = "[metrics] listen"
+        host = where[0]
+        if _is_loopback(host) or _is_private(host):
+            network = "loopback" if _is_loopback(host) else "a private network"
+            yield _ok(key, f"{self.settings.metrics.listen} ({network})")
+        elif _is_ip(host):
+            everywhere = ipaddress.ip_address(host).is_unspecified
+            yield _warn(key, f"{self.settings.metrics.listen} is "
+                             f"{'every interface, public ones included' if everywhere else 'a public address'}: "
+                             "the metrics must never be public; listen on loopback or a private network address")
+        else:
+            yield _warn(key, f"{self.settings.metrics.listen}: {host!r} is a name, which may resolve to a public "
+                             "address; the metrics must never be public: listen on a loopback or private address")
 
     # --- secrets ----------------------------------------------------------------------------------------
 
@@ -250,11 +323,16 @@ class ConfigCheck:
                         "into the query timeout, which opens the breaker (503 to everyone for a second) instead of "
                         "answering that one request 503 overloaded")
 
-    async def mysql(self) -> list[Finding]:
+    async def mysql(self, *, startup: bool = False) -> list[Finding]:
         try:
             facts = await self.ops.server_facts()
         except (DatabaseUnavailable, Overloaded) as exc:
-            return [_error("[mysql] host", f"MySQL at {self._where()} does not answer ({exc.code})")]
+            where = f"MySQL at {self._where()} does not answer ({exc.code})"
+            if startup:
+                # A brief outage between the migrations and this query must not refuse the start: a MySQL down
+                # at migration time lets the server start (its pages say 503), so one down a moment later must too.
+                return [_warn("[mysql] host", f"{where}: its checks were skipped; the pages say 503 until it does")]
+            return [_error("[mysql] host", where)]
         return list(self._mysql_facts(facts))
 
     def _where(self) -> str:
@@ -310,14 +388,13 @@ class ConfigCheck:
                 await self.wechat.exchange_code(found.app, PROBE_CODE)
             return await self._no_app_token(found, key)
         except WeChatMisconfigured as exc:
-            return _error(self._misconfigured_key(found, exc), f"WeChat refuses it: errcode {exc.errcode} "
-                                                               f"({exc.errmsg})")
+            return _error(self._misconfigured_key(found, exc), f"WeChat refuses it: {describe_errcode(exc)}")
         except WeChatUnavailable as exc:
             hint = "; start the server (make run) and check again" if self.settings.wechat.sandbox else ""
             return _warn(key, f"not verified: WeChat at {self.settings.wechat.api_base} is not reachable "
                               f"({exc.code}){hint}")
         except WeChatError as exc:
-            return _warn(key, f"not verified: WeChat answered errcode {exc.errcode} ({exc.errmsg})")
+            return _warn(key, f"not verified: WeChat answered {describe_errcode(exc)}")
 
     @staticmethod
     def _misconfigured_key(found: NamedApp, exc: WeChatError) -> str:

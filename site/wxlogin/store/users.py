@@ -39,10 +39,11 @@ USER_COLUMNS = (
     "u.id, u.nickname, u.avatar_url, u.profile_is_placeholder, u.unionid, u.session_version, u.disabled, "
     "u.created_at, u.last_login_at, u.deletion_scheduled_at"
 )
-_METHOD_COLUMNS = "id, user_id, login_method, appid, openid, unionid, created_at, last_login_at"
+_METHOD_COLUMN_NAMES = ("id", "user_id", "login_method", "appid", "openid", "unionid", "created_at", "last_login_at")
+_METHOD_COLUMNS = ", ".join(_METHOD_COLUMN_NAMES)
 # Joined with the user's columns, a method's columns are prefixed: both tables have id and unionid.
 _METHOD_PREFIX = "lm_"
-_METHOD_COLUMNS_LM = ", ".join(f"lm.{c} AS {_METHOD_PREFIX}{c}" for c in _METHOD_COLUMNS.split(", "))
+_METHOD_COLUMNS_LM = ", ".join(f"lm.{c} AS {_METHOD_PREFIX}{c}" for c in _METHOD_COLUMN_NAMES)
 # The user, and whether session ``sid`` (the first parameter) was logged out.
 _SESSION_USER = f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s) AS revoked"
 

@@ -565,10 +565,17 @@ class WeChatClient:
             logger.warning("WeChat %s not called: the request's WeChat deadline has passed", path)
             raise _timed_out()
         sends: list[_OneSend] = []
-        result = "0"
+        # Success only once an answer is in hand: a call cancelled (the person left, the server stops) or ended
+        # by an unexpected exception must not count as errcode 0.
+        result = "error"
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._attempts(url, path, expect, deadline, sends, body, retry, image_cap)
+                answer = await self._attempts(url, path, expect, deadline, sends, body, retry, image_cap)
+            result = "0"
+            return answer
+        except asyncio.CancelledError:
+            result = "cancelled"
+            raise
         except TimeoutError:
             result = "timeout"
             for once in sends:
