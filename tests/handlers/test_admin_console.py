@@ -16,7 +16,7 @@ import pytest
 
 from helpers import Flows, page_xsrf
 from wxlogin.models import SessionClaims
-from wxlogin.store.admin import DASHBOARD_BY_CHANNEL, DASHBOARD_BY_ERRCODE
+from wxlogin.store.admin import DASHBOARD_BY_CHANNEL, DASHBOARD_BY_ERRCODE, FAILURES
 
 
 async def _last_user(sql):
@@ -138,6 +138,17 @@ async def test_dashboard_queries_read_the_time_index(server, sql, query):
     plan = await sql("EXPLAIN " + query, *args)
     keys = {row[5] for row in plan}  # EXPLAIN's "key" column
     assert keys == {"ix_login_events_created"}, plan
+
+
+@pytest.mark.parametrize(("ip", "index"), [("10.1.2.3", "ix_login_events_ip"), ("", "ix_login_events_created")])
+async def test_failed_logins_by_address_read_the_address_index(server, sql, ip, index):
+    # The filters are fixed SQL ("%s = '' OR e.ip = %s"); the optimiser folds an unused one away, so a search by
+    # address still reads ix_login_events_ip and an unfiltered one the time index.
+    await sql("INSERT INTO login_events (login_method, outcome, ip, created_at) "
+              "SELECT 'web', 'bad_state', CONCAT('10.0.', seq MOD 200, '.1'), UTC_TIMESTAMP(3) - INTERVAL seq DAY "
+              "FROM seq_1_to_400")
+    plan = await sql("EXPLAIN " + FAILURES, "phone", 24, ip, ip, "", "", None, None, 100)
+    assert {row[5] for row in plan} == {index}, plan
 
 
 async def test_disable_ends_the_persons_sessions_at_once_and_sign_in_says_disabled(console, server, new_client,

@@ -216,8 +216,11 @@ class AdminStore:
         """
 
         async def work(cur: aiomysql.Cursor) -> bool:
-            bump = ", session_version = session_version + 1" if disabled else ""
-            await cur.execute(f"UPDATE users SET disabled = %s{bump} WHERE id = %s", (int(disabled), user_id))
+            if disabled:
+                await cur.execute("UPDATE users SET disabled = 1, session_version = session_version + 1 WHERE id = %s",
+                                  (user_id,))
+            else:
+                await cur.execute("UPDATE users SET disabled = 0 WHERE id = %s", (user_id,))
             await cur.execute("SELECT 1 FROM users WHERE id = %s", (user_id,))
             if await fetchone(cur) is None:
                 return False
@@ -253,22 +256,10 @@ class AdminStore:
 
         By address: ix_login_events_ip (ip, created_at); otherwise ix_login_events_created, read backwards.
         """
-        where = [_NOT_FAILED, "e.created_at >= UTC_TIMESTAMP(3) - INTERVAL %s HOUR"]
-        args: list[object] = [PHONE_METHOD, hours]
-        if ip:
-            where.append("e.ip = %s")
-            args.append(ip)
-        if channel:
-            where.append("e.login_method = %s")
-            args.append(channel)
-        if errcode is not None:
-            where.append("e.wechat_errcode = %s")
-            args.append(errcode)
-        args.append(limit)
-
+        # Fixed SQL: an empty filter ("" or NULL) matches every row, so no SQL text depends on the filters.
+        args = (PHONE_METHOD, hours, ip, ip, channel, channel, errcode, errcode, limit)
         async def work(cur: aiomysql.Cursor) -> list[AdminEvent]:
-            await cur.execute(f"SELECT {_EVENT_COLUMNS} FROM login_events e WHERE {' AND '.join(where)} "
-                              "ORDER BY e.created_at DESC, e.id DESC LIMIT %s", tuple(args))
+            await cur.execute(FAILURES, args)
             return [_event(r) for r in await fetchall(cur)]
 
         return await self.db.run(work)
@@ -289,6 +280,14 @@ class AdminStore:
         return await self.db.run(work)
 
 
+# Failed logins, newest first, each filter off when its value is "" (ip, channel) or NULL (errcode).
+FAILURES = (
+    f"SELECT {_EVENT_COLUMNS} FROM login_events e WHERE {_NOT_FAILED} "
+    "AND e.created_at >= UTC_TIMESTAMP(3) - INTERVAL %s HOUR "
+    "AND (%s = '' OR e.ip = %s) AND (%s = '' OR e.login_method = %s) "
+    "AND (%s IS NULL OR e.wechat_errcode = %s) "
+    "ORDER BY e.created_at DESC, e.id DESC LIMIT %s"
+)
 # Both read a range of ix_login_events_created (a test EXPLAINs them): the console must stay cheap on a table
 # that holds every login attempt of the retention period.
 DASHBOARD_BY_CHANNEL = (

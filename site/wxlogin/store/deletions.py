@@ -212,6 +212,20 @@ class DeletionStore:
         return await self.db.run(work)
 
 
+# The rows of a person that simply go, each statement keyed by the account id only (once per %s).
+_DELETE_STATEMENTS = (
+    "DELETE FROM avatar_checks WHERE user_id = %s",
+    "DELETE FROM phone_codes WHERE user_id = %s",
+    "DELETE FROM user_phones WHERE user_id = %s",
+    "DELETE FROM pending_merges WHERE into_user_id = %s OR from_user_id = %s",
+    "DELETE FROM unlinked_identities WHERE user_id = %s",
+    "DELETE FROM login_scenes WHERE user_id = %s",
+    "DELETE FROM wxa_scenes WHERE owner_id = %s",
+    "DELETE FROM oauth_callbacks WHERE user_id = %s",
+    "DELETE FROM user_login_methods WHERE user_id = %s",
+)
+
+
 async def _delete_person(cur: aiomysql.Cursor, user_id: int) -> bool:
     await cur.execute(
         "SELECT id, avatar_url, avatar_review FROM users WHERE id = %s AND deletion_scheduled_at <= UTC_TIMESTAMP(3) "
@@ -231,17 +245,7 @@ async def _delete_person(cur: aiomysql.Cursor, user_id: int) -> bool:
 
     await cur.execute("UPDATE login_events SET user_id = NULL, ip = '', user_agent = '' WHERE user_id = %s",
                       (user_id,))
-    for statement in (
-        "DELETE FROM avatar_checks WHERE user_id = %s",
-        "DELETE FROM phone_codes WHERE user_id = %s",
-        "DELETE FROM user_phones WHERE user_id = %s",
-        "DELETE FROM pending_merges WHERE into_user_id = %s OR from_user_id = %s",
-        "DELETE FROM unlinked_identities WHERE user_id = %s",
-        "DELETE FROM login_scenes WHERE user_id = %s",
-        "DELETE FROM wxa_scenes WHERE owner_id = %s",
-        "DELETE FROM oauth_callbacks WHERE user_id = %s",
-        "DELETE FROM user_login_methods WHERE user_id = %s",
-    ):
+    for statement in _DELETE_STATEMENTS:
         await cur.execute(statement, (user_id,) * statement.count("%s"))
     # Rate-limit buckets keyed by the account id (services/ratelimit.py callers pass str(user.id)).
     await cur.execute("DELETE FROM rate_limits WHERE subject = %s", (str(user_id).encode("ascii"),))
