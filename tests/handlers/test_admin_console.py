@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from helpers import Flows, page_xsrf
+from server import seed_sandbox_operator
+from wxlogin.config import AdminSettings
 from wxlogin.models import SessionClaims
+from wxlogin.sandbox.people import OPERATOR, unionid_for
 from wxlogin.store.admin import DASHBOARD_BY_CHANNEL, DASHBOARD_BY_ERRCODE, FAILURES
 
 
@@ -43,6 +47,30 @@ async def _person(server, new_client, sql, key):
 async def _post(client, url, page, data=None):
     xsrf = await page_xsrf(client, page)
     return await client.post(url, data={"_xsrf": xsrf, **(data or {})})
+
+
+async def test_a_sandbox_start_makes_the_sandbox_operator_an_operator_and_no_other_start_names_anyone(
+        test_db, start_server, new_client, sql):
+    # The shipped settings name nobody (conftest's test settings too): the sandbox server adds its operator person.
+    assert test_db.admin.user_ids == () and test_db.wechat.sandbox
+    effective = await seed_sandbox_operator(test_db)
+    [(operator_id,)] = await sql("SELECT id FROM users WHERE unionid = %s", unionid_for(OPERATOR))
+    assert effective.admin.user_ids == (operator_id,)
+    assert (await seed_sandbox_operator(test_db)).admin.user_ids == (operator_id,)  # once, on every start
+    named = replace(test_db, admin=AdminSettings(user_ids=(operator_id + 100,)))
+    assert (await seed_sandbox_operator(named)).admin.user_ids == (operator_id + 100, operator_id)
+
+    handle = await start_server({"admin": {"user_ids": list(effective.admin.user_ids)}})
+    operator = new_client()
+    assert (await Flows(handle).login(operator, OPERATOR.key)).status_code == 302  # lands on the seeded account
+    assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
+    assert (await operator.get(handle.url + "/admin")).status_code == 200
+
+    # Outside the sandbox: nothing seeded, nobody added.
+    await sql("DELETE FROM users")
+    outside = replace(test_db, wechat=replace(test_db.wechat, sandbox=False))
+    assert (await seed_sandbox_operator(outside)).admin.user_ids == ()
+    assert await sql("SELECT COUNT(*) FROM users") == [(0,)]
 
 
 async def test_the_operator_sees_every_page_of_the_console(console, server, new_client, sql):
