@@ -13,7 +13,13 @@ Every table, and what happens to its rows when a person is deleted:
   deleted unless another account shows or checks the same image (content-addressed: one row per image).
 - pending_merges (either side), unlinked_identities (this account's), login_scenes (named this account),
   wxa_scenes (owned by it), oauth_callbacks (signed this account in): deleted.
-- login_events: kept as a count: user_id NULL, ip and user agent blanked; channel, outcome and time stay.
+- login_events: kept as a count: user_id NULL, ip and user agent blanked, WeChat's errcode and rid NULL (a rid
+  is WeChat's id of one request, which WeChat can trace to the person); channel, outcome and time stay.
+- operator_actions naming the account as their target: kept, their ``detail`` blanked (an operator's typed
+  reason, an unlinked method's appid); operator, action, time and ``target_user_id`` stay, so operators stay
+  accountable for what they did. The bare id identifies nobody once the account is gone, and is never given
+  to another account (AUTO_INCREMENT, persisted by InnoDB). Rows where the person was the operator stay whole:
+  they are about other accounts.
 - rate_limits: the buckets keyed by this account's id (phone, profile, session check) are deleted; the
   others are keyed by IP or session id and hold nothing that leads to the person.
 - unlinked_identities of *other* accounts that name one of this person's openids: kept. They record the
@@ -243,8 +249,9 @@ async def _delete_person(cur: aiomysql.Cursor, user_id: int) -> bool:
     await cur.execute("SELECT sha256 FROM avatar_checks WHERE user_id = %s", (user_id,))
     shas.update(r["sha256"] for r in await fetchall(cur))
 
-    await cur.execute("UPDATE login_events SET user_id = NULL, ip = '', user_agent = '' WHERE user_id = %s",
-                      (user_id,))
+    await cur.execute("UPDATE login_events SET user_id = NULL, ip = '', user_agent = '', wechat_errcode = NULL, "
+                      "wechat_rid = NULL WHERE user_id = %s", (user_id,))
+    await cur.execute("UPDATE operator_actions SET detail = '' WHERE target_user_id = %s", (user_id,))
     for statement in _DELETE_STATEMENTS:
         await cur.execute(statement, (user_id,) * statement.count("%s"))
     # Rate-limit buckets keyed by the account id (services/ratelimit.py callers pass str(user.id)).
