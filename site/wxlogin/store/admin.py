@@ -103,6 +103,11 @@ class Dashboard:
     by_errcode: tuple[tuple[int, int], ...]
 
 
+def _ascii_key(value: str) -> bool:
+    """Whether ``value`` may be compared with an ascii column (an IP, an openid, a unionid): printable ASCII only."""
+    return value.isascii() and value.isprintable()
+
+
 def _event(row: Row) -> AdminEvent:
     return AdminEvent(id=int(row["id"]), user_id=row["user_id"], channel=row["login_method"], outcome=row["outcome"],
                       ip=row["ip"], user_agent=row["user_agent"], errcode=row["wechat_errcode"],
@@ -154,7 +159,7 @@ class AdminStore:
             if phones:
                 await cur.execute("SELECT user_id AS id FROM user_phones WHERE phone IN %s", (phones,))
                 add(await fetchall(cur), "phone")
-            if text.isascii() and text.isprintable():
+            if _ascii_key(text):
                 # ix_login_methods_openid (migration 11) and the unionid keys; exact matches only. The ID columns
                 # are ascii: anything else could not match (and MySQL refuses to compare it: "illegal mix").
                 await cur.execute("SELECT DISTINCT user_id AS id FROM user_login_methods WHERE openid = %s LIMIT %s",
@@ -254,8 +259,12 @@ class AdminStore:
     async def failures(self, *, hours: int, ip: str, channel: str, errcode: int | None, limit: int) -> list[AdminEvent]:
         """Failed logins of the last ``hours``, newest first; ``ip``/``channel``/``errcode`` narrow it ("", None: any).
 
-        By address: ix_login_events_ip (ip, created_at); otherwise ix_login_events_created, read backwards.
+        By address: ix_login_events_ip (ip, created_at); otherwise ix_login_events_created, read backwards. An
+        address no row can hold (the column is ascii) finds nothing without asking: MySQL would refuse to compare
+        it ("illegal mix of collations", an operational error that would open the breaker for every request).
         """
+        if not _ascii_key(ip):
+            return []
         # Fixed SQL: an empty filter ("" or NULL) matches every row, so no SQL text depends on the filters.
         args = (PHONE_METHOD, hours, ip, ip, channel, channel, errcode, errcode, limit)
         async def work(cur: aiomysql.Cursor) -> list[AdminEvent]:
