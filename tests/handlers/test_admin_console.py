@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
+import pymysql
 import pytest
 
 from helpers import Flows, page_xsrf
@@ -273,6 +274,48 @@ async def test_sign_out_everywhere_and_unlink(console, server, new_client, sql):
     assert await sql("SELECT COUNT(*) FROM user_login_methods WHERE user_id = %s", user_id) == [(1,)]
     actions = await sql("SELECT action, detail FROM operator_actions WHERE operator_id = %s ORDER BY id", operator_id)
     assert [a for a, _ in actions] == ["sign_out_everywhere", "unlink"] and actions[1][1].startswith("mp ")
+
+
+# A real failure of the audit insert (no mock): the trigger refuses every row as a NOT NULL violation would.
+REFUSE_AUDIT = ("CREATE TRIGGER refuse_audit BEFORE INSERT ON operator_actions FOR EACH ROW "
+                "SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1048, MESSAGE_TEXT = 'audit refused'")
+ACCOUNT_STATE = ("SELECT u.session_version, u.disabled, u.deletion_scheduled_at, "
+                 "(SELECT COUNT(*) FROM user_login_methods m WHERE m.user_id = u.id), "
+                 "(SELECT COUNT(*) FROM unlinked_identities i WHERE i.user_id = u.id) FROM users u WHERE u.id = %s")
+
+
+async def test_an_action_whose_audit_row_cannot_be_written_is_not_done(console, server, new_client, sql):
+    handle, _, operator_id = console
+    _, user_id = await _person(server, new_client, sql, "zhangsan")
+    await Flows(server).mp_login(new_client(), "zhangsan")  # same unionid: a second method on the account
+    [(mp_id,)] = await sql("SELECT id FROM user_login_methods WHERE user_id = %s AND login_method = 'mp'", user_id)
+    await sql("UPDATE users SET deletion_scheduled_at = UTC_TIMESTAMP(3) + INTERVAL 15 DAY WHERE id = %s", user_id)
+    admin = handle.services.admin
+    operator = (await admin.record(operator_id)).user
+    actions = {
+        "disable": lambda: admin.disable(operator, user_id, "spam"),
+        "sign_out_everywhere": lambda: admin.sign_out_everywhere(operator, user_id),
+        "unlink": lambda: admin.unlink(operator, user_id, mp_id),
+        "cancel_deletion": lambda: admin.cancel_deletion(operator, user_id),
+        "hasten_deletion": lambda: admin.hasten_deletion(operator, user_id),
+    }
+    before = await sql(ACCOUNT_STATE, user_id)
+    await sql(REFUSE_AUDIT)
+    try:
+        for name, act in actions.items():
+            with pytest.raises(pymysql.err.IntegrityError):
+                await act()
+            assert await sql(ACCOUNT_STATE, user_id) == before, f"{name} was done without its audit row"
+    finally:
+        await sql("DROP TRIGGER IF EXISTS refuse_audit")
+    assert await sql("SELECT COUNT(*) FROM operator_actions") == [(0,)]
+
+    for name in ("sign_out_everywhere", "unlink", "hasten_deletion", "disable"):
+        await actions[name]()
+    assert [a for (a,) in await sql("SELECT action FROM operator_actions ORDER BY id")] == [
+        "sign_out_everywhere", "unlink", "hasten_deletion", "disable"]
+    [(version, disabled, _, methods, unlinked)] = await sql(ACCOUNT_STATE, user_id)
+    assert version > before[0][0] and disabled == 1 and (methods, unlinked) == (1, 1)
 
 
 async def test_an_operator_cannot_disable_their_own_account(console):
