@@ -88,6 +88,15 @@ async def test_the_operator_sees_every_page_of_the_console(console, server, new_
     assert (await person.get(handle.url + "/admin")).status_code == 404
 
 
+async def test_search_for_digits_that_are_not_ascii_finds_nothing_instead_of_failing(console):
+    handle, operator, _ = console
+    for query in ("²", "①", "1²", "0" * 19):  # str.isdigit() is true for each; int() refuses the first three
+        page = await operator.get(handle.url + "/admin/users", params={"q": query})
+        assert page.status_code == 200, (query, page.status_code)
+        assert "<tr data-user=" not in page.text
+    assert await handle.services.admin.search("²") == []
+
+
 async def test_search_by_id_nickname_openid_unionid_and_phone(console, server, new_client, sql):
     handle, operator, _ = console
     _, user_id = await _person(server, new_client, sql, "panda")

@@ -33,6 +33,7 @@ FAILURES_SHOWN = 100
 MAX_HOURS = 24 * 31  # the dashboard's and the failures' window: at most a month
 _PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{5,20}$")
 _MAX_QUERY = 128
+_ID_RE = re.compile(r"[0-9]{1,18}")  # users.id: a BIGINT, so at most 18 digits are surely in range
 
 
 def phone_candidates(query: str) -> tuple[str, ...]:
@@ -64,7 +65,8 @@ class AdminService:
         query = query.strip()[:_MAX_QUERY]
         if not query:
             return []
-        user_id = int(query) if query.isdigit() and len(query) < 19 else None
+        # ASCII digits only: str.isdigit() is true for "²" or "①" too, which int() refuses (a 500).
+        user_id = int(query) if _ID_RE.fullmatch(query) else None
         return await self.store.search(user_id=user_id, phones=phone_candidates(query), text=query,
                                        limit=SEARCH_LIMIT)
 
