@@ -20,8 +20,9 @@ Every table, and what happens to its rows when a person is deleted:
   accountable for what they did. The bare id identifies nobody once the account is gone, and is never given
   to another account (AUTO_INCREMENT, persisted by InnoDB). Rows where the person was the operator stay whole:
   they are about other accounts.
-- rate_limits: the buckets keyed by this account's id (phone, profile, session check) are deleted; the
-  others are keyed by IP or session id and hold nothing that leads to the person.
+- rate_limits: the buckets keyed by this account's id (store/ratelimits.py ACCOUNT_BUCKETS: phone, profile,
+  session check) are deleted, by the primary key; the others are keyed by IP or session id and hold nothing
+  that leads to the person.
 - unlinked_identities of *other* accounts that name one of this person's openids: kept. They record the
   other account's owner's decision ("this WeChat is no longer mine"), and dropping them would let the
   unionid re-attach that WeChat to the other account on its next login.
@@ -43,6 +44,7 @@ import pymysql
 
 from wxlogin.errors import DatabaseUnavailable
 from wxlogin.store.db import Database
+from wxlogin.store.ratelimits import ACCOUNT_BUCKETS
 from wxlogin.store.rows import fetchall, fetchone
 
 logger = logging.getLogger(__name__)
@@ -218,6 +220,9 @@ class DeletionStore:
         return await self.db.run(work)
 
 
+# By the primary key (bucket, subject): the account's own buckets only (another bucket's subject "42" is an IP's or
+# a session's, never this account's, and a subject-only match would scan the whole table).
+DELETE_RATE_LIMITS = "DELETE FROM rate_limits WHERE bucket IN %s AND subject = %s"
 # The rows of a person that simply go, each statement keyed by the account id only (once per %s).
 _DELETE_STATEMENTS = (
     "DELETE FROM avatar_checks WHERE user_id = %s",
@@ -255,7 +260,7 @@ async def _delete_person(cur: aiomysql.Cursor, user_id: int) -> bool:
     for statement in _DELETE_STATEMENTS:
         await cur.execute(statement, (user_id,) * statement.count("%s"))
     # Rate-limit buckets keyed by the account id (services/ratelimit.py callers pass str(user.id)).
-    await cur.execute("DELETE FROM rate_limits WHERE subject = %s", (str(user_id).encode("ascii"),))
+    await cur.execute(DELETE_RATE_LIMITS, (ACCOUNT_BUCKETS, str(user_id).encode("ascii")))
     for sha in sorted(shas):
         # Content-addressed: the same image may be another account's too; then it stays.
         await cur.execute(
