@@ -239,7 +239,7 @@ class MergeHandler(OAuthHandler):
             raise BadRequest("channel") from None
         if channel not in (Channel.WEB, Channel.MP):
             raise BadRequest("channel")
-        # Like linking: an older session confirms with its own WeChat first (the offer is then linked for again).
+        # Like linking: an older session confirms with its own WeChat first (then links again to get the offer).
         if self.reauth_first():
             return
         flow = Flow(channel, Purpose.MERGE)
