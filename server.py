@@ -32,6 +32,7 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +44,7 @@ import tornado.netutil  # noqa: E402
 
 from wxlogin import metrics  # noqa: E402
 from wxlogin.app import Assets, make_app, make_metrics_app, push_urls  # noqa: E402
-from wxlogin.config import SANDBOX_PREFIX, ConfigError, Settings, load_settings  # noqa: E402
+from wxlogin.config import SANDBOX_PREFIX, AdminSettings, ConfigError, Settings, load_settings  # noqa: E402
 from wxlogin.errors import DatabaseUnavailable, Overloaded  # noqa: E402
 from wxlogin.logsetup import configure_logging  # noqa: E402
 from wxlogin.sandbox.people import OPERATOR, unionid_for  # noqa: E402
@@ -71,12 +72,10 @@ def announce(settings: Settings) -> None:
     logger.info("sign in at %s/login", settings.server.public_url)
     if wx.sandbox:
         logger.info("no phone? the sandbox's test people are at %s%s/", settings.server.public_url, SANDBOX_PREFIX)
-    # Said at every start: who can use /admin. Outside the sandbox, the development file's account 1 would be
-    # whoever signed up first.
+    # Said at every start: who can use /admin (the effective list: in the sandbox, with its seeded operator).
     operators = settings.admin.user_ids
-    level = logging.WARNING if operators and not wx.sandbox and operators == (1,) else logging.INFO
-    logger.log(level, "operator console /admin: %s", f"accounts {', '.join(map(str, operators))}"
-               if operators else "nobody ([admin] user_ids is empty)")
+    logger.info("operator console /admin: %s", f"accounts {', '.join(map(str, operators))}"
+                if operators else "nobody ([admin] user_ids is empty)")
 
 
 async def migrate_once(settings: Settings) -> bool:
@@ -135,20 +134,25 @@ def start_metrics(settings: Settings) -> list[socket.socket]:
     return sockets
 
 
-async def seed_sandbox_operator(settings: Settings) -> None:
-    """In the sandbox, make the first of ``[admin] user_ids`` the sandbox's operator person (README "The sandbox").
+async def seed_sandbox_operator(settings: Settings) -> Settings:
+    """In the sandbox, the sandbox's operator person's account, and the settings the services get: with it an operator.
 
-    Only where that account does not exist yet (a fresh database): the operator's first scan then lands on it.
+    The account is the one carrying the operator's unionid, created on a fresh database (README "The sandbox"):
+    the operator's first scan lands on it. Only in sandbox mode: the shipped ``[admin] user_ids`` is empty, so
+    outside it nobody is an operator until the file names someone (never whoever signed up first).
     """
-    if not (settings.wechat.sandbox and settings.admin.user_ids):
-        return
-    user_id = settings.admin.user_ids[0]
+    if not settings.wechat.sandbox:
+        return settings
     try:
-        if await seed_account(settings.mysql, user_id, unionid_for(OPERATOR) or "", OPERATOR.nickname):
-            logger.info("sandbox: account %d is the operator %s (sign in as them for /admin)", user_id,
-                        OPERATOR.nickname)
+        user_id, created = await seed_account(settings.mysql, unionid_for(OPERATOR) or "", OPERATOR.nickname)
     except (DatabaseUnavailable, OSError, pymysql.err.MySQLError) as exc:
-        logger.warning("sandbox: could not seed the operator account (%s)", exc)
+        logger.warning("sandbox: could not seed the operator account (%s); no sandbox operator", exc)
+        return settings
+    logger.info("sandbox: account %d is the operator %s%s (sign in as them for /admin)", user_id, OPERATOR.nickname,
+                ", created now" if created else "")
+    if user_id in settings.admin.user_ids:
+        return settings
+    return replace(settings, admin=AdminSettings(user_ids=(*settings.admin.user_ids, user_id)))
 
 
 async def serve(settings: Settings, assets: Assets, sockets: list[socket.socket] | None = None,
@@ -302,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     mysql_up = asyncio.run(migrate_once(settings))  # here, not in serve(): N workers would each migrate
     if mysql_up:
-        asyncio.run(seed_sandbox_operator(settings))
+        settings = asyncio.run(seed_sandbox_operator(settings))  # the sandbox's operator joins [admin] user_ids
     # The configuration check without WeChat (no wait on it, no quota spent), after the migrations, before forking.
     findings = asyncio.run(check_config(settings, wechat=False, mysql=mysql_up, startup=True))
     for finding in findings:

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import html
 import io
+import json
 import re
 import secrets
 import struct
@@ -526,6 +527,21 @@ async def follow(client: httpx.AsyncClient, url: str, consent: str = "allow", li
                 continue
         return trace
     raise AssertionError("too many redirects")
+
+
+def signed_claims(value: str) -> dict[str, Any]:
+    """The JSON inside a signed value (a session cookie, a bearer token): ``payload.timestamp.signature``, where a
+    payload that compresses well (itsdangerous) is zlib data with a leading dot."""
+    payload = value.rsplit(".", 2)[0]
+    data = base64.urlsafe_b64decode(payload.lstrip(".") + "=" * (-len(payload.lstrip(".")) % 4))
+    loaded: dict[str, Any] = json.loads(zlib.decompress(data) if payload.startswith(".") else data)
+    return loaded
+
+
+def forged(value: str, claims: dict[str, Any]) -> str:
+    """``value`` with its payload replaced by ``claims`` and its timestamp and signature kept (so invalid)."""
+    payload = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()).decode().rstrip("=")
+    return payload + "." + ".".join(value.rsplit(".", 2)[1:])
 
 
 async def page_xsrf(client: httpx.AsyncClient, url: str) -> str:

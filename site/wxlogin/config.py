@@ -411,9 +411,9 @@ class MetricsSettings:
 class AdminSettings:
     """The operator console (/admin): who may use it. Everyone else gets 404 there, as if it did not exist."""
 
-    # Account ids (users.id). Empty: nobody, the console answers 404 to all. settings.toml names account 1,
-    # which `make run` seeds as the sandbox's operator person (README "The sandbox").
-    user_ids: tuple[int, ...] = setting((), dev="the sandbox's operator, seeded as account 1 by make run")
+    # Account ids (users.id). Empty: nobody, the console answers 404 to all. In sandbox mode the server adds the
+    # sandbox's operator person's account itself (server.py seed_sandbox_operator, README "The sandbox").
+    user_ids: tuple[int, ...] = setting(())
 
 
 # --- the site's own brand (issue 15): never WeChat's name, mark or green; WeChat's mark sits on its button only

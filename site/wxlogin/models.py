@@ -108,7 +108,11 @@ class SessionClaims:
     user_id: int
     sid: str
     session_version: int
-    issued_at: int
+    issued_at: int  # when this session (or token) was minted: its absolute lifetime counts from here
+    # When the account's WeChat last signed this session in (claim "wat"): a scan, a tap, a code. Only such a
+    # sign-in sets it; a session minted again for another reason (after an unlink) keeps the old value. None: a
+    # cookie from before the claim existed, never "recent".
+    wechat_at: int | None = None
 
 
 @dataclass(frozen=True)

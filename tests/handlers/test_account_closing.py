@@ -23,7 +23,8 @@ def make_stale(client, server):
     """Turn the browser's session into one whose WeChat sign-in was long ago (past [accounts] reauth_window)."""
     sessions = server.services.sessions
     claims, _ = sessions.parse(client.cookies.get(SESSION))
-    old = replace(claims, issued_at=int(time.time()) - sessions.reauth_window - 60)
+    long_ago = int(time.time()) - sessions.reauth_window - 60
+    old = replace(claims, issued_at=long_ago, wechat_at=long_ago)
     cookie = next(c for c in client.cookies.jar if c.name == SESSION)
     client.cookies.set(SESSION, sessions.cookie_value(old), domain=cookie.domain, path=cookie.path)
 
@@ -220,3 +221,57 @@ async def test_inside_wechat_the_confirmation_is_a_tap_on_the_official_account(s
     assert "callback%2Fmp-reauth" in started.headers["location"] and "snsapi_userinfo" in started.headers["location"]
     trace = await follow(phone, started.headers["location"])
     assert str(trace[-1].url).endswith("/account/close") and 'data-close-state="confirm"' in trace[-1].text
+
+
+async def _miniprogram_login(client, server, person):
+    handed = await client.post(server.url + "/_sandbox/dev/wx.login", json={"person": person})
+    return (await client.post(server.url + "/api/miniprogram/login", json={"code": handed.json()["code"]})).json()
+
+
+async def test_an_unlink_on_an_old_session_does_not_make_it_recent(server, new_client, flows, sql):
+    """Unlinking mints this browser a new session: it must not count as a WeChat sign-in (a stale session on a
+    shared computer would otherwise unlock closing the account and the full export)."""
+    client = new_client()
+    await flows.login(client, "zhangsan")
+    await _miniprogram_login(new_client(), server, "zhangsan")  # same unionid: a second method of the account
+    [(mini_id,)] = await sql("SELECT id FROM user_login_methods WHERE login_method = 'miniprogram'")
+    make_stale(client, server)
+
+    done = await post_form(client, server, "/account/unlink", method_id=str(mini_id), confirm="1")
+
+    assert location_path(done, server.url) == "/account?done=unlinked"
+    assert await sql("SELECT COUNT(*) FROM user_login_methods") == [(1,)]
+    page = await client.get(server.url + "/account/close")
+    assert page.status_code == 200 and 'data-close-state="reauth"' in page.text  # still asks for WeChat
+    refused = await post_form(client, server, "/account/close", page="/account/close", confirm="1")
+    assert refused.status_code == 403 and await sql("SELECT deletion_scheduled_at FROM users") == [(None,)]
+    assert (await client.get(server.url + "/account/export?phone=full")).status_code == 403
+
+
+async def test_linking_or_merging_on_an_old_session_confirms_with_wechat_first(server, new_client, flows, sql):
+    """A WeChat linked to the account counts as its own (it may confirm closing it): an old session links nothing
+    until the account's WeChat confirmed it is still the person; then linking starts as before."""
+    client = new_client()
+    await flows.login(client, "zhangsan")
+    await flows.login(new_client(), "lisi")
+    [(own_id,), (other_id,)] = await sql("SELECT id FROM users ORDER BY id")
+    make_stale(client, server)
+
+    for path, fields in (("/account/link/web", {}), ("/account/link/mp", {}),
+                         ("/account/merge", {"offer": server.services.accounts.merge_offer(own_id, other_id),
+                                             "channel": "web"})):
+        started = await post_form(client, server, path, **fields)
+        assert started.status_code == 302, (path, started.text)
+        assert "callback%2Fweb-reauth" in started.headers["location"], path  # this account's WeChat, not a new one
+    assert await sql("SELECT COUNT(*) FROM pending_merges") == [(0,)]
+
+    # Another WeChat cannot stand in for the account's own.
+    wrong = await client.get(await flows.scan(client, started.headers["location"].split("#")[0], "lisi"))
+    assert wrong.status_code == 403
+    assert "callback%2Fweb-reauth" in (await post_form(client, server, "/account/link/web")).headers["location"]
+
+    started = await post_form(client, server, "/account/link/web")
+    back = await client.get(await flows.scan(client, started.headers["location"].split("#")[0], "zhangsan"))
+    assert location_path(back, server.url) == "/account?done=reauthed"
+    linking = await post_form(client, server, "/account/link/web")
+    assert "callback%2Fweb-link" in linking.headers["location"]  # now a recent sign-in: the link flow itself

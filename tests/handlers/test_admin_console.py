@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
+import pymysql
 import pytest
 
 from helpers import Flows, page_xsrf
+from server import seed_sandbox_operator
+from wxlogin.config import AdminSettings
 from wxlogin.models import SessionClaims
-from wxlogin.store.admin import DASHBOARD_BY_CHANNEL, DASHBOARD_BY_ERRCODE
+from wxlogin.sandbox.people import OPERATOR, unionid_for
+from wxlogin.store.admin import DASHBOARD_BY_CHANNEL, DASHBOARD_BY_ERRCODE, FAILURES
 
 
 async def _last_user(sql):
@@ -45,6 +50,30 @@ async def _post(client, url, page, data=None):
     return await client.post(url, data={"_xsrf": xsrf, **(data or {})})
 
 
+async def test_a_sandbox_start_makes_the_sandbox_operator_an_operator_and_no_other_start_names_anyone(
+        test_db, start_server, new_client, sql):
+    # The shipped settings name nobody (conftest's test settings too): the sandbox server adds its operator person.
+    assert test_db.admin.user_ids == () and test_db.wechat.sandbox
+    effective = await seed_sandbox_operator(test_db)
+    [(operator_id,)] = await sql("SELECT id FROM users WHERE unionid = %s", unionid_for(OPERATOR))
+    assert effective.admin.user_ids == (operator_id,)
+    assert (await seed_sandbox_operator(test_db)).admin.user_ids == (operator_id,)  # once, on every start
+    named = replace(test_db, admin=AdminSettings(user_ids=(operator_id + 100,)))
+    assert (await seed_sandbox_operator(named)).admin.user_ids == (operator_id + 100, operator_id)
+
+    handle = await start_server({"admin": {"user_ids": list(effective.admin.user_ids)}})
+    operator = new_client()
+    assert (await Flows(handle).login(operator, OPERATOR.key)).status_code == 302  # lands on the seeded account
+    assert await sql("SELECT COUNT(*) FROM users") == [(1,)]
+    assert (await operator.get(handle.url + "/admin")).status_code == 200
+
+    # Outside the sandbox: nothing seeded, nobody added.
+    await sql("DELETE FROM users")
+    outside = replace(test_db, wechat=replace(test_db.wechat, sandbox=False))
+    assert (await seed_sandbox_operator(outside)).admin.user_ids == ()
+    assert await sql("SELECT COUNT(*) FROM users") == [(0,)]
+
+
 async def test_the_operator_sees_every_page_of_the_console(console, server, new_client, sql):
     handle, operator, _operator_id = console
     _, user_id = await _person(server, new_client, sql, "zhangsan")
@@ -57,6 +86,15 @@ async def test_the_operator_sees_every_page_of_the_console(console, server, new_
     # Someone who is not an operator gets the ordinary 404 there, on the same server.
     person, _ = await _person(server, new_client, sql, "lisi")
     assert (await person.get(handle.url + "/admin")).status_code == 404
+
+
+async def test_search_for_digits_that_are_not_ascii_finds_nothing_instead_of_failing(console):
+    handle, operator, _ = console
+    for query in ("²", "①", "1²", "0" * 19):  # str.isdigit() is true for each; int() refuses the first three
+        page = await operator.get(handle.url + "/admin/users", params={"q": query})
+        assert page.status_code == 200, (query, page.status_code)
+        assert "<tr data-user=" not in page.text
+    assert await handle.services.admin.search("²") == []
 
 
 async def test_search_by_id_nickname_openid_unionid_and_phone(console, server, new_client, sql):
@@ -103,6 +141,19 @@ async def test_a_failed_login_keeps_wechats_errcode_and_rid_and_the_console_show
         assert 'data-failures="0"' in (await operator.get(handle.url + "/admin/failures", params=narrower)).text
 
 
+async def test_an_address_no_row_can_hold_finds_nothing_and_does_not_trip_the_breaker(console, server, new_client,
+                                                                                       sql):
+    # The ip column is ascii: MySQL refuses to compare "é" with it (1267, an operational error), which used to
+    # count as "MySQL is down" and answer 503 to everyone for a second.
+    handle, operator, _ = console
+    await Flows(server).login(new_client(), "blocked")
+    for ip in ("é", "１２７.0.0.1", "10.0.0.1\u200b"):  # (Tornado drops control characters itself)
+        page = await operator.get(handle.url + "/admin/failures", params={"ip": ip})
+        assert page.status_code == 200 and 'data-failures="0"' in page.text, (ip, page.status_code)
+    assert (await operator.get(handle.url + "/admin")).status_code == 200  # the breaker stayed closed
+    assert (await handle.services.admin.failures(24, ip="ü")) == []
+
+
 async def test_api_logins_that_wechat_refuses_are_kept_with_errcode(server, client, sql):
     r = await client.post(server.url + "/api/miniprogram/login", json={"code": "no-such-code"})
     assert r.status_code >= 400
@@ -138,6 +189,22 @@ async def test_dashboard_queries_read_the_time_index(server, sql, query):
     plan = await sql("EXPLAIN " + query, *args)
     keys = {row[5] for row in plan}  # EXPLAIN's "key" column
     assert keys == {"ix_login_events_created"}, plan
+
+
+@pytest.mark.parametrize(("ip", "index"), [("10.1.2.3", "ix_login_events_ip"), ("", "ix_login_events_created")])
+async def test_failed_logins_by_address_read_the_address_index(server, sql, ip, index):
+    # The filters are fixed SQL ("%s = '' OR e.ip = %s"); the optimiser folds an unused one away, so a search by
+    # address still reads ix_login_events_ip and an unfiltered one the time index.
+    # Many old rows, a few inside the window, every address on a few rows only.
+    await sql("INSERT INTO login_events (login_method, outcome, ip, created_at) "
+              "SELECT 'web', 'bad_state', CONCAT('10.0.', seq MOD 200, '.1'), UTC_TIMESTAMP(3) - INTERVAL seq HOUR "
+              "FROM seq_25_to_800")
+    await sql("INSERT INTO login_events (login_method, outcome, ip, created_at) "
+              "SELECT 'web', 'bad_state', CONCAT('10.0.', seq, '.2'), UTC_TIMESTAMP(3) - INTERVAL seq MINUTE "
+              "FROM seq_1_to_20")
+    await sql("ANALYZE TABLE login_events")
+    plan = await sql("EXPLAIN " + FAILURES, "phone", 24, ip, ip, "", "", None, None, 100)
+    assert {row[5] for row in plan} == {index}, plan
 
 
 async def test_disable_ends_the_persons_sessions_at_once_and_sign_in_says_disabled(console, server, new_client,
@@ -216,6 +283,48 @@ async def test_sign_out_everywhere_and_unlink(console, server, new_client, sql):
     assert await sql("SELECT COUNT(*) FROM user_login_methods WHERE user_id = %s", user_id) == [(1,)]
     actions = await sql("SELECT action, detail FROM operator_actions WHERE operator_id = %s ORDER BY id", operator_id)
     assert [a for a, _ in actions] == ["sign_out_everywhere", "unlink"] and actions[1][1].startswith("mp ")
+
+
+# A real failure of the audit insert (no mock): the trigger refuses every row as a NOT NULL violation would.
+REFUSE_AUDIT = ("CREATE TRIGGER refuse_audit BEFORE INSERT ON operator_actions FOR EACH ROW "
+                "SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1048, MESSAGE_TEXT = 'audit refused'")
+ACCOUNT_STATE = ("SELECT u.session_version, u.disabled, u.deletion_scheduled_at, "
+                 "(SELECT COUNT(*) FROM user_login_methods m WHERE m.user_id = u.id), "
+                 "(SELECT COUNT(*) FROM unlinked_identities i WHERE i.user_id = u.id) FROM users u WHERE u.id = %s")
+
+
+async def test_an_action_whose_audit_row_cannot_be_written_is_not_done(console, server, new_client, sql):
+    handle, _, operator_id = console
+    _, user_id = await _person(server, new_client, sql, "zhangsan")
+    await Flows(server).mp_login(new_client(), "zhangsan")  # same unionid: a second method on the account
+    [(mp_id,)] = await sql("SELECT id FROM user_login_methods WHERE user_id = %s AND login_method = 'mp'", user_id)
+    await sql("UPDATE users SET deletion_scheduled_at = UTC_TIMESTAMP(3) + INTERVAL 15 DAY WHERE id = %s", user_id)
+    admin = handle.services.admin
+    operator = (await admin.record(operator_id)).user
+    actions = {
+        "disable": lambda: admin.disable(operator, user_id, "spam"),
+        "sign_out_everywhere": lambda: admin.sign_out_everywhere(operator, user_id),
+        "unlink": lambda: admin.unlink(operator, user_id, mp_id),
+        "cancel_deletion": lambda: admin.cancel_deletion(operator, user_id),
+        "hasten_deletion": lambda: admin.hasten_deletion(operator, user_id),
+    }
+    before = await sql(ACCOUNT_STATE, user_id)
+    await sql(REFUSE_AUDIT)
+    try:
+        for name, act in actions.items():
+            with pytest.raises(pymysql.err.IntegrityError):
+                await act()
+            assert await sql(ACCOUNT_STATE, user_id) == before, f"{name} was done without its audit row"
+    finally:
+        await sql("DROP TRIGGER IF EXISTS refuse_audit")
+    assert await sql("SELECT COUNT(*) FROM operator_actions") == [(0,)]
+
+    for name in ("sign_out_everywhere", "unlink", "hasten_deletion", "disable"):
+        await actions[name]()
+    assert [a for (a,) in await sql("SELECT action FROM operator_actions ORDER BY id")] == [
+        "sign_out_everywhere", "unlink", "hasten_deletion", "disable"]
+    [(version, disabled, _, methods, unlinked)] = await sql(ACCOUNT_STATE, user_id)
+    assert version > before[0][0] and disabled == 1 and (methods, unlinked) == (1, 1)
 
 
 async def test_an_operator_cannot_disable_their_own_account(console):

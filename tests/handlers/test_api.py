@@ -14,7 +14,7 @@ import pytest
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import pad
 
-from helpers import BAD_JSON_BODIES, Flows
+from helpers import BAD_JSON_BODIES, Flows, signed_claims
 
 MP = "/api/miniprogram/login"
 
@@ -259,8 +259,7 @@ async def test_session_key_never_leaves_the_server(api, server, caplog):
     for response in api.seen:
         assert key not in response.text and key not in str(response.headers)
     assert key not in caplog.text
-    payload = token.split(".")[0]
-    assert key not in base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    assert key not in str(signed_claims(token))
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer  .", "Basic dXNlcjpwYXNz", "Bearer x\ty",

@@ -186,9 +186,14 @@ async def test_export_by_api_holds_no_secret_and_the_full_number_needs_a_recent_
 
     # A token from a login longer ago than [accounts] reauth_window (minted here as the site would have).
     claims, _ = server.services.api.signing.load_api_token(token, max_age=3600)
-    old = dict(claims, iat=int(time.time()) - server.settings.accounts.reauth_window - 60)
+    long_ago = int(time.time()) - server.settings.accounts.reauth_window - 60
+    old = dict(claims, iat=long_ago, wat=long_ago)
     stale = server.services.api.signing.dump_api_token(old)
     refused = await api.call("GET", "/api/me/export?phone=full", token=stale)
     assert refused.status_code == 403 and refused.json()["error"] == "reauth_required"
     assert full_number not in refused.text
     assert (await api.call("GET", "/api/me/export", token=stale)).status_code == 200
+    # A token minted before the WeChat sign-in time ("wat") was in tokens: never recent, however new.
+    legacy = {k: v for k, v in dict(claims, iat=int(time.time())).items() if k != "wat"}
+    legacy_token = server.services.api.signing.dump_api_token(legacy)
+    assert (await api.call("GET", "/api/me/export?phone=full", token=legacy_token)).status_code == 403

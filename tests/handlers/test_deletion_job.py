@@ -14,8 +14,9 @@ from wxlogin.errors import NotFound
 from wxlogin.services import deletion as deletion_module
 from wxlogin.services.deletion import DeletionService
 from wxlogin.store import Database
-from wxlogin.store.deletions import DeletionStore
+from wxlogin.store.deletions import DELETE_RATE_LIMITS, DeletionStore
 from wxlogin.store.migrations import TABLES
+from wxlogin.store.ratelimits import ACCOUNT_BUCKETS
 
 API_MP = "/api/miniprogram/login"
 
@@ -80,11 +81,22 @@ async def test_deletion_removes_every_row_and_secret_and_keeps_the_audit_anonymi
               "(%s, 'follow', %s, 'confirmed', %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL 1 HOUR)",
               "S" * 32, b"\0" * 32, uid)
     await sql("INSERT INTO wxa_scenes (scene, owner_id, expires_at) VALUES (%s, %s, UTC_TIMESTAMP(3))", "W" * 32, uid)
-    await sql("INSERT INTO rate_limits VALUES ('phone_user', %s, 0, 1)", str(uid).encode())
-    secrets = await secrets_of(server, sql, uid, "zhangsan")
+    for bucket in ("phone_user", "session_check", "profile", "start"):  # "start" is per IP: another subject's
+        await sql("INSERT INTO rate_limits VALUES (%s, %s, 0, 1)", bucket, str(uid).encode())
+    # WeChat's answer to a failed flow of theirs (its rid leads WeChat to the request, so to the person), and
+    # operators' actions on the account with free text about it; and one the person did as an operator.
+    await sql("INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, wechat_errcode, wechat_rid, "
+              "created_at) VALUES (%s, 'web', 'wechat_error', '10.1.1.1', 'ZhangAgent/1.0', 40163, "
+              "'rid-of-zhang-0001', UTC_TIMESTAMP(3))", uid)
+    [(openid,)] = await sql("SELECT openid FROM user_login_methods WHERE user_id = %s AND login_method = 'web'", uid)
+    await sql("INSERT INTO operator_actions (operator_id, action, target_user_id, detail, created_at) VALUES "
+              "(%s, 'disable', %s, 'spam by 张三', UTC_TIMESTAMP(3)), (%s, 'unlink', %s, %s, UTC_TIMESTAMP(3)), "
+              "(%s, 'enable', %s, 'kept', UTC_TIMESTAMP(3))",
+              other, uid, other, uid, f"web wxapp {openid} method 1", uid, other)
+    secrets = await secrets_of(server, sql, uid, "zhangsan") + ["rid-of-zhang-0001"]
     assert len(secrets) >= 8  # access and refresh token (web), session key (mini-program), openids, unionid
     events = await sql("SELECT COUNT(*) FROM login_events WHERE user_id = %s", uid)
-    assert events[0][0] >= 3
+    assert events[0][0] >= 4
     assert await sql("SELECT COUNT(*) FROM phone_codes WHERE user_id = %s", uid) == [(1,)]
     assert (await sql("SELECT COUNT(*) FROM avatars"))[0][0] == 1
 
@@ -100,11 +112,14 @@ async def test_deletion_removes_every_row_and_secret_and_keeps_the_audit_anonymi
                           ("oauth_callbacks", "user_id"), ("login_events", "user_id")):
         assert await sql(f"SELECT COUNT(*) FROM {table} WHERE {column} = %s", uid) == [(0,)], table
     assert await sql("SELECT COUNT(*) FROM avatars") == [(0,)]
-    assert await sql("SELECT COUNT(*) FROM rate_limits WHERE subject = %s", str(uid).encode()) == [(0,)]
+    assert await sql("SELECT bucket FROM rate_limits WHERE subject = %s", str(uid).encode()) == [("start",)]
     assert await sql("SELECT COUNT(*) FROM pending_merges") == [(0,)]
     # The audit trail keeps the person's rows as a count: no user, no address, no browser.
-    assert await sql("SELECT COUNT(*) FROM login_events WHERE user_id IS NULL AND ip = '' AND user_agent = ''") \
-        == events
+    assert await sql("SELECT COUNT(*) FROM login_events WHERE user_id IS NULL AND ip = '' AND user_agent = '' "
+                     "AND wechat_errcode IS NULL AND wechat_rid IS NULL") == events
+    # Operators stay accountable (who did what, when, to which account number); the free text about the person goes.
+    assert await sql("SELECT operator_id, action, target_user_id, detail FROM operator_actions ORDER BY id") == [
+        (other, "disable", uid, ""), (other, "unlink", uid, ""), (uid, "enable", other, "kept")]
     assert await sql("SELECT COUNT(*) FROM login_events WHERE user_agent LIKE 'ZhangAgent%%'") == [(0,)]
     # Nothing anywhere in the database still holds a secret, an id or the name of the person.
     for table in TABLES:
@@ -114,6 +129,15 @@ async def test_deletion_removes_every_row_and_secret_and_keeps_the_audit_anonymi
     assert await sql("SELECT COUNT(*) FROM user_login_methods WHERE user_id = %s", other) == [(1,)]
     assert await deletion.run_once() == 0  # idempotent: nothing left to do
     assert await deletion.count_pending() == 0
+
+
+async def test_the_rate_limit_rows_go_by_the_primary_key(server, sql):
+    # A subject-only DELETE cannot use the (bucket, subject) key: in the deletion's transaction it would scan and
+    # lock the whole shared table.
+    await sql("INSERT INTO rate_limits (bucket, subject, tat_ms, hits) SELECT 'start', CONCAT('10.0.0.', seq), 0, 1 "
+              "FROM seq_1_to_300")
+    plan = await sql("EXPLAIN " + DELETE_RATE_LIMITS, ACCOUNT_BUCKETS, b"42")
+    assert [row[5] for row in plan] == ["PRIMARY"], plan  # EXPLAIN's "key" column
 
 
 async def test_a_deleted_persons_wechat_registers_as_a_new_account(server, client, flows, sql):

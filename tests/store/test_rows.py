@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from wxlogin.config import Settings
-from wxlogin.models import CallbackStatus, Channel, RequestContext
+from wxlogin.models import CallbackStatus, Channel, RequestContext, WeChatAnswer
 from wxlogin.store import CallbackStore, Database, EventStore
 from wxlogin.store.rows import fetchall, fetchone
 from wxlogin.useragent import Surface
@@ -77,6 +77,19 @@ async def test_a_failed_attempt_is_recorded_without_a_user(db: Database, sql: An
     assert await sql("SELECT user_id, login_method, outcome, ip FROM login_events") == [
         (None, "web", "code_invalid", "192.0.2.1")
     ]
+
+
+async def test_an_errcode_the_int_column_cannot_hold_is_stored_as_null(db: Database, sql: Any) -> None:
+    """WeChat's errcode is any JSON number; login_events.wechat_errcode is a signed 32-bit INT. Strict mode used to
+    refuse the whole audit row (DataError), and the failure page recording it answered 500."""
+    context = RequestContext(ip="192.0.2.1", user_agent="ua")
+    for errcode in (2**31, -(2**31) - 1, 10**30, 2**31 - 1, -(2**31), 40029):
+        await EventStore(db).record_failure("web", "wechat_error", context,
+                                            wechat=WeChatAnswer(errcode=errcode, rid=f"rid-{errcode}"))
+
+    assert await sql("SELECT wechat_errcode, wechat_rid FROM login_events ORDER BY id") == [
+        (None, f"rid-{2**31}"), (None, f"rid-{-(2**31) - 1}"), (None, f"rid-{10**30}"),
+        (2**31 - 1, f"rid-{2**31 - 1}"), (-(2**31), f"rid-{-(2**31)}"), (40029, "rid-40029")]
 
 
 @pytest.mark.parametrize("member", [*Channel, *CallbackStatus, *Surface])

@@ -253,7 +253,8 @@ def test_every_desktop_method_can_be_switched_on():
 
 
 def test_operators_are_account_ids_from_the_file_or_the_environment():
-    assert settings_from_mapping(BASE, env={}).admin.user_ids == (1,)  # the sandbox's seeded operator
+    # Shipped empty: nobody (the sandbox's operator is added by the server itself, never by the file).
+    assert settings_from_mapping(BASE, env={}).admin.user_ids == ()
     assert settings_from_mapping(BASE, env={"WXLOGIN_ADMIN_USER_IDS": "7, 42"}).admin.user_ids == (7, 42)
     assert settings_from_mapping(BASE, env={"WXLOGIN_ADMIN_USER_IDS": ""}).admin.user_ids == ()
     assert settings_from_mapping(with_changes(("admin.user_ids", [])), env={}).admin.user_ids == ()

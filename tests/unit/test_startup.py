@@ -45,13 +45,15 @@ def test_official_bases_are_quiet(caplog):
     assert "operator console /admin: accounts 7" in caplog.text
 
 
-def test_the_development_operator_outside_the_sandbox_is_a_warning(caplog):
-    # settings.toml names account 1 (the sandbox's seeded operator); in production that is whoever signed up first.
+def test_the_shipped_settings_name_no_operator_outside_the_sandbox(caplog):
+    # settings.toml used to name account 1 (the sandbox's operator); outside the sandbox that is whoever signed up
+    # first. Now the file names nobody and only a sandbox server adds its own operator (test_admin_console.py).
     data = {**BASE, "wechat": {**BASE["wechat"], "sandbox": False}}
+    settings = settings_from_mapping(data, env=KEY)
     with caplog.at_level(logging.INFO):
-        announce(settings_from_mapping(data, env=KEY))
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
-        "operator console /admin: accounts 1"]
+        announce(settings)
+    assert settings.admin.user_ids == ()
+    assert "operator console /admin: nobody ([admin] user_ids is empty)" in caplog.text
 
 
 def test_server_refuses_the_sandbox_with_an_official_base_in_one_line(tmp_path):

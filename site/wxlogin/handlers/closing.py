@@ -31,10 +31,6 @@ class ClosingHandler(OAuthHandler):
     def local(self, moment: datetime) -> datetime:
         return to_local(moment, self.services.settings.server.zone)
 
-    def recent(self) -> bool:
-        claims = self.session_claims
-        return claims is not None and self.services.sessions.signed_in_recently(claims)
-
     def render_close(self, state: str, when: datetime, **context: object) -> None:
         """account_close.html in one of its states: confirm, reauth, scheduled, pending."""
         self.set_header("Cache-Control", "no-store")

@@ -34,6 +34,7 @@ from wxlogin.services.oauth import (
     SignedIn,
 )
 from wxlogin.signing import binding_nonce
+from wxlogin.useragent import in_wechat
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,26 @@ class OAuthHandler(BaseHandler):
         self.set_header("Cache-Control", "no-store")
         self.redirect(url)
 
+    def recent(self) -> bool:
+        """Whether this account's WeChat signed the session in within ``[accounts] reauth_window``."""
+        claims = self.session_claims
+        return claims is not None and self.services.sessions.signed_in_recently(claims)
+
+    def reauth_first(self) -> bool:
+        """Send an older session through WeChat (``Purpose.REAUTH``, this account's WeChat only) and say so.
+
+        For linking and merging: a WeChat linked to the account counts as the account's own from then on (it
+        may confirm closing it, ``LoginService.is_own``), so a session on a shared computer, however old, must
+        not attach one. After the confirmation the person is back on the account page ("confirmed") and
+        presses again.
+        """
+        if self.recent():
+            return False
+        channel = Channel.MP if in_wechat(self.surface) else Channel.WEB
+        next_path = self.reverse_url("account") + "?done=reauthed"
+        self.start_flow(Flow(channel, Purpose.REAUTH), next_path, scope=SCOPE_USERINFO)
+        return True
+
 
 class WebStartHandler(OAuthHandler):
     """GET /auth/wechat/web?next=PATH: full-page website QR login."""
@@ -134,10 +155,15 @@ class MpStartHandler(OAuthHandler):
 
 
 class LinkStartHandler(OAuthHandler):
-    """POST /account/link/(web|mp): a signed-in person starts attaching another WeChat login."""
+    """POST /account/link/(web|mp): a signed-in person starts attaching another WeChat login.
+
+    Only on a recent WeChat sign-in of the account; an older session confirms with its WeChat first.
+    """
 
     @login_required
     def post(self, channel: str) -> None:
+        if self.reauth_first():
+            return
         # Linking is an explicit action, so asking for the profile (snsapi_userinfo) is justified.
         self.start_flow(Flow(Channel(channel), Purpose.LINK), self.reverse_url("account"), scope=SCOPE_USERINFO)
 

@@ -208,7 +208,10 @@ class UnlinkHandler(BaseHandler):
         user = await self.services.accounts.unlink(self.signed_in_user.id, method_id)
         # Unlinking ended every session and token of this person (the removed method's among them);
         # this browser, where they asked for it, gets a fresh session under the new session version.
-        self.start_session(await self.services.sessions.sign_in(user, self.session_claims))
+        # Not a sign-in: the new session keeps the old one's WeChat sign-in time (an unlink never makes it recent).
+        claims = self.session_claims
+        assert claims is not None  # login_required
+        self.start_session(await self.services.sessions.rotate(user, claims))
         self.redirect(self.reverse_url("account") + "?done=unlinked")
 
 
@@ -236,6 +239,9 @@ class MergeHandler(OAuthHandler):
             raise BadRequest("channel") from None
         if channel not in (Channel.WEB, Channel.MP):
             raise BadRequest("channel")
+        # Like linking: an older session confirms with its own WeChat first (then links again to get the offer).
+        if self.reauth_first():
+            return
         flow = Flow(channel, Purpose.MERGE)
         start = await self.services.oauth.start_merge(
             self.signed_in_user.id, self.get_body_argument("offer", ""), channel, self.reverse_url("account"),
@@ -254,6 +260,8 @@ class RefreshProfileHandler(OAuthHandler):
         outcome = await self.services.accounts.refresh_profile(self.signed_in_user.id)
         if outcome is RefreshOutcome.REAUTHORIZE:
             # The refresh token is gone: only a new authorisation can bring the profile back.
+            if self.reauth_first():  # a LINK flow: a recent sign-in first, as linking
+                return
             channel = Channel.MP if in_wechat(self.surface) else Channel.WEB
             self.start_flow(Flow(channel, Purpose.LINK), self.reverse_url("account"), scope=SCOPE_USERINFO)
             return

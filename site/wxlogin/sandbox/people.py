@@ -31,10 +31,10 @@ PRESETS: tuple[Person, ...] = (
     Person("anon", "微信用户", "微信只给匿名占位资料（灰色头像）", placeholder=True),
     Person("snapshot", "快照用户", "公众号快照页中的虚拟用户（is_snapshotuser=1）", snapshot=True),
 )
-# The operator console's demo (issue 16), also in the QR's picker: the operator, whom `make run` seeds as account
-# 1 (settings.toml: [admin] user_ids = [1]) by this unionid, and a person whose code WeChat refuses (40226, with
-# a rid) so that a failed login shows up in the console.
-OPERATOR = Person("operator", "运营小王", "运营后台的测试运营者：make run 把他建成 1 号账号（[admin] user_ids = [1]）")
+# The operator console's demo (issue 16), also in the QR's picker: the operator, whose account (by this unionid)
+# a sandbox server seeds at start-up and makes an operator (server.py seed_sandbox_operator), and a person whose
+# code WeChat refuses (40226, with a rid) so that a failed login shows up in the console.
+OPERATOR = Person("operator", "运营小王", "运营后台的测试运营者：沙盒模式下服务器启动时建好他的账号，并让他成为运营者")
 BLOCKED = Person("blocked", "登录被拦截", "微信拒绝他的登录码（errcode 40226，带 rid）：运营后台的“登录失败”能看到")
 CONSOLE_DEMO = (OPERATOR, BLOCKED)
 PRESETS = PRESETS + CONSOLE_DEMO

@@ -1,6 +1,6 @@
 """The operator console as a service: who is an operator, search, a user's record, failed logins, the
 dashboard, and the actions (disable, enable, sign out everywhere, unlink, cancel or hasten a deletion), each
-written to the audit log.
+written to the audit log in the action's own transaction (store/admin.py): an action is never done unrecorded.
 
 Who is an operator is ``[admin] user_ids``; a disabled account is no operator. The recent sign-in that every
 action needs is checked by the handler with ``SessionService.signed_in_recently`` (it decides where to send a
@@ -15,15 +15,11 @@ import re
 from wxlogin.config import Settings
 from wxlogin.errors import BadRequest, NotFound
 from wxlogin.models import User
-from wxlogin.services.deletion import DeletionService
-from wxlogin.services.sessions import SessionService
-from wxlogin.store import AccountStore
 from wxlogin.store.admin import (
     AdminEvent,
     AdminStore,
     AuditEntry,
     Dashboard,
-    OperatorAction,
     UserHit,
     UserRecord,
 )
@@ -37,6 +33,7 @@ FAILURES_SHOWN = 100
 MAX_HOURS = 24 * 31  # the dashboard's and the failures' window: at most a month
 _PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{5,20}$")
 _MAX_QUERY = 128
+_ID_RE = re.compile(r"[0-9]{1,18}")  # users.id: a BIGINT, so at most 18 digits are surely in range
 
 
 def phone_candidates(query: str) -> tuple[str, ...]:
@@ -55,13 +52,9 @@ def phone_candidates(query: str) -> tuple[str, ...]:
 class AdminService:
     """The operator console's reads and actions."""
 
-    def __init__(self, settings: Settings, store: AdminStore, accounts: AccountStore, sessions: SessionService,
-                 deletion: DeletionService) -> None:
+    def __init__(self, settings: Settings, store: AdminStore) -> None:
         self.operators = frozenset(settings.admin.user_ids)
         self.store = store
-        self.accounts = accounts
-        self.sessions = sessions
-        self.deletion = deletion
 
     def is_operator(self, user: User | None) -> bool:
         """Whether this signed-in person may see the console at all (everyone else gets 404 there)."""
@@ -72,7 +65,8 @@ class AdminService:
         query = query.strip()[:_MAX_QUERY]
         if not query:
             return []
-        user_id = int(query) if query.isdigit() and len(query) < 19 else None
+        # ASCII digits only: str.isdigit() is true for "²" or "①" too, which int() refuses (a 500).
+        user_id = int(query) if _ID_RE.fullmatch(query) else None
         return await self.store.search(user_id=user_id, phones=phone_candidates(query), text=query,
                                        limit=SEARCH_LIMIT)
 
@@ -114,9 +108,8 @@ class AdminService:
 
     async def sign_out_everywhere(self, operator: User, user_id: int) -> None:
         """End every session and token of the account (it may sign in again)."""
-        await self.record(user_id)  # NotFound before anything is written
-        await self.sessions.end_all(user_id)
-        await self.store.log_action(operator.id, OperatorAction.SIGN_OUT, user_id)
+        if not await self.store.sign_out_everywhere(operator.id, user_id):
+            raise NotFound("account")
         logger.info("operator %d signed user %d out everywhere", operator.id, user_id)
 
     async def unlink(self, operator: User, user_id: int, method_id: int) -> None:
@@ -124,32 +117,19 @@ class AdminService:
 
         Like the person's own unlink, the identity does not re-attach by itself and every session ends.
         """
-        record = await self.record(user_id)
-        method = next((m for m in record.methods if m.id == method_id), None)
-        if method is None:
-            raise NotFound("login method")
-        await self.accounts.unlink(user_id, method_id)
-        await self.store.log_action(operator.id, OperatorAction.UNLINK, user_id,
-                                    f"{method.channel.value} {method.appid} method {method_id}")
+        await self.store.unlink(operator.id, user_id, method_id)
         logger.info("operator %d unlinked method %d of user %d", operator.id, method_id, user_id)
 
     async def cancel_deletion(self, operator: User, user_id: int) -> None:
         """Keep an account its owner closed (NotFound when no deletion is pending)."""
-        record = await self.record(user_id)
-        if not await self.deletion.cancel(user_id):
+        if await self.store.cancel_deletion(operator.id, user_id) is None:
             raise NotFound("pending deletion")
-        await self.store.log_action(operator.id, OperatorAction.CANCEL_DELETION, user_id,
-                                    f"was due {record.user.deletion_scheduled_at:%Y-%m-%d %H:%M} UTC"
-                                    if record.user.deletion_scheduled_at else "")
         logger.info("operator %d cancelled the deletion of user %d", operator.id, user_id)
 
     async def hasten_deletion(self, operator: User, user_id: int) -> None:
         """Make a pending deletion due now: the next run of the job deletes the account (never closes one itself)."""
-        record = await self.record(user_id)
-        await self.deletion.hasten(user_id)
-        await self.store.log_action(operator.id, OperatorAction.HASTEN_DELETION, user_id,
-                                    f"was due {record.user.deletion_scheduled_at:%Y-%m-%d %H:%M} UTC"
-                                    if record.user.deletion_scheduled_at else "")
+        if await self.store.hasten_deletion(operator.id, user_id) is None:
+            raise NotFound("pending deletion")
         logger.info("operator %d hastened the deletion of user %d", operator.id, user_id)
 
 

@@ -1,6 +1,6 @@
 """The JSON API's logins (mini-program, mobile app) and bearer tokens.
 
-A bearer token is signed under its own salt and carries ``{uid, sid, sv, iat}``: it expires,
+A bearer token is signed under its own salt and carries ``{uid, sid, sv, iat, wat}``: it expires,
 dies with the user's session version, and can be revoked one by one (its ``sid``). The mini-program's
 ``session_key`` is kept encrypted next to its login method, replaced on every login, and never leaves
 this module except into the database.
@@ -43,7 +43,7 @@ from wxlogin.services.apps import choose_app
 from wxlogin.services.apptoken import AppTokenService
 from wxlogin.services.login import LoginService
 from wxlogin.services.ratelimit import RateLimits
-from wxlogin.services.sessions import SessionService, claims_from
+from wxlogin.services.sessions import SessionService, claims_from, payload_of
 from wxlogin.signing import Signing
 from wxlogin.store import AccountStore, UserStore
 from wxlogin.store.users import StoredSessionKey
@@ -208,9 +208,11 @@ class ApiService:
     # --- tokens ------------------------------------------------------------------------------
 
     def _issue(self, user: User, created: bool) -> ApiLogin:
-        claims = {"uid": user.id, "sid": secrets.token_urlsafe(16), "sv": user.session_version,
-                  "iat": int(time.time())}
-        return ApiLogin(self.signing.dump_api_token(claims), self.token_max_age, user, created)
+        """A token for a login WeChat just vouched for (a code exchanged now): so it is "recent" (``wat``)."""
+        now = int(time.time())
+        claims = SessionClaims(user_id=user.id, sid=secrets.token_urlsafe(16), session_version=user.session_version,
+                               issued_at=now, wechat_at=now)
+        return ApiLogin(self.signing.dump_api_token(payload_of(claims)), self.token_max_age, user, created)
 
     async def authenticate(self, token: str, with_login_methods: bool = False,
                            allow_pending: bool = False) -> ApiCaller:

@@ -70,7 +70,7 @@ class Purpose(enum.StrEnum):
     # LOGIN flow: that would sign the browser in as whichever WeChat scanned, and a different one would land on
     # (or create) another account and be asked to close *that*. This flow belongs to the signed-in browser,
     # accepts only a WeChat of the signed-in account (else ``WrongAccount``, nothing written), and only
-    # renews the session (so its ``issued_at`` says "just now").
+    # renews the session (so its ``wechat_at`` says "just now": SessionService.sign_in).
     REAUTH = "reauth"
 
 

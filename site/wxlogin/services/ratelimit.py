@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from wxlogin.config import RateLimitSettings
 from wxlogin.errors import DatabaseUnavailable, RateLimited
 from wxlogin.store import RateLimitStore
-from wxlogin.store.ratelimits import LimitHit
+from wxlogin.store.ratelimits import PHONE_USER_BUCKET, PROFILE_BUCKET, SESSION_CHECK_BUCKET, LimitHit
 
 WINDOW_SECONDS = 60
 DAY = 24 * 3600
@@ -93,8 +93,9 @@ class RateLimits:
             decrypt=RateLimiter(store, "decrypt", settings.decrypt_per_minute, on),
             callback=RateLimiter(store, "callback", settings.callback_per_minute, on),
             start=RateLimiter(store, "start", settings.start_per_minute, on, fail_open=True),
-            phone_user=RateLimiter(store, "phone_user", settings.phone_per_user_per_day, on, window_seconds=DAY),
+            # Keyed by account id: the buckets the deletion job clears with the account (store/ratelimits.py).
+            phone_user=RateLimiter(store, PHONE_USER_BUCKET, settings.phone_per_user_per_day, on, window_seconds=DAY),
             phone_ip=RateLimiter(store, "phone_ip", settings.phone_per_ip_per_minute, on),
-            session_check=RateLimiter(store, "session_check", settings.session_check_per_minute, on),
-            profile=RateLimiter(store, "profile", settings.profile_per_user_per_minute, on),
+            session_check=RateLimiter(store, SESSION_CHECK_BUCKET, settings.session_check_per_minute, on),
+            profile=RateLimiter(store, PROFILE_BUCKET, settings.profile_per_user_per_minute, on),
         )

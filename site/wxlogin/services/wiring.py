@@ -105,7 +105,7 @@ def build_services(settings: Settings) -> Services:
         scenes=scenes,
         follow=follow,
         wxacode=wxacode,
-        admin=AdminService(settings, AdminStore(db), account_store, sessions, deletion),
+        admin=AdminService(settings, AdminStore(db)),
         deletion=deletion,
         _close=close,
     )

@@ -16,7 +16,7 @@ import pymysql
 from wxlogin.errors import LastLoginMethod, LinkConflict, MergeNotConfirmed, MergeRefused, NotFound
 from wxlogin.models import Channel, EncryptedGrant, User, WeChatIdentity, WeChatProfile
 from wxlogin.store.db import ER_NO_REFERENCED_ROW, Database, error_number
-from wxlogin.store.rows import fetchall, fetchone
+from wxlogin.store.rows import Row, fetchall, fetchone
 from wxlogin.store.users import USER_COLUMNS, insert_method, merged_profile, touch_method, user_from_row
 
 logger = logging.getLogger(__name__)
@@ -82,29 +82,7 @@ class AccountStore:
         """
 
         async def work(cur: aiomysql.Cursor) -> None:
-            await cur.execute("SELECT id, appid, openid FROM user_login_methods WHERE user_id = %s FOR UPDATE",
-                              (user_id,))
-            methods = {int(r["id"]): r for r in await fetchall(cur)}
-            removed = methods.get(method_id)
-            if removed is None:
-                raise NotFound("login method")
-            if len(methods) <= 1:
-                raise LastLoginMethod()
-            await cur.execute("DELETE FROM user_login_methods WHERE id = %s AND user_id = %s", (method_id, user_id))
-            # Otherwise the next login of that identity would quietly re-attach to this account through
-            # the unionid the account keeps (users.py reads this record).
-            await cur.execute(
-                "INSERT INTO unlinked_identities (appid, openid, user_id, unlinked_at) "
-                "VALUES (%s, %s, %s, UTC_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE unlinked_at = VALUES(unlinked_at)",
-                (removed["appid"], removed["openid"], user_id),
-            )
-            await cur.execute(
-                "UPDATE users u SET u.unionid = NULL WHERE u.id = %s AND NOT EXISTS "
-                "(SELECT 1 FROM user_login_methods m WHERE m.user_id = u.id AND m.unionid = u.unionid)",
-                (user_id,),
-            )
-            await cur.execute("UPDATE users SET session_version = session_version + 1 WHERE id = %s", (user_id,))
-            logger.info("unlinked login method %d from user %d; sessions and tokens ended", method_id, user_id)
+            await unlink_method(cur, user_id, method_id)
 
         await self.db.transaction(work)
 
@@ -247,6 +225,35 @@ class AccountStore:
             return True
 
         return await self.db.transaction(work)
+
+
+async def unlink_method(cur: aiomysql.Cursor, user_id: int, method_id: int) -> Row:
+    """``AccountStore.unlink``'s statements, inside the caller's transaction (an operator's unlink adds its audit
+    row to the same one). Returns the removed method's row (login_method, appid); raises NotFound, LastLoginMethod."""
+    await cur.execute("SELECT id, login_method, appid, openid FROM user_login_methods WHERE user_id = %s FOR UPDATE",
+                      (user_id,))
+    methods = {int(r["id"]): r for r in await fetchall(cur)}
+    removed = methods.get(method_id)
+    if removed is None:
+        raise NotFound("login method")
+    if len(methods) <= 1:
+        raise LastLoginMethod()
+    await cur.execute("DELETE FROM user_login_methods WHERE id = %s AND user_id = %s", (method_id, user_id))
+    # Otherwise the next login of that identity would quietly re-attach to this account through
+    # the unionid the account keeps (users.py reads this record).
+    await cur.execute(
+        "INSERT INTO unlinked_identities (appid, openid, user_id, unlinked_at) "
+        "VALUES (%s, %s, %s, UTC_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE unlinked_at = VALUES(unlinked_at)",
+        (removed["appid"], removed["openid"], user_id),
+    )
+    await cur.execute(
+        "UPDATE users u SET u.unionid = NULL WHERE u.id = %s AND NOT EXISTS "
+        "(SELECT 1 FROM user_login_methods m WHERE m.user_id = u.id AND m.unionid = u.unionid)",
+        (user_id,),
+    )
+    await cur.execute("UPDATE users SET session_version = session_version + 1 WHERE id = %s", (user_id,))
+    logger.info("unlinked login method %d from user %d; sessions and tokens ended", method_id, user_id)
+    return removed
 
 
 async def _lock_pair(cur: aiomysql.Cursor, into_user_id: int, from_user_id: int) -> tuple[User, User]:

@@ -15,6 +15,7 @@ from datetime import datetime
 import aiomysql
 
 from wxlogin.models import BoundPhone, Channel, LoginMethod, User
+from wxlogin.store.accounts import unlink_method
 from wxlogin.store.db import Database
 from wxlogin.store.phones import AUDIT_METHOD as PHONE_METHOD
 from wxlogin.store.phones import phone_from_row
@@ -103,6 +104,18 @@ class Dashboard:
     by_errcode: tuple[tuple[int, int], ...]
 
 
+async def _pending_deletion(cur: aiomysql.Cursor, user_id: int) -> datetime | None:
+    """When the account is due to be deleted, locked until the transaction ends (None: not closing, or no account)."""
+    await cur.execute("SELECT deletion_scheduled_at FROM users WHERE id = %s FOR UPDATE", (user_id,))
+    row = await fetchone(cur)
+    return row["deletion_scheduled_at"] if row is not None else None
+
+
+def _ascii_key(value: str) -> bool:
+    """Whether ``value`` may be compared with an ascii column (an IP, an openid, a unionid): printable ASCII only."""
+    return value.isascii() and value.isprintable()
+
+
 def _event(row: Row) -> AdminEvent:
     return AdminEvent(id=int(row["id"]), user_id=row["user_id"], channel=row["login_method"], outcome=row["outcome"],
                       ip=row["ip"], user_agent=row["user_agent"], errcode=row["wechat_errcode"],
@@ -120,14 +133,22 @@ def _method(row: Row) -> LoginMethod:
                        last_login_at=row["last_login_at"])
 
 
-async def insert_action(cur: aiomysql.Cursor, operator_id: int, action: OperatorAction, target_user_id: int | None,
-                        detail: str = "") -> None:
-    """One audit row (detail cut to its 255 characters)."""
-    await cur.execute(
+def insert_action(cur: aiomysql.Cursor, operator_id: int, action: OperatorAction, target_user_id: int | None,
+                  detail: str = "") -> None:
+    """One audit row (detail cut to its 255 characters), in the action's own transaction.
+
+    Deferred (store/db.py): nothing reads its result, so it rides with the COMMIT, no round trip of its own; if
+    it fails, the commit fails and the action is rolled back with it (an action never goes unrecorded).
+    """
+    cur.defer(
         "INSERT INTO operator_actions (operator_id, action, target_user_id, detail, created_at) "
         "VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(3))",
         (operator_id, action.value, target_user_id, detail[:255]),
     )
+
+
+def _was_due(when: datetime) -> str:
+    return f"was due {when:%Y-%m-%d %H:%M} UTC"
 
 
 class AdminStore:
@@ -154,7 +175,7 @@ class AdminStore:
             if phones:
                 await cur.execute("SELECT user_id AS id FROM user_phones WHERE phone IN %s", (phones,))
                 add(await fetchall(cur), "phone")
-            if text.isascii() and text.isprintable():
+            if _ascii_key(text):
                 # ix_login_methods_openid (migration 11) and the unionid keys; exact matches only. The ID columns
                 # are ascii: anything else could not match (and MySQL refuses to compare it: "illegal mix").
                 await cur.execute("SELECT DISTINCT user_id AS id FROM user_login_methods WHERE openid = %s LIMIT %s",
@@ -216,25 +237,69 @@ class AdminStore:
         """
 
         async def work(cur: aiomysql.Cursor) -> bool:
-            bump = ", session_version = session_version + 1" if disabled else ""
-            await cur.execute(f"UPDATE users SET disabled = %s{bump} WHERE id = %s", (int(disabled), user_id))
+            if disabled:
+                await cur.execute("UPDATE users SET disabled = 1, session_version = session_version + 1 WHERE id = %s",
+                                  (user_id,))
+            else:
+                await cur.execute("UPDATE users SET disabled = 0 WHERE id = %s", (user_id,))
             await cur.execute("SELECT 1 FROM users WHERE id = %s", (user_id,))
             if await fetchone(cur) is None:
                 return False
             action = OperatorAction.DISABLE if disabled else OperatorAction.ENABLE
-            await insert_action(cur, operator_id, action, user_id, detail)
+            insert_action(cur, operator_id, action, user_id, detail)
             return True
 
         return await self.db.transaction(work)
 
-    async def log_action(self, operator_id: int, action: OperatorAction, target_user_id: int | None,
-                         detail: str = "") -> None:
-        """Record an action another store carried out (unlink, sign out everywhere, deletion)."""
+    # Each action below is one transaction with its audit row: both happen, or neither.
+
+    async def sign_out_everywhere(self, operator_id: int, user_id: int) -> bool:
+        """End every session and token of the account (``SessionService.end_all``'s statement); False: no account."""
+
+        async def work(cur: aiomysql.Cursor) -> bool:
+            if not await cur.execute("UPDATE users SET session_version = session_version + 1 WHERE id = %s",
+                                     (user_id,)):
+                return False
+            insert_action(cur, operator_id, OperatorAction.SIGN_OUT, user_id)
+            return True
+
+        return await self.db.transaction(work)
+
+    async def unlink(self, operator_id: int, user_id: int, method_id: int) -> None:
+        """Remove one login method as the person's own unlink does (``store.accounts.unlink_method``: never the
+        last, the identity does not re-attach, every session ends), with its audit row (channel, appid, id)."""
 
         async def work(cur: aiomysql.Cursor) -> None:
-            await insert_action(cur, operator_id, action, target_user_id, detail)
+            removed = await unlink_method(cur, user_id, method_id)
+            insert_action(cur, operator_id, OperatorAction.UNLINK, user_id,
+                          f"{removed['login_method']} {removed['appid']} method {method_id}")
 
-        await self.db.run(work)
+        await self.db.transaction(work)
+
+    async def cancel_deletion(self, operator_id: int, user_id: int) -> datetime | None:
+        """Keep an account its owner closed; returns when it was due, None when no deletion is pending."""
+
+        async def work(cur: aiomysql.Cursor) -> datetime | None:
+            when = await _pending_deletion(cur, user_id)
+            if when is not None:
+                await cur.execute("UPDATE users SET deletion_scheduled_at = NULL WHERE id = %s", (user_id,))
+                insert_action(cur, operator_id, OperatorAction.CANCEL_DELETION, user_id, _was_due(when))
+            return when
+
+        return await self.db.transaction(work)
+
+    async def hasten_deletion(self, operator_id: int, user_id: int) -> datetime | None:
+        """Make a pending deletion due now (``DeletionStore.hasten``'s rule); returns when it was due, or None."""
+
+        async def work(cur: aiomysql.Cursor) -> datetime | None:
+            when = await _pending_deletion(cur, user_id)
+            if when is not None:
+                await cur.execute("UPDATE users SET deletion_scheduled_at = LEAST(deletion_scheduled_at, "
+                                  "UTC_TIMESTAMP(3)) WHERE id = %s", (user_id,))
+                insert_action(cur, operator_id, OperatorAction.HASTEN_DELETION, user_id, _was_due(when))
+            return when
+
+        return await self.db.transaction(work)
 
     async def actions(self, limit: int) -> list[AuditEntry]:
         """The newest operator actions, all accounts."""
@@ -251,24 +316,16 @@ class AdminStore:
     async def failures(self, *, hours: int, ip: str, channel: str, errcode: int | None, limit: int) -> list[AdminEvent]:
         """Failed logins of the last ``hours``, newest first; ``ip``/``channel``/``errcode`` narrow it ("", None: any).
 
-        By address: ix_login_events_ip (ip, created_at); otherwise ix_login_events_created, read backwards.
+        By address: ix_login_events_ip (ip, created_at); otherwise ix_login_events_created, read backwards. An
+        address no row can hold (the column is ascii) finds nothing without asking: MySQL would refuse to compare
+        it ("illegal mix of collations", an operational error that would open the breaker for every request).
         """
-        where = [_NOT_FAILED, "e.created_at >= UTC_TIMESTAMP(3) - INTERVAL %s HOUR"]
-        args: list[object] = [PHONE_METHOD, hours]
-        if ip:
-            where.append("e.ip = %s")
-            args.append(ip)
-        if channel:
-            where.append("e.login_method = %s")
-            args.append(channel)
-        if errcode is not None:
-            where.append("e.wechat_errcode = %s")
-            args.append(errcode)
-        args.append(limit)
-
+        if not _ascii_key(ip):
+            return []
+        # Fixed SQL: an empty filter ("" or NULL) matches every row, so no SQL text depends on the filters.
+        args = (PHONE_METHOD, hours, ip, ip, channel, channel, errcode, errcode, limit)
         async def work(cur: aiomysql.Cursor) -> list[AdminEvent]:
-            await cur.execute(f"SELECT {_EVENT_COLUMNS} FROM login_events e WHERE {' AND '.join(where)} "
-                              "ORDER BY e.created_at DESC, e.id DESC LIMIT %s", tuple(args))
+            await cur.execute(FAILURES, args)
             return [_event(r) for r in await fetchall(cur)]
 
         return await self.db.run(work)
@@ -289,6 +346,14 @@ class AdminStore:
         return await self.db.run(work)
 
 
+# Failed logins, newest first, each filter off when its value is "" (ip, channel) or NULL (errcode).
+FAILURES = (
+    f"SELECT {_EVENT_COLUMNS} FROM login_events e WHERE {_NOT_FAILED} "
+    "AND e.created_at >= UTC_TIMESTAMP(3) - INTERVAL %s HOUR "
+    "AND (%s = '' OR e.ip = %s) AND (%s = '' OR e.login_method = %s) "
+    "AND (%s IS NULL OR e.wechat_errcode = %s) "
+    "ORDER BY e.created_at DESC, e.id DESC LIMIT %s"
+)
 # Both read a range of ix_login_events_created (a test EXPLAINs them): the console must stay cheap on a table
 # that holds every login attempt of the retention period.
 DASHBOARD_BY_CHANNEL = (

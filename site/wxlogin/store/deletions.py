@@ -13,9 +13,16 @@ Every table, and what happens to its rows when a person is deleted:
   deleted unless another account shows or checks the same image (content-addressed: one row per image).
 - pending_merges (either side), unlinked_identities (this account's), login_scenes (named this account),
   wxa_scenes (owned by it), oauth_callbacks (signed this account in): deleted.
-- login_events: kept as a count: user_id NULL, ip and user agent blanked; channel, outcome and time stay.
-- rate_limits: the buckets keyed by this account's id (phone, profile, session check) are deleted; the
-  others are keyed by IP or session id and hold nothing that leads to the person.
+- login_events: kept as a count: user_id NULL, ip and user agent blanked, WeChat's errcode and rid NULL (a rid
+  is WeChat's id of one request, which WeChat can trace to the person); channel, outcome and time stay.
+- operator_actions naming the account as their target: kept, their ``detail`` blanked (an operator's typed
+  reason, an unlinked method's appid); operator, action, time and ``target_user_id`` stay, so operators stay
+  accountable for what they did. The bare id identifies nobody once the account is gone, and is never given
+  to another account (AUTO_INCREMENT, persisted by InnoDB). Rows where the person was the operator stay whole:
+  they are about other accounts.
+- rate_limits: the buckets keyed by this account's id (store/ratelimits.py ACCOUNT_BUCKETS: phone, profile,
+  session check) are deleted, by the primary key; the others are keyed by IP or session id and hold nothing
+  that leads to the person.
 - unlinked_identities of *other* accounts that name one of this person's openids: kept. They record the
   other account's owner's decision ("this WeChat is no longer mine"), and dropping them would let the
   unionid re-attach that WeChat to the other account on its next login.
@@ -37,6 +44,7 @@ import pymysql
 
 from wxlogin.errors import DatabaseUnavailable
 from wxlogin.store.db import Database
+from wxlogin.store.ratelimits import ACCOUNT_BUCKETS
 from wxlogin.store.rows import fetchall, fetchone
 
 logger = logging.getLogger(__name__)
@@ -212,6 +220,23 @@ class DeletionStore:
         return await self.db.run(work)
 
 
+# By the primary key (bucket, subject): the account's own buckets only (another bucket's subject "42" is an IP's or
+# a session's, never this account's, and a subject-only match would scan the whole table).
+DELETE_RATE_LIMITS = "DELETE FROM rate_limits WHERE bucket IN %s AND subject = %s"
+# The rows of a person that simply go, each statement keyed by the account id only (once per %s).
+_DELETE_STATEMENTS = (
+    "DELETE FROM avatar_checks WHERE user_id = %s",
+    "DELETE FROM phone_codes WHERE user_id = %s",
+    "DELETE FROM user_phones WHERE user_id = %s",
+    "DELETE FROM pending_merges WHERE into_user_id = %s OR from_user_id = %s",
+    "DELETE FROM unlinked_identities WHERE user_id = %s",
+    "DELETE FROM login_scenes WHERE user_id = %s",
+    "DELETE FROM wxa_scenes WHERE owner_id = %s",
+    "DELETE FROM oauth_callbacks WHERE user_id = %s",
+    "DELETE FROM user_login_methods WHERE user_id = %s",
+)
+
+
 async def _delete_person(cur: aiomysql.Cursor, user_id: int) -> bool:
     await cur.execute(
         "SELECT id, avatar_url, avatar_review FROM users WHERE id = %s AND deletion_scheduled_at <= UTC_TIMESTAMP(3) "
@@ -229,22 +254,13 @@ async def _delete_person(cur: aiomysql.Cursor, user_id: int) -> bool:
     await cur.execute("SELECT sha256 FROM avatar_checks WHERE user_id = %s", (user_id,))
     shas.update(r["sha256"] for r in await fetchall(cur))
 
-    await cur.execute("UPDATE login_events SET user_id = NULL, ip = '', user_agent = '' WHERE user_id = %s",
-                      (user_id,))
-    for statement in (
-        "DELETE FROM avatar_checks WHERE user_id = %s",
-        "DELETE FROM phone_codes WHERE user_id = %s",
-        "DELETE FROM user_phones WHERE user_id = %s",
-        "DELETE FROM pending_merges WHERE into_user_id = %s OR from_user_id = %s",
-        "DELETE FROM unlinked_identities WHERE user_id = %s",
-        "DELETE FROM login_scenes WHERE user_id = %s",
-        "DELETE FROM wxa_scenes WHERE owner_id = %s",
-        "DELETE FROM oauth_callbacks WHERE user_id = %s",
-        "DELETE FROM user_login_methods WHERE user_id = %s",
-    ):
+    await cur.execute("UPDATE login_events SET user_id = NULL, ip = '', user_agent = '', wechat_errcode = NULL, "
+                      "wechat_rid = NULL WHERE user_id = %s", (user_id,))
+    await cur.execute("UPDATE operator_actions SET detail = '' WHERE target_user_id = %s", (user_id,))
+    for statement in _DELETE_STATEMENTS:
         await cur.execute(statement, (user_id,) * statement.count("%s"))
     # Rate-limit buckets keyed by the account id (services/ratelimit.py callers pass str(user.id)).
-    await cur.execute("DELETE FROM rate_limits WHERE subject = %s", (str(user_id).encode("ascii"),))
+    await cur.execute(DELETE_RATE_LIMITS, (ACCOUNT_BUCKETS, str(user_id).encode("ascii")))
     for sha in sorted(shas):
         # Content-addressed: the same image may be another account's too; then it stays.
         await cur.execute(

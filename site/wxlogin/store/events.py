@@ -59,12 +59,25 @@ class EventStore:
         return await self.db.run(work)
 
 
+# login_events.wechat_errcode is a signed 32-bit INT; WeChat's answer is whatever JSON number it sent.
+_ERRCODE_MIN, _ERRCODE_MAX = -(2**31), 2**31 - 1
+
+
+def stored_errcode(wechat: WeChatAnswer | None) -> int | None:
+    """WeChat's errcode as the column can hold it: NULL when absent or out of the INT range (strict mode would
+    refuse the whole row, and the failure page that records it would answer 500)."""
+    if wechat is None or wechat.errcode is None or not _ERRCODE_MIN <= wechat.errcode <= _ERRCODE_MAX:
+        return None
+    return wechat.errcode
+
+
 async def insert_event(cur: aiomysql.Cursor, user_id: int | None, method: str, outcome: str,
                        context: RequestContext, wechat: WeChatAnswer | None = None) -> None:
-    """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255, rid 64 characters)."""
+    """One audit row, cut to its columns (login_method 16, outcome 32, ip 45, user_agent 255, rid 64 characters;
+    an errcode outside INT is NULL)."""
     cur.defer(  # nothing reads its result: it goes with the next packet (a login's COMMIT), store/db.py
         "INSERT INTO login_events (user_id, login_method, outcome, ip, user_agent, wechat_errcode, wechat_rid, "
         "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(3))",
         (user_id, method[:16], outcome[:32], context.ip[:45], context.user_agent[:255],
-         wechat.errcode if wechat else None, (wechat.rid[:64] or None) if wechat else None),
+         stored_errcode(wechat), (wechat.rid[:64] or None) if wechat else None),
     )

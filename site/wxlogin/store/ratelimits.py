@@ -35,6 +35,14 @@ HIT = (
 
 SUBJECT_BYTES = 64
 
+# The buckets whose subject is an account id (services/ratelimit.py names its limiters with these): deleting a
+# person deletes their rows by the primary key (bucket, subject), store/deletions.py. Every other bucket is keyed
+# by an IP or a session id.
+PHONE_USER_BUCKET = "phone_user"
+SESSION_CHECK_BUCKET = "session_check"
+PROFILE_BUCKET = "profile"
+ACCOUNT_BUCKETS = (PHONE_USER_BUCKET, SESSION_CHECK_BUCKET, PROFILE_BUCKET)
+
 
 @dataclass(frozen=True)
 class LimitHit:

@@ -17,6 +17,7 @@ import pymysql
 from wxlogin.config import ConfigError, MySQLSettings, load_settings
 from wxlogin.store.db import Database
 from wxlogin.store.migrations import create_database, migrate
+from wxlogin.store.rows import fetchone
 
 ER_ACCESS_DENIED = 1045
 
@@ -59,19 +60,23 @@ async def prepare(settings: MySQLSettings) -> None:
         print(f"wxlogin: database {where} migrated to version {applied[-1]}")
 
 
-async def seed_account(settings: MySQLSettings, user_id: int, unionid: str, nickname: str) -> bool:
-    """Create account ``user_id`` carrying ``unionid`` unless that id or that unionid exists (the sandbox's operator).
+async def seed_account(settings: MySQLSettings, unionid: str, nickname: str) -> tuple[int, bool]:
+    """The account carrying ``unionid``, created (with the next id) when there is none: the sandbox's operator.
 
-    The person's first sign-in then finds the account by its unionid, on any channel. Returns whether it was created.
+    The person's first sign-in then finds the account by its unionid, on any channel. Returns (its id, whether it
+    was created now). Idempotent, also when several processes start at once (``users.unionid`` is unique).
     """
     conn = await aiomysql.connect(**Database(settings).connect_kwargs(with_database=True))
     try:
         async with conn.cursor() as cur:
             created = await cur.execute(
-                "INSERT INTO users (id, unionid, nickname, created_at) SELECT %s, %s, %s, UTC_TIMESTAMP(3) FROM DUAL "
-                "WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = %s OR unionid = %s)",
-                (user_id, unionid, nickname, user_id, unionid))
-            return bool(created)
+                "INSERT INTO users (unionid, nickname, created_at) SELECT %s, %s, UTC_TIMESTAMP(3) FROM DUAL "
+                "WHERE NOT EXISTS (SELECT 1 FROM users WHERE unionid = %s)", (unionid, nickname, unionid))
+            await cur.execute("SELECT id FROM users WHERE unionid = %s", (unionid,))
+            row = await fetchone(cur)
+            if row is None:  # deleted in between by the deletion job: nothing to name
+                raise pymysql.err.OperationalError(0, "the seeded account vanished")
+            return int(row["id"]), bool(created)
     finally:
         conn.close()
 
