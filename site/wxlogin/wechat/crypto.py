@@ -117,7 +117,9 @@ def raw_data_signature_ok(raw_data: Any, session_key: str, signature: Any) -> bo
     if not isinstance(raw_data, str) or not isinstance(signature, str) or len(signature) != 40:
         return False
     expected = hashlib.sha1((raw_data + session_key).encode("utf-8", "surrogatepass")).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    # As bytes: compare_digest refuses a str with non-ASCII characters (TypeError), and the signature is the
+    # client's, so any text may arrive here; 40 characters of it never equal a hex digest unless all are hex.
+    return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "surrogatepass"))
 
 
 def session_key_signature(session_key: str, message: bytes = b"") -> str:
