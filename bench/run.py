@@ -51,6 +51,7 @@ from harness.mariadb import PrivateMariaDB, free_port, missing_reason  # noqa: E
 from harness.serverproc import merge, to_toml  # noqa: E402
 from wxlogin.signing import Signing  # noqa: E402
 
+FORWARD_SECRET = secrets.token_urlsafe(32)  # per run: nothing outside the run needs it
 KEY = "bench-secret-key-000000000000000000000000000001"
 PY = sys.executable
 CONCURRENCY = 50
@@ -383,8 +384,10 @@ class Bench:
                        "processes": processes},
             "mysql": {"database": self.database, "pool_max": 20, "host": self.mysql["host"],
                       "port": self.mysql["port"], "user": self.mysql["user"], "password": self.mysql["password"]},
+            # Outside the sandbox the start-up check refuses follow_login without a way for the scan's event
+            # to arrive: a forward secret (case 9 writes the scenes itself; nothing is forwarded).
             "wechat": {"sandbox": False, "open_base": wechat, "api_base": wechat, "http_client": "curl",
-                       "max_clients": 200},
+                       "max_clients": 200, "mp": {"forward_secret": FORWARD_SECRET}},
             "ratelimit": limits,
         })
         path = self.workdir / f"settings-{port}-{processes}-{int(ratelimit)}.toml"

@@ -33,7 +33,7 @@ from wxlogin.models import (
     BoundPhone,
     Channel,
     EncryptedGrant,
-    LoginMethod,
+    LinkedMethod,
     RequestContext,
     SessionClaims,
     User,
@@ -67,7 +67,7 @@ class ApiLogin:
 class ApiCaller:
     user: User
     claims: SessionClaims
-    login_methods: tuple[LoginMethod, ...] | None = None  # loaded only when asked for
+    login_methods: tuple[LinkedMethod, ...] | None = None  # loaded only when asked for (/api/me)
     phone: BoundPhone | None = None  # loaded with the login methods
 
 
@@ -225,7 +225,7 @@ class ApiService:
         claims = claims_from(loaded[0]) if loaded else None
         if loaded is None or claims is None:
             raise InvalidToken()
-        methods: tuple[LoginMethod, ...] | None = None
+        methods: tuple[LinkedMethod, ...] | None = None
         phone: BoundPhone | None = None
         if with_login_methods:
             user, revoked, found, phone = await self.users.get_session_user_with_methods(claims.user_id, claims.sid)

@@ -21,6 +21,7 @@ from wxlogin.models import (
     CallbackStatus,
     Channel,
     EncryptedGrant,
+    LinkedMethod,
     LoginMethod,
     LoginResult,
     RequestContext,
@@ -44,6 +45,8 @@ _METHOD_COLUMNS = ", ".join(_METHOD_COLUMN_NAMES)
 # Joined with the user's columns, a method's columns are prefixed: both tables have id and unionid.
 _METHOD_PREFIX = "lm_"
 _METHOD_COLUMNS_LM = ", ".join(f"lm.{c} AS {_METHOD_PREFIX}{c}" for c in _METHOD_COLUMN_NAMES)
+# What /api/me prints of each method (LinkedMethod), and no more: it runs with every call.
+_LINKED_COLUMNS_LM = "lm.login_method AS lm_login_method, lm.appid AS lm_appid, lm.created_at AS lm_created_at"
 # The user, and whether session ``sid`` (the first parameter) was logged out.
 _SESSION_USER = f"SELECT {USER_COLUMNS}, EXISTS(SELECT 1 FROM revoked_sessions r WHERE r.sid = %s) AS revoked"
 
@@ -147,13 +150,13 @@ class UserStore:
 
     async def get_session_user_with_methods(
         self, user_id: int, sid: str
-    ) -> tuple[User | None, bool, list[LoginMethod], BoundPhone | None]:
-        """Like ``get_session_user``, plus the user's login methods and bound phone, still in one round trip
-        (for /api/me). ``user_phones`` has one row per user at most, so joining it multiplies nothing."""
+    ) -> tuple[User | None, bool, list[LinkedMethod], BoundPhone | None]:
+        """Like ``get_session_user``, plus the user's login methods (as /api/me shows them) and bound phone, still
+        in one round trip. ``user_phones`` has one row per user at most, so joining it multiplies nothing."""
 
-        async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool, list[LoginMethod], BoundPhone | None]:
+        async def work(cur: aiomysql.Cursor) -> tuple[User | None, bool, list[LinkedMethod], BoundPhone | None]:
             await cur.execute(
-                f"{_SESSION_USER}, {_METHOD_COLUMNS_LM}, p.phone, p.country_code, p.bound_at FROM users u "
+                f"{_SESSION_USER}, {_LINKED_COLUMNS_LM}, p.phone, p.country_code, p.bound_at FROM users u "
                 "LEFT JOIN user_login_methods lm ON lm.user_id = u.id "
                 "LEFT JOIN user_phones p ON p.user_id = u.id WHERE u.id = %s ORDER BY lm.id",
                 (sid, user_id),
@@ -161,8 +164,13 @@ class UserStore:
             rows = await fetchall(cur)
             if not rows:
                 return None, False, [], None
-            # A user without login methods still has one row, its method columns NULL (LEFT JOIN).
-            methods = [method_from_row(row, _METHOD_PREFIX) for row in rows if row[_METHOD_PREFIX + "id"] is not None]
+            # A user without login methods still has one row, its method columns NULL (LEFT JOIN; the column is
+            # NOT NULL in the table).
+            methods = [
+                LinkedMethod(channel=Channel(row["lm_login_method"]), appid=row["lm_appid"],
+                             created_at=row["lm_created_at"])
+                for row in rows if row["lm_login_method"] is not None
+            ]
             phone = phone_from_row(rows[0]) if rows[0]["phone"] is not None else None
             return user_from_row(rows[0]), bool(rows[0]["revoked"]), methods, phone
 
