@@ -390,11 +390,6 @@ class Database:
             raise Overloaded(OVERLOAD_RETRY_AFTER) from None
         except TimeoutError:
             raise self._out_of_time("queue") from None
-        conn = _take_free(pool, loop.time())
-        if conn is not None:
-            # A pooled connection, handed over with no network and no wait: nothing to bound, so no Task and no
-            # timer (about 25 µs of CPU per call, two calls per login; bench/README.md "CPU wins").
-            return conn
         return await self._acquire(pool, deadline - loop.time())
 
     async def _acquire(self, pool: aiomysql.Pool, wait: float) -> aiomysql.Connection:
@@ -560,30 +555,6 @@ class Database:
             # Busy is not down: MySQL is serving the requests ahead in line, and a load balancer
             # must not take a healthy server out of rotation for a burst.
             return True
-
-
-def _take_free(pool: aiomysql.Pool, now: float) -> aiomysql.Connection | None:
-    """Lend the pool's next free connection if it is sound, as ``pool.acquire()`` would; else None.
-
-    This is what aiomysql 0.3's ``Pool._acquire`` does when its first free connection passes the checks of
-    ``Pool._fill_free_pool`` (not closed, not at EOF, no error, not due for recycling), minus its lock: that
-    lock guards the pool's lists across the awaits of a connect, and nothing here awaits, so nothing runs in
-    between. Taking the lock would queue this caller behind every waiter on it, which under load is nearly
-    always some; and behind them ``acquire`` may connect, which must stay bounded (``Database._acquire``).
-    A connection that fails the checks is left for ``acquire`` to close.
-    """
-    free = pool._free
-    if not free or pool._closing or pool.size < pool.minsize:
-        return None
-    conn: aiomysql.Connection = free[0]
-    reader = conn._reader
-    if conn.closed or reader.at_eof() or reader.exception() or reader.eof_received:
-        return None
-    if pool._recycle > -1 and now - conn.last_usage > pool._recycle:
-        return None
-    free.popleft()
-    pool._used.add(conn)
-    return conn
 
 
 def _counts_against_mysql(wait: float, bound: float) -> bool:
